@@ -1,0 +1,146 @@
+"""Attention kernels (dense reference path): causal, crossbatch (FoT training) and memory (FoT inference).
+
+Shapes: B batch, T queries, S keys, H query heads, K kv heads (GQA groups G = H / K), hd head dim.
+Logits and softmax are float32. Masked logits are set to MASK_VALUE (-1e6, as the released code), not -inf, so
+a fully masked row stays finite and masked entries get exactly zero probability and zero gradient.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+MASK_VALUE = -1e6
+
+
+def _group(q: jax.Array, kv_heads: int) -> jax.Array:
+  """[B, T, H, hd] -> [B, T, K, G, hd]."""
+  b, t, h, hd = q.shape
+  return q.reshape(b, t, kv_heads, h // kv_heads, hd)
+
+
+def _ungroup(o: jax.Array) -> jax.Array:
+  b, t, k, g, hd = o.shape
+  return o.reshape(b, t, k * g, hd)
+
+
+def attention_logits(q: jax.Array, k: jax.Array, scale: float) -> jax.Array:
+  """q [B, T, H, hd], k [B, S, K, hd] -> float32 logits [B, K, G, T, S]."""
+  qg = _group(q, k.shape[2])
+  return jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) * scale
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float) -> jax.Array:
+  """One softmax over S keys. mask [B, T, S] bool (True = visible). Returns [B, T, H, hd] in q's dtype."""
+  logits = attention_logits(q, k, scale)
+  logits = jnp.where(mask[:, None, None], logits, MASK_VALUE)
+  probs = jax.nn.softmax(logits, axis=-1)
+  out = jnp.einsum("bkgts,bskd->btkgd", probs.astype(v.dtype), v, preferred_element_type=jnp.float32)
+  return _ungroup(out).astype(q.dtype)
+
+
+def causal_mask(key_valid: jax.Array) -> jax.Array:
+  """[B, L] key validity -> [B, L, L] causal visibility."""
+  length = key_valid.shape[1]
+  tri = jnp.tril(jnp.ones((length, length), bool))
+  return tri[None] & key_valid[:, None, :]
+
+
+def causal_attention(q, k, v, key_valid, scale):
+  """Ordinary causal self-attention within each entry."""
+  return attend(q, k, v, causal_mask(key_valid), scale)
+
+
+def gather_contexts(x: jax.Array, sources: jax.Array) -> jax.Array:
+  """x [B, L, ...], sources [B, d] -> [B, d*L, ...]: the additional contexts of every entry, in slot order."""
+  b, d = sources.shape
+  gathered = x[sources]  # [B, d, L, ...]
+  return gathered.reshape((b, d * x.shape[1]) + x.shape[2:])
+
+
+def crossbatch_mask(key_valid: jax.Array, sources: jax.Array, visible: jax.Array) -> jax.Array:
+  """[B, L, L + d*L] visibility: causal local block, then every token of each visible additional context."""
+  b, length = key_valid.shape
+  extra = (visible[:, :, None] & key_valid[sources]).reshape(b, 1, -1)  # [B, 1, d*L]
+  extra = jnp.broadcast_to(extra, (b, length, extra.shape[-1]))
+  return jnp.concatenate([causal_mask(key_valid), extra], axis=-1)
+
+
+def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate=None):
+  """FoT crossbatch attention (spec section 2), materialising all L x (d+1)L logits.
+
+  q [B, L, H, hd] and k_local [B, L, K, hd] carry local positions; k_mem [B, L, K, hd] are the same keys as
+  additional contexts ("at position 0", unrotated); v [B, L, K, hd]; key_valid [B, L]; sources/visible [B, d]
+  from a CrossbatchPlan. gate [H] (optional) switches to the Memorizing-Transformer mix of two softmaxes.
+  """
+  keys_add = gather_contexts(k_mem, sources)
+  values_add = gather_contexts(v, sources)
+  if gate is None:
+    keys = jnp.concatenate([k_local, keys_add], axis=1)
+    values = jnp.concatenate([v, values_add], axis=1)
+    return attend(q, keys, values, crossbatch_mask(key_valid, sources, visible), scale)
+  length = q.shape[1]
+  mask_add = crossbatch_mask(key_valid, sources, visible)[:, :, length:]
+  return gated_mix(attend(q, k_local, v, causal_mask(key_valid), scale),
+                   attend(q, keys_add, values_add, mask_add, scale), mask_add, gate)
+
+
+def gated_mix(out_local, out_mem, mem_mask, gate):
+  """Memorizing-Transformer gate: sigmoid(gate_h) * memory + (1 - sigmoid(gate_h)) * local, per head.
+
+  Queries that see no memory token use the local output only.
+  """
+  g = jax.nn.sigmoid(gate.astype(jnp.float32))[None, None, :, None]  # [1, 1, H, 1]
+  has_mem = jnp.any(mem_mask, axis=-1)[:, :, None, None]  # [B, T, 1, 1]
+  g = jnp.where(has_mem, g, 0.0)
+  out = g * out_mem.astype(jnp.float32) + (1.0 - g) * out_local.astype(jnp.float32)
+  return out.astype(out_local.dtype)
+
+
+def memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, scale,
+                     topk: int | None = None, approx: bool = False, gate=None):
+  """FoT inference attention of a memory layer (spec section 3): one softmax over [local | memory].
+
+  q [B, T, H, hd]; k_local/v_local [B, S, K, hd] (cache + current window, keys rotated); local_mask [B, T, S];
+  mem_k/mem_v [B, M, K, hd] (keys unrotated, any dtype); mem_valid [B, M].
+  topk: each query keeps only its top-k memory keys by inner product (exact lax.top_k, or lax.approx_max_k).
+  """
+  mem_k = mem_k.astype(q.dtype)
+  mem_v = mem_v.astype(v_local.dtype)
+  if topk is None:
+    if gate is not None:
+      mem_mask = jnp.broadcast_to(mem_valid[:, None, :], (q.shape[0], q.shape[1], mem_k.shape[1]))
+      return gated_mix(attend(q, k_local, v_local, local_mask, scale),
+                       attend(q, mem_k, mem_v, mem_mask, scale), mem_mask, gate)
+    keys = jnp.concatenate([k_local, mem_k], axis=1)
+    values = jnp.concatenate([v_local, mem_v], axis=1)
+    mem_mask = jnp.broadcast_to(mem_valid[:, None, :], (q.shape[0], q.shape[1], mem_k.shape[1]))
+    return attend(q, keys, values, jnp.concatenate([local_mask, mem_mask], axis=-1), scale)
+  if gate is not None:
+    raise ValueError("mem_gate with top-k memory is not supported; use dense memory for the gate ablation")
+  return _topk_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, scale, topk, approx)
+
+
+def _topk_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, scale, topk, approx):
+  """kNN memory: per query and head, the top-k memory keys join the local keys in one softmax."""
+  topk = min(topk, mem_k.shape[1])
+  local_logits = attention_logits(q, k_local, scale)  # [B, K, G, T, S]
+  local_logits = jnp.where(local_mask[:, None, None], local_logits, MASK_VALUE)
+  mem_logits = attention_logits(q, mem_k, scale)  # [B, K, G, T, M]
+  mem_logits = jnp.where(mem_valid[:, None, None, None, :], mem_logits, MASK_VALUE)
+  if approx:
+    top_logits, top_idx = jax.lax.approx_max_k(mem_logits, topk)
+  else:
+    top_logits, top_idx = jax.lax.top_k(mem_logits, topk)  # [B, K, G, T, k]
+  probs = jax.nn.softmax(jnp.concatenate([local_logits, top_logits], axis=-1), axis=-1)
+  p_local, p_mem = probs[..., :local_logits.shape[-1]], probs[..., local_logits.shape[-1]:]
+  out = jnp.einsum("bkgts,bskd->btkgd", p_local.astype(v_local.dtype), v_local,
+                   preferred_element_type=jnp.float32)
+  # Gather the selected memory values: mem_v [B, M, K, hd] -> [B, K, G, T, k, hd].
+  mem_v_heads = jnp.moveaxis(mem_v, 2, 1)  # [B, K, M, hd]
+  b, kh, g, t, kk = top_idx.shape
+  flat_idx = top_idx.reshape(b, kh, g * t * kk)
+  picked = jnp.take_along_axis(mem_v_heads, flat_idx[..., None], axis=2).reshape(b, kh, g, t, kk, -1)
+  out = out + jnp.einsum("bkgtj,bkgtjd->btkgd", p_mem.astype(picked.dtype), picked,
+                         preferred_element_type=jnp.float32)
+  return _ungroup(out).astype(q.dtype)

@@ -1,0 +1,230 @@
+"""FoT inference with memory (spec section 3): windowing, local cache, memory, top-k retrieval, generation.
+
+`window_step` is the jitted pure function (one chunk of tokens through the stack, appended to the local cache);
+`MemoryInference` is the host-side driver that decides windows, cache flushes and memory growth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fot_jax.model import attention
+from fot_jax.model.config import ModelConfig
+from fot_jax.model.layers import apply_rope, rms_norm
+from fot_jax.model.memory import InferenceState, flush_cache, grow_memory, init_state
+from fot_jax.model.params import Params, layer_slice
+from fot_jax.model.transformer import embed, finish_layer, memory_qk, project_qkv, unembed
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryOptions:
+  """How memory layers read memory: dense (topk None) or top-k by inner product (exact or approximate)."""
+  topk: int | None = None
+  approx: bool = False
+
+
+def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empty: bool, config: ModelConfig,
+                 options: MemoryOptions):
+  """One layer on the new tokens x [B, T, D]; returns (x, unrotated k, v) for the cache."""
+  b, t, _ = x.shape
+  h = rms_norm(x, lp["input_layernorm"], config.norm_eps)
+  q, k, v = project_qkv(lp, h, config)
+  is_mem = config.is_mem_layer(layer)
+  scale = 1.0 / math.sqrt(config.head_dim)
+  if is_mem:
+    q, k, scale = memory_qk(lp, q, k, config)
+  new_mask = jnp.tril(jnp.ones((t, t), bool))[None] & new_valid[:, None, :]  # [B, T, T]
+  if cache_empty:
+    local_k, local_v, local_mask = k, v, new_mask
+    key_pos = jnp.arange(t)
+  else:
+    window = state.cache_k.shape[2]
+    local_k = jnp.concatenate([state.cache_k[layer], k], axis=1)  # [B, W + T, K, hd]
+    local_v = jnp.concatenate([state.cache_v[layer], v], axis=1)
+    in_cache = (jnp.arange(window) < state.cache_len)[None, :] & state.cache_valid  # [B, W]
+    cache_mask = jnp.broadcast_to(in_cache[:, None, :], (b, t, window))
+    local_mask = jnp.concatenate([cache_mask, new_mask], axis=-1)
+    key_pos = jnp.concatenate([jnp.arange(window), state.cache_len + jnp.arange(t)])
+  query_pos = state.cache_len + jnp.arange(t)
+  rotate = not is_mem or config.mem_positionals == "first"
+  q_r = apply_rope(q, query_pos, config.rope_theta) if rotate else q
+  local_k_r = apply_rope(local_k, key_pos, config.rope_theta) if rotate else local_k
+  if is_mem:
+    m = config.mem_layers.index(layer)
+    gate = lp.get("mem_gate") if config.mem_gate else None
+    out = attention.memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
+                                     state.mem_valid, scale, options.topk, options.approx, gate)
+  else:
+    out = attention.attend(q_r, local_k_r, local_v, local_mask, scale)
+  return finish_layer(lp, x, out, config), k, v
+
+
+@functools.partial(jax.jit, static_argnames=("config", "options", "cache_empty"), donate_argnames=("state",))
+def window_step(params: Params, state: InferenceState, tokens: jax.Array, valid: jax.Array, *,
+                config: ModelConfig, options: MemoryOptions, cache_empty: bool):
+  """Runs tokens [B, T] after the local cache, appends them to it. Returns (logits [B, T, V], new state).
+
+  The caller guarantees cache_len + T <= W (the cache buffer size).
+  """
+  x = embed(params, tokens, config)
+  new_k, new_v = [], []
+  for layer in range(config.num_layers):
+    x, k, v = _infer_layer(layer_slice(params["layers"], layer), x, layer, state, valid, cache_empty, config,
+                           options)
+    new_k.append(k)
+    new_v.append(v)
+  at = (0, 0, state.cache_len, 0, 0)
+  cache_k = jax.lax.dynamic_update_slice(state.cache_k, jnp.stack(new_k).astype(state.cache_k.dtype), at)
+  cache_v = jax.lax.dynamic_update_slice(state.cache_v, jnp.stack(new_v).astype(state.cache_v.dtype), at)
+  cache_valid = jax.lax.dynamic_update_slice(state.cache_valid, valid, (0, state.cache_len))
+  state = dataclasses.replace(state, cache_k=cache_k, cache_v=cache_v, cache_valid=cache_valid,
+                              cache_len=state.cache_len + tokens.shape[1])
+  return unembed(params, x, config), state
+
+
+_flush = jax.jit(flush_cache, static_argnames=("config", "count"), donate_argnames=("state",))
+
+
+class MemoryInference:
+  """Host-side driver of FoT inference for a batch of equally long sequences.
+
+  window (W) and last_context_length (LCL) default to the config's max_position_embeddings and
+  last_context_length. Memory persists across `encode` calls (multi-doc) until `reset()` (single-doc).
+  """
+
+  def __init__(self, params: Params, config: ModelConfig, batch: int = 1, *, window: int | None = None,
+               last_context_length: int | None = None, mem_dtype: str | None = None,
+               options: MemoryOptions = MemoryOptions(), initial_capacity: int | None = None):
+    self.params = params
+    self.config = config
+    self.batch = batch
+    self.window = window or config.max_position_embeddings
+    self.last_context_length = last_context_length or config.last_context_length
+    if self.last_context_length > self.window:
+      raise ValueError(f"last_context_length={self.last_context_length} must not exceed the window "
+                       f"W={self.window} (max_position_embeddings)")
+    if options.topk is not None and options.topk <= 0:
+      raise ValueError(f"memory top-k must be positive, found {options.topk}")
+    self.mem_dtype = mem_dtype or config.mem_dtype
+    self.options = options
+    self._initial_capacity = initial_capacity or self.window
+    self.reset()
+
+  # ---- state bookkeeping (host ints mirror the traced lengths) ------------------------------------------------
+  def reset(self) -> None:
+    """Empties cache and memory (single-doc evaluation calls this between documents)."""
+    self.state = init_state(self.config, self.batch, self.window, self._initial_capacity, self.mem_dtype)
+    self.cache_len = 0
+    self.mem_len = 0
+
+  @property
+  def memory_size(self) -> int:
+    return self.mem_len
+
+  def flush(self) -> None:
+    """Evicts the whole local cache: into memory in memory layers, dropped in the others."""
+    if self.cache_len == 0:
+      return
+    needed = self.mem_len + self.cache_len
+    if needed > self.state.capacity:
+      capacity = max(needed, 2 * self.state.capacity)
+      capacity = -(-capacity // self.window) * self.window
+      self.state = grow_memory(self.state, capacity)
+    self.state = _flush(self.state, config=self.config, count=self.cache_len)
+    self.mem_len += self.cache_len
+    self.cache_len = 0
+
+  def _run(self, tokens: np.ndarray, valid: np.ndarray) -> jax.Array:
+    if self.cache_len + tokens.shape[1] > self.window:
+      raise ValueError(f"internal: {tokens.shape[1]} tokens do not fit a cache of {self.cache_len}/{self.window}")
+    logits, self.state = window_step(self.params, self.state, jnp.asarray(tokens, jnp.int32),
+                                     jnp.asarray(valid, bool), config=self.config, options=self.options,
+                                     cache_empty=self.cache_len == 0)
+    self.cache_len += tokens.shape[1]
+    return logits
+
+  def _check(self, tokens, valid):
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[0] != self.batch:
+      raise ValueError(f"tokens: expected shape [batch={self.batch}, length], found {tokens.shape}")
+    valid = np.ones(tokens.shape, bool) if valid is None else np.asarray(valid, bool)
+    if valid.shape != tokens.shape:
+      raise ValueError(f"valid: expected shape {tokens.shape}, found {valid.shape}")
+    return tokens, valid
+
+  # ---- public API -------------------------------------------------------------------------------------------
+  def windows(self, length: int) -> list[tuple[int, int]]:
+    """Spec section 3 windowing of an input of `length` tokens: [(start, stop), ...]; all but the last flush."""
+    n_mem = max(length - self.last_context_length, 0)
+    spans = [(s, min(s + self.window, n_mem)) for s in range(0, n_mem, self.window)]
+    if length > n_mem:
+      spans.append((n_mem, length))
+    return spans
+
+  def encode(self, tokens, valid=None) -> jax.Array:
+    """Processes a whole input [B, N] as LongLLaMA does; returns logits [B, N, V] float32.
+
+    Any tokens left in the local cache by an earlier call are evicted first (multi-doc memory).
+    """
+    tokens, valid = self._check(tokens, valid)
+    self.flush()
+    spans = self.windows(tokens.shape[1])
+    outputs = []
+    for i, (start, stop) in enumerate(spans):
+      outputs.append(self._run(tokens[:, start:stop], valid[:, start:stop]))
+      if i < len(spans) - 1:
+        self.flush()
+    return jnp.concatenate(outputs, axis=1)
+
+  def step(self, tokens, valid=None) -> jax.Array:
+    """Appends a few tokens [B, T] to the local cache (generation); evicts the whole cache first if it is full."""
+    tokens, valid = self._check(tokens, valid)
+    if tokens.shape[1] > self.window:
+      raise ValueError(f"step: at most W={self.window} tokens at once, found {tokens.shape[1]}")
+    if self.cache_len + tokens.shape[1] > self.window:
+      self.flush()
+    return self._run(tokens, valid)
+
+  def generate(self, prompt, max_new_tokens: int, eos_token_id: int | None = None) -> np.ndarray:
+    """Greedy generation with memory: encode the prompt, then one token at a time. Returns [B, new tokens]."""
+    return np.stack(list(self.generate_iter(prompt, max_new_tokens, eos_token_id)), axis=1)
+
+  def generate_iter(self, prompt, max_new_tokens: int, eos_token_id: int | None = None) -> Iterator[np.ndarray]:
+    logits = self.encode(prompt)
+    next_tokens = np.asarray(jnp.argmax(logits[:, -1], axis=-1), np.int32)
+    finished = np.zeros(self.batch, bool)
+    for i in range(max_new_tokens):
+      yield next_tokens
+      if eos_token_id is not None:
+        finished |= next_tokens == eos_token_id
+        if finished.all():
+          return
+      if i == max_new_tokens - 1:
+        return
+      logits = self.step(next_tokens[:, None])
+      next_tokens = np.asarray(jnp.argmax(logits[:, -1], axis=-1), np.int32)
+
+
+def segments_reference(params: Params, config: ModelConfig, tokens, boundaries, mem_dtype: str = "float32",
+                       options: MemoryOptions = MemoryOptions()) -> jax.Array:
+  """Reference without a local cache: each segment [b_i, b_{i+1}) is processed on its own, then joins memory.
+
+  With boundaries equal to the cache-flush points of generation, the last logit of the last segment is what
+  incremental generation must produce (used to test the cached path).
+  """
+  tokens = np.asarray(tokens)
+  longest = max(b - a for a, b in zip(boundaries[:-1], boundaries[1:]))
+  runner = MemoryInference(params, config, tokens.shape[0], window=longest, last_context_length=longest,
+                           mem_dtype=mem_dtype, options=options)
+  outputs = []
+  for a, b in zip(boundaries[:-1], boundaries[1:]):
+    runner.flush()
+    outputs.append(runner._run(tokens[:, a:b], np.ones((tokens.shape[0], b - a), bool)))
+  return jnp.concatenate(outputs, axis=1)

@@ -1,0 +1,129 @@
+"""The decoder stack in training mode: ordinary layers attend causally, memory layers attend crossbatch.
+
+forward(params, tokens, config, plan=...) is a pure function, jit-able and differentiable; runs of identical
+ordinary layers are scanned (memory layers break the runs), each layer optionally rematerialised.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from fot_jax.model import attention
+from fot_jax.model.config import ModelConfig, layer_runs
+from fot_jax.model.layers import apply_rope, l2_normalize, rms_norm, swiglu_mlp
+from fot_jax.model.params import Params, layer_slice
+
+REMAT_POLICIES: dict[str, Callable | None] = {
+    # name -> jax.checkpoint policy; "none" keeps every activation, "full" saves nothing inside a layer.
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def project_qkv(lp: Params, h: jax.Array, config: ModelConfig):
+  """h [B, T, D] -> q [B, T, H, hd], k, v [B, T, K, hd]."""
+  b, t, _ = h.shape
+  dtype = h.dtype
+  q = (h @ lp["q_proj"].astype(dtype)).reshape(b, t, config.num_heads, config.head_dim)
+  k = (h @ lp["k_proj"].astype(dtype)).reshape(b, t, config.kv_heads, config.head_dim)
+  v = (h @ lp["v_proj"].astype(dtype)).reshape(b, t, config.kv_heads, config.head_dim)
+  return q, k, v
+
+
+def memory_qk(lp: Params, q: jax.Array, k: jax.Array, config: ModelConfig):
+  """Memory-layer q/k before positions: optional normalisation with a learnable temperature. Returns q, k, scale."""
+  if not config.qk_norm:
+    return q, k, 1.0 / math.sqrt(config.head_dim)
+  temperature = lp["qk_temperature"].astype(jnp.float32)[None, None, :, None]
+  q = (l2_normalize(q).astype(jnp.float32) * temperature).astype(q.dtype)
+  return q, l2_normalize(k), 1.0
+
+
+def finish_layer(lp: Params, x: jax.Array, attn_out: jax.Array, config: ModelConfig) -> jax.Array:
+  """Output projection, residual, then the MLP sub-block."""
+  b, t = x.shape[:2]
+  x = x + attn_out.reshape(b, t, -1) @ lp["o_proj"].astype(x.dtype)
+  h = rms_norm(x, lp["post_attention_layernorm"], config.norm_eps)
+  return x + swiglu_mlp(h, lp["gate_proj"], lp["up_proj"], lp["down_proj"])
+
+
+def crossbatch_attention(q, k_local, k_mem, v, key_valid, sources, visible, scale, config: ModelConfig, gate=None):
+  """Dispatches to the dense or the chunked (online-softmax) crossbatch path by config.attention_impl."""
+  if config.attention_impl == "chunked" and gate is None:
+    from fot_jax.model.chunked_attention import crossbatch_attention_chunked
+    return crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, sources, visible, scale,
+                                        config.attention_chunk_size)
+  return attention.crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate)
+
+
+def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, sources: jax.Array, visible: jax.Array,
+                is_mem: bool, config: ModelConfig) -> jax.Array:
+  """One decoder layer on [B, L, D]; memory layers attend crossbatch to the plan's additional contexts."""
+  length = x.shape[1]
+  positions = jnp.arange(length)
+  h = rms_norm(x, lp["input_layernorm"], config.norm_eps)
+  q, k, v = project_qkv(lp, h, config)
+  if is_mem:
+    q, k, scale = memory_qk(lp, q, k, config)
+    if config.mem_positionals == "first":
+      q_pos, k_local = apply_rope(q, positions, config.rope_theta), apply_rope(k, positions, config.rope_theta)
+    else:
+      q_pos, k_local = q, k
+    gate = lp.get("mem_gate") if config.mem_gate else None
+    out = crossbatch_attention(q_pos, k_local, k, v, key_valid, sources, visible, scale, config, gate)
+  else:
+    q = apply_rope(q, positions, config.rope_theta)
+    k = apply_rope(k, positions, config.rope_theta)
+    out = attention.causal_attention(q, k, v, key_valid, 1.0 / math.sqrt(config.head_dim))
+  return finish_layer(lp, x, out, config)
+
+
+def embed(params: Params, tokens: jax.Array, config: ModelConfig) -> jax.Array:
+  return params["embed_tokens"][tokens].astype(jnp.dtype(config.dtype))
+
+
+def unembed(params: Params, x: jax.Array, config: ModelConfig) -> jax.Array:
+  """Final norm and LM head; logits in float32 [B, T, V]."""
+  x = rms_norm(x, params["norm"], config.norm_eps)
+  return jnp.einsum("btd,dv->btv", x, params["lm_head"].astype(x.dtype), preferred_element_type=jnp.float32)
+
+
+def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mask: jax.Array | None = None,
+            sources: jax.Array | None = None, visible: jax.Array | None = None, scan_layers: bool = True,
+            remat: str = "none", return_hidden: bool = False) -> Any:
+  """Training-mode forward: tokens [B, L] -> logits [B, L, V] float32.
+
+  input_mask [B, L] marks real tokens (padding keys are masked); sources/visible [B, d] are a CrossbatchPlan's
+  arrays (None -> d = 0: memory layers see only their local context).
+  """
+  b, length = tokens.shape
+  if input_mask is None:
+    input_mask = jnp.ones((b, length), bool)
+  if sources is None:
+    sources, visible = jnp.zeros((b, 0), jnp.int32), jnp.zeros((b, 0), bool)
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f"remat: expected one of {sorted(REMAT_POLICIES)}, found {remat!r}")
+
+  def make_layer(is_mem: bool):
+    fn = lambda lp, x: train_layer(lp, x, input_mask, sources, visible, is_mem, config)
+    if remat != "none":
+      fn = jax.checkpoint(fn, policy=REMAT_POLICIES[remat])
+    return fn
+
+  x = embed(params, tokens, config)
+  layers = params["layers"]
+  for start, stop, is_mem in layer_runs(config):
+    fn = make_layer(is_mem)
+    if scan_layers and stop - start > 1:
+      x, _ = jax.lax.scan(lambda carry, lp: (fn(lp, carry), None), x, layer_slice(layers, start, stop))
+    else:
+      for i in range(start, stop):
+        x = fn(layer_slice(layers, i), x)
+  logits = unembed(params, x, config)
+  return (logits, x) if return_hidden else logits

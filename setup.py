@@ -1,0 +1,38 @@
+"""fot_jax: the Focused Transformer (FoT / LongLLaMA) in JAX."""
+
+from setuptools import find_packages, setup
+
+JAX_VERSION = "0.10.2"
+
+CORE = [
+    f"jax=={JAX_VERSION}",
+    f"jaxlib=={JAX_VERSION}",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "seqio==0.0.20",
+    "tensorflow-datasets==4.9.10",
+    "ml_collections==1.1.0",
+    "clu",
+    "numpy",
+    "safetensors",
+    "sentencepiece",
+    "importlib_resources",
+    "absl-py",
+    "matplotlib",
+]
+
+EXTRAS = {
+    "test": ["pytest", "pytest-timeout", "torch==2.13.0", "transformers"],
+    "tpu": [f"jax[tpu]=={JAX_VERSION}"],
+}
+
+setup(
+    name="fot_jax",
+    version="0.1.0",
+    description="Focused Transformer (FoT) memory layers and crossbatch training for LLaMA models in JAX/Flax",
+    packages=find_packages(include=["fot_jax", "fot_jax.*", "launch", "launch.*"]),
+    python_requires=">=3.10",
+    install_requires=CORE,
+    extras_require=EXTRAS,
+)
