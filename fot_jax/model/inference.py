@@ -107,20 +107,22 @@ class MemoryInference:
     self.batch = batch
     self.window = window or config.max_position_embeddings
     self.last_context_length = last_context_length or config.last_context_length
-    if self.last_context_length > self.window:
-      raise ValueError(f"last_context_length={self.last_context_length} must not exceed the window "
-                       f"W={self.window} (max_position_embeddings)")
+    if self.window <= 0 or self.last_context_length <= 0:
+      raise ValueError(f"window and last_context_length must be positive, found W={self.window}, "
+                       f"LCL={self.last_context_length}")
+    # The final window holds min(N, LCL) tokens even when LCL > W, so the cache buffer must hold both.
+    self.cache_capacity = max(self.window, self.last_context_length)
     if options.topk is not None and options.topk <= 0:
       raise ValueError(f"memory top-k must be positive, found {options.topk}")
     self.mem_dtype = mem_dtype or config.mem_dtype
     self.options = options
-    self._initial_capacity = initial_capacity or self.window
+    self._initial_capacity = initial_capacity or self.cache_capacity
     self.reset()
 
   # ---- state bookkeeping (host ints mirror the traced lengths) ------------------------------------------------
   def reset(self) -> None:
     """Empties cache and memory (single-doc evaluation calls this between documents)."""
-    self.state = init_state(self.config, self.batch, self.window, self._initial_capacity, self.mem_dtype)
+    self.state = init_state(self.config, self.batch, self.cache_capacity, self._initial_capacity, self.mem_dtype)
     self.cache_len = 0
     self.mem_len = 0
 
@@ -135,15 +137,16 @@ class MemoryInference:
     needed = self.mem_len + self.cache_len
     if needed > self.state.capacity:
       capacity = max(needed, 2 * self.state.capacity)
-      capacity = -(-capacity // self.window) * self.window
+      capacity = -(-capacity // self.cache_capacity) * self.cache_capacity
       self.state = grow_memory(self.state, capacity)
     self.state = _flush(self.state, config=self.config, count=self.cache_len)
     self.mem_len += self.cache_len
     self.cache_len = 0
 
   def _run(self, tokens: np.ndarray, valid: np.ndarray) -> jax.Array:
-    if self.cache_len + tokens.shape[1] > self.window:
-      raise ValueError(f"internal: {tokens.shape[1]} tokens do not fit a cache of {self.cache_len}/{self.window}")
+    if self.cache_len + tokens.shape[1] > self.cache_capacity:
+      raise ValueError(f"internal: {tokens.shape[1]} tokens do not fit a cache holding {self.cache_len} of "
+                       f"{self.cache_capacity}")
     logits, self.state = window_step(self.params, self.state, jnp.asarray(tokens, jnp.int32),
                                      jnp.asarray(valid, bool), config=self.config, options=self.options,
                                      cache_empty=self.cache_len == 0)

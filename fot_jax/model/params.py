@@ -12,6 +12,7 @@ runs of ordinary layers can be scanned.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -58,8 +59,18 @@ def logical_axes(config: ModelConfig) -> dict[str, Any]:
   return {"embed_tokens": ("vocab", "embed"), "layers": layers, "norm": ("norm",), "lm_head": ("embed", "vocab")}
 
 
-def init_params(config: ModelConfig, rng: jax.Array) -> Params:
-  """Random initialisation (normal(0, initializer_range) kernels, unit norms), in config.param_dtype."""
+def init_params(config: ModelConfig, rng: int | jax.Array = 0) -> Params:
+  """Random initialisation (normal(0, initializer_range) kernels, unit norms), in config.param_dtype.
+
+  rng: an int seed (uses the "rbg" generator, much cheaper to compile than threefry) or a JAX key.
+  """
+  if isinstance(rng, int):
+    rng = jax.random.key(rng, impl="rbg")
+  return _init_params_jit(config, rng)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_params_jit(config: ModelConfig, rng: jax.Array) -> Params:
   shapes = param_shapes(config)
   dtype = jnp.dtype(config.param_dtype)
   flat, treedef = jax.tree_util.tree_flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
@@ -80,7 +91,7 @@ def init_params(config: ModelConfig, rng: jax.Array) -> Params:
 
 def abstract_params(config: ModelConfig) -> Params:
   """ShapeDtypeStructs of the parameters, without materialising any (for AOT compilation and restore)."""
-  return jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
+  return jax.eval_shape(lambda: _init_params_jit(config, jax.random.key(0, impl="rbg")))
 
 
 def layer_slice(layers: Params, start: int, stop: int | None = None) -> Params:
