@@ -41,7 +41,7 @@ class ModelConfig:
   param_dtype: str = "float32"
   # Crossbatch attention implementation for memory layers and its key-block size (chunked only).
   attention_impl: AttentionImpl = "dense"
-  attention_chunk_size: int = 512
+  attention_chunk_size: int = 256  # fastest of 128/256/512 on CPU (bench/bench_crossbatch.py)
   initializer_range: float = 0.02
   bos_token_id: int = 1
   eos_token_id: int = 2

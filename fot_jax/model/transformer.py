@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from fot_jax.model import attention
+from fot_jax.model.chunked_attention import crossbatch_attention
 from fot_jax.model.config import ModelConfig, layer_runs
 from fot_jax.model.layers import apply_rope, l2_normalize, rms_norm, swiglu_mlp
 from fot_jax.model.params import Params, layer_slice
@@ -53,15 +54,6 @@ def finish_layer(lp: Params, x: jax.Array, attn_out: jax.Array, config: ModelCon
   return x + swiglu_mlp(h, lp["gate_proj"], lp["up_proj"], lp["down_proj"])
 
 
-def crossbatch_attention(q, k_local, k_mem, v, key_valid, sources, visible, scale, config: ModelConfig, gate=None):
-  """Dispatches to the dense or the chunked (online-softmax) crossbatch path by config.attention_impl."""
-  if config.attention_impl == "chunked" and gate is None:
-    from fot_jax.model.chunked_attention import crossbatch_attention_chunked
-    return crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, sources, visible, scale,
-                                        config.attention_chunk_size)
-  return attention.crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate)
-
-
 def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, sources: jax.Array, visible: jax.Array,
                 is_mem: bool, config: ModelConfig) -> jax.Array:
   """One decoder layer on [B, L, D]; memory layers attend crossbatch to the plan's additional contexts."""
@@ -76,7 +68,8 @@ def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, sources: jax.Arr
     else:
       q_pos, k_local = q, k
     gate = lp.get("mem_gate") if config.mem_gate else None
-    out = crossbatch_attention(q_pos, k_local, k, v, key_valid, sources, visible, scale, config, gate)
+    out = crossbatch_attention(q_pos, k_local, k, v, key_valid, sources, visible, scale, gate,
+                               config.attention_impl, config.attention_chunk_size)
   else:
     q = apply_rope(q, positions, config.rope_theta)
     k = apply_rope(k, positions, config.rope_theta)

@@ -1,0 +1,75 @@
+"""Entry points the trainer calls: build the vocabulary and a batcher for a task/mixture name and split.
+
+Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus ('pg19', 'c4'),
+'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup', 'mixture:offline', or any registered seqio task name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fot_jax.data import corpora, sources, synthetic, tasks
+from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
+from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab, special_ids  # noqa: F401
+
+MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_MIXTURE}
+DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
+
+
+def documents(name: str, split: str, vocab, data_dir: str | None = None, min_length: int = 0, seed: int = 0):
+  """The indexable document source behind a name (see module doc)."""
+  data_dir = data_dir or corpora.default_data_dir()
+  if name == "dict_lookup":
+    return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=seed * 1000 +
+                                         tasks.SYNTHETIC_SPLIT_SEEDS[split])
+  if name.startswith("mixture:"):
+    key = name.split(":", 1)[1]
+    if key not in MIXTURES:
+      raise ValueError(f"unknown mixture {key!r}; known: {sorted(MIXTURES)}")
+    comps = MIXTURES[key]
+    _, task_names = tasks.register_mixture(key, comps, vocab, data_dir)
+    srcs = []
+    for c, t in zip(comps, task_names):
+      if c.corpus in corpora.OFFLINE_CORPORA:
+        corpora.prepare_corpus(c.corpus, data_dir)
+      elif c.corpus in tasks.TFDS_TEXT:
+        tasks.check_tfds_prepared(c.corpus, data_dir)
+      srcs.append(_nonempty(sources.task_documents_cached(t, split, data_dir), t, split, c.min_length))
+    return sources.MixtureDocuments(srcs, [c.rate for c in comps], seed=seed)
+  if name.startswith("fot.") or "." in name and ":" not in name:
+    task_name = name
+  else:
+    if name in corpora.OFFLINE_CORPORA:
+      corpora.prepare_corpus(name, data_dir)
+    elif name in tasks.TFDS_TEXT:
+      tasks.check_tfds_prepared(name, data_dir)
+    task_name = tasks.register_text_task(name, vocab, data_dir, min_length)
+  return _nonempty(sources.task_documents_cached(task_name, split, data_dir), task_name, split, min_length)
+
+
+def _nonempty(docs, task_name, split, min_length):
+  if len(docs) == 0:
+    raise ValueError(f"task {task_name!r} split {split!r} has no documents"
+                     + (f" of at least min_length={min_length} tokens" if min_length else "")
+                     + " (empty corpus or every document below the minimum length)")
+  return docs
+
+
+def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k: int = 1, micro_batches: int = 1,
+                 seed: int = 0, process_index: int = 0, process_count: int = 1, data_dir: str | None = None,
+                 num_epochs: int | None = None, min_length: int = 0, shuffle: bool = True,
+                 model_vocab_size: int | None = None) -> DocumentBatcher:
+  """A DocumentBatcher over `name`/`split` yielding this process's rows of each global batch."""
+  if model_vocab_size is not None and name != "dict_lookup":  # dict_lookup has its own ids (checked below)
+    check_model_vocab(vocab, model_vocab_size)
+  docs = documents(name, split, vocab, data_dir, min_length, seed)
+  if name == "dict_lookup":
+    bos, eos = 1, 2
+    if model_vocab_size is not None and model_vocab_size < synthetic.DICT_VOCAB_SIZE:
+      raise ValueError(f"vocabulary/model mismatch: dict_lookup uses {synthetic.DICT_VOCAB_SIZE} ids but "
+                       f"model.vocab_size={model_vocab_size}")
+  else:
+    bos, eos = special_ids(vocab)
+  cfg = BatcherConfig(batch_size=batch_size, seq_len=seq_len, k=k, micro_batches=micro_batches, seed=seed,
+                      shuffle=shuffle, num_epochs=num_epochs, bos_id=bos, eos_id=eos)
+  return DocumentBatcher(docs, cfg, process_index=process_index, process_count=process_count)

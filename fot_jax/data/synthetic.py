@@ -1,0 +1,137 @@
+"""Synthetic tasks of spec section 5: dictionary lookup documents and passkey-retrieval prompts, both seeded.
+
+Both are indexable document sources (document i is a pure function of (seed, i)), so they feed the batcher on
+any number of processes; tasks.py wraps the same generators as seqio tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+# --- dictionary lookup ----------------------------------------------------------------------------------------
+# ids 0..2 stay LLaMA's <unk>, <s>, </s> so the batcher's BOS/EOS joins mean the same thing as for text.
+DICT_K, DICT_V, DICT_Q, DICT_FILL = 3, 4, 5, 6
+DICT_FIRST_SYMBOL = 7
+DICT_NUM_SYMBOLS = 64
+DICT_VOCAB_SIZE = DICT_FIRST_SYMBOL + DICT_NUM_SYMBOLS  # 71
+DICT_KEY_LEN = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class DictLookupDocuments:
+  """Documents `<k> k1..k4 <v> v1..v4` x n, then queries `<q> k1..k4 <v> v1..v4` with loss only on v1..v4.
+
+  Each half of a `doc_len`-token document holds (doc_len/2)//10 records padded with a filler token to doc_len/2,
+  so queries always start at doc_len/2. Every defined key is queried once, in a random order.
+  """
+
+  num_docs: int
+  seed: int = 0
+  doc_len: int = 512
+
+  def __post_init__(self):
+    if self.doc_len < 4 * (2 + 2 * DICT_KEY_LEN) or self.doc_len % 2:
+      raise ValueError(f"DictLookupDocuments.doc_len must be even and >= 40, got {self.doc_len}")
+
+  def __len__(self) -> int:
+    return self.num_docs
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.full(self.num_docs, self.doc_len, np.int64)
+
+  @property
+  def records(self) -> int:
+    return (self.doc_len // 2) // (2 + 2 * DICT_KEY_LEN)
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    if not 0 <= i < self.num_docs:
+      raise IndexError(i)
+    rng = np.random.default_rng([self.seed, i])
+    n, half = self.records, self.doc_len // 2
+    keys: set[tuple[int, ...]] = set()
+    while len(keys) < n:
+      keys.add(tuple(rng.integers(0, DICT_NUM_SYMBOLS, DICT_KEY_LEN).tolist()))
+    k = np.array(sorted(keys)) + DICT_FIRST_SYMBOL
+    k = k[rng.permutation(n)]
+    v = rng.integers(0, DICT_NUM_SYMBOLS, (n, DICT_KEY_LEN)) + DICT_FIRST_SYMBOL
+    tokens = np.full(self.doc_len, DICT_FILL, np.int32)
+    weights = np.zeros(self.doc_len, np.float32)
+    rec = 2 + 2 * DICT_KEY_LEN
+    for j in range(n):
+      tokens[j * rec:(j + 1) * rec] = [DICT_K, *k[j], DICT_V, *v[j]]
+    for pos, j in enumerate(rng.permutation(n)):
+      start = half + pos * rec
+      tokens[start:start + rec] = [DICT_Q, *k[j], DICT_V, *v[j]]
+      weights[start + rec - DICT_KEY_LEN:start + rec] = 1.0
+    return {"targets": tokens, "loss_weights": weights}
+
+
+# --- passkey retrieval -----------------------------------------------------------------------------------------
+PASSKEY_INSTRUCTION = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize "
+                       "them. I will quiz you about the important information there.")
+PASSKEY_FILLER = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+                  "There and back again.")
+PASSKEY_QUESTION = "What is the pass key? The pass key is"
+PASSKEY_MAX_KEY = 50000
+
+
+@dataclasses.dataclass(frozen=True)
+class PasskeyExample:
+  prompt: str  # ends with PASSKEY_QUESTION; the model should continue with " <key>"
+  key: int
+  depth: float  # requested fraction of the filler placed before the key line
+  prefix_sentences: int
+  suffix_sentences: int
+
+  @property
+  def answer(self) -> str:
+    return f" {self.key}"
+
+
+def _filler(n: int) -> str:
+  return " ".join(PASSKEY_FILLER[i % len(PASSKEY_FILLER)] for i in range(n))
+
+
+def passkey_text(key: int, prefix_sentences: int, suffix_sentences: int) -> str:
+  """The Landmark/LongLLaMA prompt: instruction, filler, key line, filler, question, joined by newlines."""
+  return "\n".join([PASSKEY_INSTRUCTION, _filler(prefix_sentences),
+                    f"The pass key is {key}. Remember it. {key} is the pass key.", _filler(suffix_sentences),
+                    PASSKEY_QUESTION])
+
+
+def passkey_example(seed: int, length: int, depth: float | None = None,
+                    measure: Callable[[str], int] = len) -> PasskeyExample:
+  """The longest prompt with measure(prompt) <= length (chars by default; pass a token counter for tokens).
+
+  The key (1..50000) and, unless given, the depth come from default_rng([seed, length]); filler is whole
+  sentences, split prefix/suffix by depth. Deterministic given (seed, length, depth, measure).
+  """
+  rng = np.random.default_rng([seed, length])
+  key = int(rng.integers(1, PASSKEY_MAX_KEY + 1))
+  depth = float(rng.uniform()) if depth is None else float(depth)
+  if not 0.0 <= depth <= 1.0:
+    raise ValueError(f"passkey depth must be in [0, 1], got {depth}")
+
+  def split(n):
+    pre = int(round(depth * n))
+    return pre, n - pre
+
+  def fits(n):
+    return measure(passkey_text(key, *split(n))) <= length
+
+  if not fits(0):
+    raise ValueError(f"passkey length={length} is shorter than the prompt without filler "
+                     f"({measure(passkey_text(key, 0, 0))})")
+  hi = 1
+  while fits(hi):
+    hi *= 2
+  lo = hi // 2  # fits(lo), not fits(hi)
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+  pre, suf = split(lo)
+  return PasskeyExample(passkey_text(key, pre, suf), key, depth, pre, suf)

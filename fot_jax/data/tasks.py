@@ -1,0 +1,245 @@
+"""seqio tasks that return whole documents (`sequence_length=None`), and mixtures with per-subset minimum lengths.
+
+Every text corpus goes through one code path (`register_text_task`): source -> rekey to 'targets' -> tokenize
+(no EOS: the batcher joins documents with EOS+BOS) -> drop documents shorter than min_length. Sources:
+offline corpora built into TFDS here (stdlib, shakespeare), TFDS datasets users prepare themselves (pg19, c4),
+and RedPajama-style JSONL / ArrayRecord files of {"text": ...} records. Tasks are registered per vocabulary,
+because a seqio task binds its vocabulary; names are 'fot.<corpus>.<vocab>.min<n>'.
+seqio's last release is mid-2025: nothing outside fot_jax/data imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import hashlib
+import json
+import os
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from fot_jax.data import corpora, synthetic
+
+# name -> (tfds name, text feature); used when the user has prepared these TFDS datasets in the data dir.
+TFDS_TEXT = {
+    "pg19": ("pg19:0.1.1", "book_text"),
+    "c4": ("c4/en:3.0.1", "text"),
+}
+FILE_KINDS = ("jsonl", "arrayrecord")
+
+
+def _seqio():
+  import seqio
+  return seqio
+
+
+def vocab_tag(vocab) -> str:
+  """Short stable name of a vocabulary for task names: 'byte' or '<model basename>_<content hash>'."""
+  seqio = _seqio()
+  if isinstance(vocab, seqio.ByteVocabulary):
+    return "byte"
+  if isinstance(vocab, seqio.SentencePieceVocabulary):
+    base = os.path.basename(vocab.sentencepiece_model_file).replace(".model", "")
+    digest = hashlib.sha1(vocab.sp_model).hexdigest()[:8]
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in base) + "_" + digest
+  if isinstance(vocab, seqio.PassThroughVocabulary):
+    return f"ids{vocab.vocab_size}"
+  raise ValueError(f"unsupported vocabulary type {type(vocab).__name__}")
+
+
+def _corpus_tag(corpus: str) -> str:
+  kind, sep, pattern = corpus.partition(":")
+  if sep and kind in FILE_KINDS:
+    return f"{kind}_{hashlib.sha1(pattern.encode()).hexdigest()[:10]}"
+  return corpus
+
+
+def _file_records(kind: str, pattern: str, split: str) -> Iterator[str]:
+  """Texts of {"text": ...} records from the files matching pattern ('{split}' is replaced by the split)."""
+  paths = sorted(glob.glob(pattern.replace("{split}", split)))
+  if not paths:
+    raise FileNotFoundError(f"{kind} corpus: no files match {pattern.replace('{split}', split)!r}")
+  for path in paths:
+    if kind == "jsonl":
+      with open(path, encoding="utf-8") as f:
+        for line in f:
+          if line.strip():
+            yield json.loads(line)["text"]
+    else:
+      from array_record.python import array_record_data_source
+      src = array_record_data_source.ArrayRecordDataSource([path])
+      for i in range(len(src)):
+        yield json.loads(src[i])["text"]
+
+
+def _file_source(kind: str, pattern: str):
+  import tensorflow as tf
+  seqio = _seqio()
+
+  def dataset_fn(split, shuffle_files, seed=None):
+    del shuffle_files, seed  # files are read in sorted order; the batcher shuffles documents
+    if not glob.glob(pattern.replace("{split}", split)):  # fail here, not inside TF's generator wrapper
+      raise FileNotFoundError(f"{kind} corpus: no files match {pattern.replace('{split}', split)!r}")
+    return tf.data.Dataset.from_generator(lambda: ({"text": t} for t in _file_records(kind, pattern, split)),
+                                          output_signature={"text": tf.TensorSpec([], tf.string)})
+  return seqio.FunctionDataSource(dataset_fn, splits=("train", "validation"))
+
+
+def text_source(corpus: str, data_dir: str | None = None):
+  """(seqio source, text key) for a corpus name: stdlib, shakespeare, pg19, c4, jsonl:<glob>, arrayrecord:<glob>."""
+  seqio = _seqio()
+  data_dir = data_dir or corpora.default_data_dir()
+  if corpus in corpora.OFFLINE_CORPORA:
+    corpora.builder_classes()  # registers the TFDS builders
+    return seqio.TfdsDataSource(corpora.tfds_name(corpus), tfds_data_dir=corpora.tfds_dir(data_dir)), "text"
+  if corpus in TFDS_TEXT:
+    name, key = TFDS_TEXT[corpus]
+    return seqio.TfdsDataSource(name, tfds_data_dir=corpora.tfds_dir(data_dir)), key
+  kind, sep, pattern = corpus.partition(":")
+  if sep and kind in FILE_KINDS:
+    return _file_source(kind, pattern), "text"
+  raise ValueError(f"unknown corpus {corpus!r}: use one of {list(corpora.OFFLINE_CORPORA) + list(TFDS_TEXT)} "
+                   f"or 'jsonl:<glob>' / 'arrayrecord:<glob>'")
+
+
+def check_tfds_prepared(corpus: str, data_dir: str | None = None) -> None:
+  """Clear error when a user-prepared TFDS corpus (pg19, c4) is not in the data dir (we never download)."""
+  name, _ = TFDS_TEXT[corpus]
+  path = os.path.join(corpora.tfds_dir(data_dir), *name.replace(":", "/").split("/"))
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"TFDS dataset {name!r} for corpus {corpus!r} is not prepared at {path!r}; build it "
+                            f"with tfds (data_dir={corpora.tfds_dir(data_dir)!r}) first: fot_jax never downloads")
+
+
+def _filter_min_length(ds, min_length: int):
+  import tensorflow as tf
+  return ds.filter(lambda ex: tf.size(ex["targets"]) >= min_length)
+
+
+def register_text_task(corpus: str, vocab, data_dir: str | None = None, min_length: int = 0) -> str:
+  """Registers (once) the whole-document task of corpus tokenized with vocab; returns its name."""
+  seqio = _seqio()
+  name = f"fot.{_corpus_tag(corpus)}.{vocab_tag(vocab)}.min{int(min_length)}"
+  if name in seqio.TaskRegistry.names():
+    return name
+  source, key = text_source(corpus, data_dir)
+  seqio.TaskRegistry.add(
+      name, source=source,
+      preprocessors=[functools.partial(seqio.preprocessors.rekey, key_map={"targets": key}),
+                     seqio.preprocessors.tokenize,
+                     functools.partial(_filter_min_length, min_length=int(min_length))],
+      output_features={"targets": seqio.Feature(vocab, add_eos=False)})
+  return name
+
+
+# --- synthetic tasks -------------------------------------------------------------------------------------------
+SYNTHETIC_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
+
+
+def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: int = 0) -> str:
+  """Dictionary lookup (spec section 5) as a seqio task with 'targets' and 'loss_weights' (1 on v1..v4)."""
+  import tensorflow as tf
+  seqio = _seqio()
+  name = f"fot.dict_lookup.n{num_docs}.len{doc_len}.s{seed}"
+  if name in seqio.TaskRegistry.names():
+    return name
+
+  def dataset_fn(split, shuffle_files, seed_=None):
+    del shuffle_files, seed_
+    docs = synthetic.DictLookupDocuments(num_docs, seed=seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split], doc_len=doc_len)
+    return tf.data.Dataset.from_generator(
+        lambda: (docs[i] for i in range(len(docs))),
+        output_signature={"targets": tf.TensorSpec([doc_len], tf.int32),
+                          "loss_weights": tf.TensorSpec([doc_len], tf.float32)})
+
+  ids = seqio.PassThroughVocabulary(synthetic.DICT_VOCAB_SIZE, eos_id=2)
+  seqio.TaskRegistry.add(
+      name, source=seqio.FunctionDataSource(dataset_fn, splits=tuple(SYNTHETIC_SPLIT_SEEDS)),
+      preprocessors=[],
+      output_features={"targets": seqio.Feature(ids, add_eos=False),
+                       "loss_weights": seqio.Feature(ids, add_eos=False, dtype=tf.float32)})
+  return name
+
+
+def passkey_document(example: synthetic.PasskeyExample, vocab) -> dict[str, np.ndarray]:
+  """Tokens of prompt + answer with loss only on the answer tokens (a training/eval document)."""
+  prompt = np.asarray(vocab.encode(example.prompt), np.int32)
+  answer = np.asarray(vocab.encode(example.answer), np.int32)
+  return {"targets": np.concatenate([prompt, answer]),
+          "loss_weights": np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])}
+
+
+def register_passkey_task(vocab, length: int, num_docs: int = 1000, seed: int = 0) -> str:
+  """Passkey prompts of <= `length` tokens (answer excluded) as a seqio task with answer-only loss weights."""
+  import tensorflow as tf
+  seqio = _seqio()
+  name = f"fot.passkey.{vocab_tag(vocab)}.len{length}.n{num_docs}.s{seed}"
+  if name in seqio.TaskRegistry.names():
+    return name
+  measure = lambda text: len(vocab.encode(text))  # noqa: E731
+
+  def dataset_fn(split, shuffle_files, seed_=None):
+    del shuffle_files, seed_
+    base = seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split]
+    gen = (passkey_document(synthetic.passkey_example(base * num_docs + i, length, measure=measure), vocab)
+           for i in range(num_docs))
+    return tf.data.Dataset.from_generator(
+        lambda: gen, output_signature={"targets": tf.TensorSpec([None], tf.int32),
+                                       "loss_weights": tf.TensorSpec([None], tf.float32)})
+
+  seqio.TaskRegistry.add(
+      name, source=seqio.FunctionDataSource(dataset_fn, splits=tuple(SYNTHETIC_SPLIT_SEEDS)), preprocessors=[],
+      output_features={"targets": seqio.Feature(vocab, add_eos=False),
+                       "loss_weights": seqio.Feature(vocab, add_eos=False, dtype=tf.float32)})
+  return name
+
+
+# --- mixtures --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class MixtureComponent:
+  corpus: str
+  rate: float
+  min_length: int = 0  # tokens; shorter documents of this subset are dropped
+
+
+# The shape of the paper's LongLLaMA fine-tuning mixture (RedPajama-style text + long code, long documents
+# preferred). Illustrative config: check rates and thresholds against the paper's appendix before a real run.
+LONGLLAMA_MIXTURE = (
+    MixtureComponent("jsonl:/data/redpajama/{split}/*.jsonl", rate=0.5, min_length=0),
+    MixtureComponent("jsonl:/data/the_stack_python/{split}/*.jsonl", rate=0.5, min_length=2048),
+)
+# What the offline machine can run: stdlib code plus Gutenberg books.
+OFFLINE_MIXTURE = (MixtureComponent("stdlib", 0.75, 256), MixtureComponent("shakespeare", 0.25, 256))
+
+
+def register_mixture(name: str, components: Sequence[MixtureComponent], vocab,
+                     data_dir: str | None = None) -> tuple[str, list[str]]:
+  """A seqio.Mixture of the components' tasks at their rates; returns (mixture name, task names)."""
+  seqio = _seqio()
+  if not components:
+    raise ValueError(f"mixture {name!r} has no components")
+  for c in components:
+    if c.rate <= 0:
+      raise ValueError(f"mixture {name!r}: component {c.corpus!r} has rate {c.rate}; rates must be > 0")
+  tasks = [register_text_task(c.corpus, vocab, data_dir, c.min_length) for c in components]
+  full = f"fot.mix.{name}.{vocab_tag(vocab)}"
+  if full not in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.add(full, [(t, c.rate) for t, c in zip(tasks, components)])
+  return full, tasks
+
+
+def task_documents(task_name: str, split: str) -> Iterator[dict[str, np.ndarray]]:
+  """Whole tokenized documents of a task split, in source order (sequence_length=None, no shuffle)."""
+  seqio = _seqio()
+  task = seqio.get_mixture_or_task(task_name)
+  ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, use_cached=False)
+  for ex in ds.as_numpy_iterator():
+    yield {k: v for k, v in ex.items() if k in ("targets", "loss_weights")}
+
+
+def describe(name: str) -> dict[str, Any]:
+  seqio = _seqio()
+  t = seqio.get_mixture_or_task(name)
+  return {"name": name, "splits": list(getattr(t, "splits", []))}
