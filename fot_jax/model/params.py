@@ -99,3 +99,8 @@ def layer_slice(layers: Params, start: int, stop: int | None = None) -> Params:
   if stop is None:
     return jax.tree.map(lambda p: p[start], layers)
   return jax.tree.map(lambda p: p[start:stop], layers)
+
+
+def num_params_of(params: Params) -> int:
+  """Total number of parameters in a tree (arrays or ShapeDtypeStructs)."""
+  return int(sum(math.prod(p.shape) for p in jax.tree.leaves(params)))
