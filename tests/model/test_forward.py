@@ -113,3 +113,15 @@ def test_config_round_trips_through_a_dict():
   assert ModelConfig.from_dict(config.to_dict()) == config
   with pytest.raises(ValueError, match="unknown fields"):
     ModelConfig.from_dict({**config.to_dict(), "mem_layer": [1]})
+
+
+def test_changing_the_plan_recompiles_only_per_distinct_d():
+  config = tiny_config()
+  params = tiny_params(config)
+  tokens = jnp.asarray(random_tokens((8, 8), config.vocab_size, seed=3))
+  run = jax.jit(lambda p, t, s, v: forward(p, t, config, sources=s, visible=v))
+  plans = [released_plan(8, 2, 1), released_plan(8, 4, 3), released_plan(8, 4, 3, stepping=False),
+           released_plan(8, 1, 1), released_plan(8, 2, 3)]
+  outputs = [np.asarray(run(params, tokens, jnp.asarray(p.sources), jnp.asarray(p.visible))) for p in plans]
+  assert run._cache_size() == 2  # d in {1, 3}: one compilation each, whatever the mix
+  assert np.abs(outputs[1] - outputs[2]).max() > 1e-4  # different visibility, same compilation
