@@ -1,0 +1,564 @@
+"""TPU launcher: create a TPU VM (or queued resource), ship a git commit, run training on every worker.
+
+  python -m launch.tpu create --tpu=fot-v4 --zone=us-central2-b --project=P --accelerator_type=v4-32 \\
+      --runtime_version=tpu-ubuntu2204-base [--queued_resource=fot-qr] [--spot]
+  python -m launch.tpu ship   --tpu=fot-v4 --zone=... [--allow_dirty]
+  python -m launch.tpu run    --tpu=fot-v4 --zone=... --config=configs/experiments/longllama_3b_fot.py \\
+      --workdir=gs://bucket/runs/3b --set optim.learning_rate=1e-4 [--detach] [--job=NAME]
+  python -m launch.tpu up     ...create+ship+run, relaunching after a preemption (--max_restarts)
+  python -m launch.tpu status|logs|stop --job=NAME ;  python -m launch.tpu delete
+  Every subcommand takes --dry-run (print each gcloud command, run none).
+
+Why each step is the way it is:
+- The code is a git commit (`git archive`, dirty trees refused unless --allow_dirty), unpacked on every worker
+  under <remote_dir>/releases/<commit> with a COMMIT file. Before training, every worker reports its commit and
+  the launcher refuses to start if any differs or is missing: workers running different code hang at the first
+  collective (the classic pod hang), which is far harder to diagnose than a refusal.
+- The identical command runs on all workers (`gcloud compute tpus tpu-vm ssh --worker=all`); on a pod
+  `jax.distributed.initialize()` auto-detects the topology, so the command carries no process ids. Each
+  worker also re-checks its COMMIT before starting, prints `fot_jax-exit worker=W rc=R` when training ends,
+  and keeps its log in <remote_dir>/logs/<job>.log (exit status in <job>.rc), so a failed worker is named.
+- The workdir must be gs:// (all workers write one orbax checkpoint). Relaunching the same command after a
+  preemption resumes from the latest checkpoint there: the trainer restores automatically.
+- Multi-slice (queued resource with --node_count > 1) uses `gcloud compute tpus queued-resources ssh/scp
+  --node=all --worker=all`. Not exercised here (no TPU); see docs/LAUNCH.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from typing import Any, Mapping, Sequence
+
+from launch import gitinfo
+from launch.overrides import OverrideError, load_config, override_flags, parse_assignments
+from launch.shell import CommandError, Runner
+
+EXIT_MARK = "fot_jax-exit"
+COMMIT_MARK = "fot_jax-commit"
+COMMIT_MISMATCH_RC = 97
+# Trusted shell fragment (no user input): this worker's index from the TPU VM metadata, else the hostname.
+# FOT_JAX_WORKER, when set, wins (tests simulate workers with it).
+WORKER_ID = ("W=${FOT_JAX_WORKER:-}; [ -n \"$W\" ] || W=$(curl -s -m 5 -H Metadata-Flavor:Google "
+             "http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number "
+             "2>/dev/null || true); W=${W:-$(hostname)}")
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_JOB_RE = re.compile(r"^[A-Za-z0-9._=,+-]+$")
+
+
+class LaunchError(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass
+class WorkerStatus:
+  worker: str
+  rc: int | None  # None: still running / unknown
+  note: str = ""
+
+
+@dataclasses.dataclass
+class RunReport:
+  gcloud_rc: int
+  workers: list[WorkerStatus]
+  expected_workers: int | None
+
+  @property
+  def failed(self) -> list[WorkerStatus]:
+    return [w for w in self.workers if w.rc != 0]
+
+  @property
+  def ok(self) -> bool:
+    complete = self.expected_workers is None or len(self.workers) >= self.expected_workers
+    return self.gcloud_rc == 0 and complete and bool(self.workers) and not self.failed
+
+  def describe(self) -> str:
+    parts = [f"worker {w.worker} " + ("is still running / unknown" if w.rc is None else f"exited with {w.rc}")
+             + (f" ({w.note})" if w.note else "") for w in self.failed]
+    if self.expected_workers is not None and len(self.workers) < self.expected_workers:
+      parts.append(f"only {len(self.workers)} of {self.expected_workers} workers reported an exit status "
+                   f"(ssh lost or worker died)")
+    if not self.workers and self.expected_workers is None:
+      parts.append("no worker reported an exit status")
+    if self.gcloud_rc != 0 and not parts:
+      parts.append(f"gcloud ssh exited with {self.gcloud_rc}")
+    return "; ".join(parts) or "all workers exited 0"
+
+  def table(self) -> str:
+    rows = [f"  worker {w.worker}: " + ("running/unknown" if w.rc is None else f"exit {w.rc}")
+            + (f" ({w.note})" if w.note else "") for w in sorted(self.workers, key=lambda w: _sort_key(w.worker))]
+    return "\n".join(rows) if rows else "  (no worker reported)"
+
+
+def _sort_key(worker: str):
+  return (0, int(worker), "") if worker.isdigit() else (1, 0, worker)
+
+
+def parse_marks(output: str, mark: str) -> list[dict[str, str]]:
+  """Lines '<mark> k=v k=v ...' (possibly prefixed by gcloud) -> [{k: v}]."""
+  found = []
+  for line in output.splitlines():
+    idx = line.find(mark + " ")
+    if idx < 0:
+      continue
+    fields = {}
+    for token in line[idx + len(mark) + 1:].split():
+      k, sep, v = token.partition("=")
+      if sep:
+        fields[k] = v
+    found.append(fields)
+  return found
+
+
+@dataclasses.dataclass
+class Target:
+  """Which TPU, where, and how to reach it (the flags every gcloud command shares)."""
+  tpu: str
+  zone: str
+  project: str = ""
+  accelerator_type: str = ""
+  runtime_version: str = ""
+  queued_resource: str = ""  # create through a queued resource of this name
+  node_count: int = 1  # > 1: multi-slice (queued resource with nodes <tpu>-0 .. <tpu>-(n-1))
+  spot: bool = False
+
+  def __post_init__(self):
+    for field in ("tpu", "queued_resource"):
+      value = getattr(self, field)
+      if value and not _NAME_RE.match(value):
+        raise LaunchError(f"--{field} {value!r}: TPU and queued-resource names are lowercase letters, digits "
+                          f"and '-', starting with a letter")
+    if not self.tpu:
+      raise LaunchError("--tpu is required (the TPU VM name, or the node prefix of a multi-slice resource)")
+    if not self.zone:
+      raise LaunchError("--zone is required (e.g. us-central2-b)")
+    if self.node_count > 1 and not self.queued_resource:
+      raise LaunchError("--node_count > 1 (multi-slice) needs --queued_resource")
+
+  @property
+  def multislice(self) -> bool:
+    return self.node_count > 1
+
+  def where(self) -> list[str]:
+    return [f"--zone={self.zone}"] + ([f"--project={self.project}"] if self.project else [])
+
+
+class TpuLauncher:
+  """Builds and runs the gcloud commands for one TPU target (see the module doc)."""
+
+  def __init__(self, target: Target, *, runner: Runner | None = None, repo: str = ".", remote_dir: str = "fot_jax",
+               python: str = "python3", install: str = "", allow_dirty: bool = False,
+               env: Mapping[str, str] | None = None, gcloud: str = "gcloud"):
+    self.t = target
+    self.runner = runner or Runner()
+    self.repo = repo
+    if remote_dir.startswith(("/", "~")) or ".." in remote_dir.split("/") or not remote_dir:
+      raise LaunchError(f"--remote_dir {remote_dir!r}: must be a relative path (it lives in each worker's home)")
+    self.remote_dir = remote_dir.rstrip("/")
+    self.python = python
+    self.install = install  # extra pip requirement spec; "" -> the package's [tpu] extra
+    self.allow_dirty = allow_dirty
+    self.env = dict(env or {})
+    self.gcloud = gcloud
+    self._commit: str | None = None
+
+  @classmethod
+  def from_args(cls, args: argparse.Namespace, dry_run: bool = False) -> "TpuLauncher":
+    target = Target(args.tpu or "", args.zone or "", args.project or "", args.accelerator_type or "",
+                    args.runtime_version or "", args.queued_resource or "", args.node_count, args.spot)
+    return cls(target, runner=Runner(dry_run=dry_run or getattr(args, "dry_run", False)), repo=args.repo,
+               remote_dir=args.remote_dir, python=args.python, install=args.install, allow_dirty=args.allow_dirty,
+               env=parse_assignments(args.env) if args.env else {})
+
+  @property
+  def dry_run(self) -> bool:
+    return self.runner.dry_run
+
+  # ---- gcloud command builders -------------------------------------------------------------------------------
+  def _tpus(self, *args: str) -> list[str]:
+    return [self.gcloud, "compute", "tpus", *args]
+
+  def create_commands(self) -> list[list[str]]:
+    t = self.t
+    if not (t.accelerator_type and t.runtime_version):
+      raise LaunchError("create needs --accelerator_type (e.g. v4-32) and --runtime_version "
+                        "(e.g. tpu-ubuntu2204-base)")
+    spot = ["--spot"] if t.spot else []
+    if t.queued_resource:
+      nodes = ([f"--node-count={t.node_count}", f"--node-prefix={t.tpu}"] if t.multislice
+               else [f"--node-id={t.tpu}"])
+      return [self._tpus("queued-resources", "create", t.queued_resource, *nodes, *t.where(),
+                         f"--accelerator-type={t.accelerator_type}", f"--runtime-version={t.runtime_version}",
+                         *spot)]
+    return [self._tpus("tpu-vm", "create", t.tpu, *t.where(), f"--accelerator-type={t.accelerator_type}",
+                       f"--version={t.runtime_version}", *spot)]
+
+  def ssh_command(self, script: str) -> list[str]:
+    """Runs `script` (one bash line) on every worker (every node too, for multi-slice)."""
+    if self.t.multislice:
+      return self._tpus("queued-resources", "ssh", self.t.queued_resource, *self.t.where(), "--node=all",
+                        "--worker=all", f"--command={script}")
+    return self._tpus("tpu-vm", "ssh", self.t.tpu, *self.t.where(), "--worker=all", f"--command={script}")
+
+  def scp_command(self, local: str, remote: str) -> list[str]:
+    if self.t.multislice:
+      return self._tpus("queued-resources", "scp", local, f"{self.t.queued_resource}:{remote}", *self.t.where(),
+                        "--node=all", "--worker=all")
+    return self._tpus("tpu-vm", "scp", local, f"{self.t.tpu}:{remote}", *self.t.where(), "--worker=all")
+
+  def describe_command(self) -> list[str]:
+    if self.t.queued_resource:
+      return self._tpus("queued-resources", "describe", self.t.queued_resource, *self.t.where(), "--format=json")
+    return self._tpus("tpu-vm", "describe", self.t.tpu, *self.t.where(), "--format=json")
+
+  def delete_commands(self) -> list[list[str]]:
+    if self.t.queued_resource:  # --force also deletes the nodes the resource holds
+      return [self._tpus("queued-resources", "delete", self.t.queued_resource, *self.t.where(), "--force",
+                         "--quiet")]
+    return [self._tpus("tpu-vm", "delete", self.t.tpu, *self.t.where(), "--quiet")]
+
+  # ---- state -------------------------------------------------------------------------------------------------
+  def describe(self) -> dict[str, Any]:
+    if self.dry_run:
+      self.runner.run(self.describe_command(), capture=True, check=False)
+      return {}
+    res = self.runner.run(self.describe_command(), capture=True, check=False, note="state")
+    if res.returncode != 0:
+      return {"state": "NOT_FOUND"}
+    try:
+      return json.loads(res.stdout or "{}")
+    except json.JSONDecodeError:
+      return {}
+
+  def state(self, info: Mapping[str, Any] | None = None) -> str:
+    info = self.describe() if info is None else info
+    state = info.get("state", "")
+    if isinstance(state, Mapping):  # queued resources: {"state": {"state": "ACTIVE"}}
+      state = state.get("state", "")
+    return str(state or "UNKNOWN")
+
+  def expected_workers(self, info: Mapping[str, Any] | None = None) -> int | None:
+    """Number of workers of a single-slice TPU VM (its network endpoints); None when unknown."""
+    if self.t.multislice or self.t.queued_resource:
+      return None
+    info = self.describe() if info is None else info
+    endpoints = info.get("networkEndpoints")
+    return len(endpoints) if isinstance(endpoints, list) and endpoints else None
+
+  # ---- steps -------------------------------------------------------------------------------------------------
+  def create(self, wait_s: float = 3600, poll_s: float = 30) -> None:
+    for cmd in self.create_commands():
+      self.runner.run(cmd, note="create")
+    if self.t.queued_resource and not self.dry_run:
+      deadline = time.monotonic() + wait_s
+      while True:
+        state = self.state()
+        if state == "ACTIVE":
+          return
+        if state in ("FAILED", "SUSPENDED", "NOT_FOUND"):
+          raise LaunchError(f"queued resource {self.t.queued_resource} is {state}; see `gcloud compute tpus "
+                            f"queued-resources describe {self.t.queued_resource}`")
+        if time.monotonic() > deadline:
+          raise LaunchError(f"queued resource {self.t.queued_resource} not ACTIVE after {wait_s:.0f}s "
+                            f"(state {state}); it stays queued: re-run `ship`/`run` once it is ACTIVE")
+        print(f"queued resource {self.t.queued_resource}: {state}; waiting", flush=True)
+        time.sleep(poll_s)
+
+  def commit(self) -> str:
+    if self._commit is None:
+      self._commit = gitinfo.code_commit(gitinfo.repo_root(self.repo), self.allow_dirty)
+    return self._commit
+
+  def release_dir(self, commit: str) -> str:
+    return f"{self.remote_dir}/releases/{commit}"
+
+  def ship(self) -> str:
+    """Archives the commit, copies it to every worker, unpacks it and pip-installs it. Returns the commit."""
+    commit = self.commit()
+    root = gitinfo.repo_root(self.repo)
+    tarball = f"fot_jax-{commit[:12]}.tar.gz"
+    with tempfile.TemporaryDirectory() as tmp:
+      local = os.path.join(tmp, tarball)
+      if not self.dry_run:
+        gitinfo.archive(root, commit, local)
+      self.runner.run(self.scp_command(local, tarball), note=f"ship commit {commit[:12]}")
+    release = self.release_dir(commit)
+    requirement = self.install or ".[tpu]"
+    script = " && ".join([
+        shlex.join(["mkdir", "-p", release, f"{self.remote_dir}/logs"]),
+        shlex.join(["tar", "-xzf", tarball, "-C", release]),
+        shlex.join(["rm", "-f", tarball]),
+        shlex.join(["ln", "-sfn", f"releases/{commit}", f"{self.remote_dir}/current"]),
+        f"cd {shlex.quote(release)}",
+        shlex.join([self.python, "-m", "pip", "install", "-q", "-e", requirement]),
+    ])
+    self.runner.run(self.ssh_command(script), note="unpack + install on every worker")
+    return commit
+
+  def verify(self) -> dict[str, str]:
+    """{worker: commit} of every worker; raises LaunchError unless all run this launcher's commit."""
+    commit = self.commit()
+    script = (f"{WORKER_ID}; C=$(cat {shlex.quote(self.remote_dir + '/current/COMMIT')} 2>/dev/null || "
+              f"echo none); echo \"{COMMIT_MARK} worker=$W host=$(hostname) commit=$C\"")
+    expected = self.expected_workers()
+    res = self.runner.run(self.ssh_command(script), capture=True, check=False, note="same commit everywhere?")
+    if self.dry_run:
+      return {}
+    seen = {m.get("worker", "?"): m.get("commit", "none") for m in parse_marks(res.stdout, COMMIT_MARK)}
+    wrong = {w: c for w, c in seen.items() if c != commit}
+    problems = [f"worker {w} has {c if c != 'none' else 'no shipped code'}" for w, c in sorted(
+        wrong.items(), key=lambda kv: _sort_key(kv[0]))]
+    if res.returncode != 0:
+      problems.append(f"gcloud ssh exited with {res.returncode}")
+    if expected is not None and len(seen) < expected:
+      problems.append(f"only {len(seen)} of {expected} workers answered")
+    if not seen:
+      problems.append("no worker answered")
+    if problems:
+      raise LaunchError(f"workers do not all run commit {commit[:12]}: " + "; ".join(problems)
+                        + ". Run `python -m launch.tpu ship` (same flags) and retry; starting anyway would hang "
+                          "the pod at the first collective")
+    return seen
+
+  def checkpoint_steps(self, workdir: str) -> list[int]:
+    """Complete checkpoint steps in a gs:// workdir (`gcloud storage ls`); [] if none or not listable."""
+    if not workdir.startswith("gs://"):
+      return []
+    res = self.runner.run([self.gcloud, "storage", "ls", f"{workdir.rstrip('/')}/checkpoints/"], capture=True,
+                          check=False, note="latest checkpoint (resume point)")
+    steps = []
+    for line in res.stdout.splitlines():
+      name = line.rstrip("/").rsplit("/", 1)[-1]
+      if name.isdigit():
+        steps.append(int(name))
+    return sorted(steps)
+
+  def train_script(self, config: str, workdir: str, overrides: Mapping[str, Any], job: str, detach: bool) -> str:
+    """The bash line every worker runs: check its commit, start training in its own process group with a pid
+    file, stream (or not) its log, and print its exit status."""
+    commit = self.commit()
+    logs = f"{self.remote_dir}/logs"
+    log, rc_file, pid_file = (f"{logs}/{job}.{ext}" for ext in ("log", "rc", "pid"))
+    cwd = f"{self.remote_dir}/current"
+    env = [f"{k}={v}" for k, v in self.env.items()]
+    train = ["env", *env, self.python, "-m", "fot_jax.train", f"--config={config}", f"--workdir={workdir}",
+             *override_flags(overrides)]
+    q = shlex.quote
+    # Paths are relative to the home directory (ssh starts there); the training runs inside the release
+    # (config paths are relative to it), so the detached inner shell spells its paths from $HOME.
+    inner = (f"cd \"$HOME\"/{q(cwd)} && {shlex.join(train)} > \"$HOME\"/{q(log)} 2>&1; "
+             f"echo $? > \"$HOME\"/{q(rc_file)}")
+    lines = [
+        WORKER_ID,
+        f"mkdir -p {q(logs)}",
+        f"rm -f {q(rc_file)}",
+        f"C=$(cat {q(cwd + '/COMMIT')} 2>/dev/null || echo none)",
+        f"if [ \"$C\" != {q(commit)} ]; then echo \"{EXIT_MARK} worker=$W rc={COMMIT_MISMATCH_RC} "
+        f"note=commit-mismatch:$C\"; exit {COMMIT_MISMATCH_RC}; fi",
+        f": > {q(log)}",
+        f"setsid bash -c {q(inner)} < /dev/null > /dev/null 2>&1 & echo $! > {q(pid_file)}",
+    ]
+    if detach:
+      lines.append(f"echo \"fot_jax-started worker=$W pid=$(cat {q(pid_file)}) log={log}\"")
+    else:
+      lines += [
+          f"tail -n +1 --pid=$(cat {q(pid_file)}) -f {q(log)}",
+          f"R=$(cat {q(rc_file)} 2>/dev/null || echo 255)",
+          f"echo \"{EXIT_MARK} worker=$W rc=$R\"",
+          "exit $R",
+      ]
+    return "; ".join(lines)
+
+  def run_training(self, config: str, workdir: str, overrides: Mapping[str, Any] | None = None, *,
+                   job_name: str = "train", detach: bool = False, allow_local_workdir: bool = False,
+                   check_commit: bool = True) -> RunReport:
+    """Validates the overrides, checks every worker's commit, runs the command on all workers, and reports
+    each worker's exit status (detach: starts it and returns; use status/logs)."""
+    overrides = dict(overrides or {})
+    if not _JOB_RE.match(job_name):
+      raise LaunchError(f"--job {job_name!r}: use letters, digits and . _ = , + -")
+    if not workdir.startswith("gs://") and not allow_local_workdir:
+      raise LaunchError(f"--workdir {workdir!r}: a TPU pod needs a gs:// workdir (every worker writes the same "
+                        f"checkpoint, and a relaunch must find it); pass --allow_local_workdir for a single-host "
+                        f"TPU VM")
+    load_config(config, overrides)  # an override typo fails here, before any TPU time is spent
+    if check_commit:
+      self.verify()
+    steps = self.checkpoint_steps(workdir)
+    if steps:
+      print(f"{workdir} holds checkpoint step {steps[-1]}: training resumes from it", flush=True)
+    expected = self.expected_workers() if not self.dry_run else None
+    script = self.train_script(config, workdir, overrides, job_name, detach)
+    res = self.runner.run(self.ssh_command(script), capture="tee", check=False,
+                          note=f"job {job_name} on all workers")
+    if self.dry_run:
+      return RunReport(0, [WorkerStatus("all", 0, "dry-run")], None)
+    if detach:
+      started = parse_marks(res.stdout, "fot_jax-started")
+      return RunReport(res.returncode, [WorkerStatus(m.get("worker", "?"), 0, "started") for m in started],
+                       expected)
+    return self._report(res.returncode, res.stdout, expected)
+
+  def _report(self, rc: int, output: str, expected: int | None) -> RunReport:
+    workers = []
+    for m in parse_marks(output, EXIT_MARK):
+      raw = m.get("rc", "")
+      code = int(raw) if raw.lstrip("-").isdigit() else None
+      note = m.get("note", "")
+      if code == COMMIT_MISMATCH_RC and not note:
+        note = "commit mismatch"
+      workers.append(WorkerStatus(m.get("worker", "?"), code, note.replace("-", " ", 1)))
+    return RunReport(rc, workers, expected)
+
+  def status(self, job: str) -> RunReport:
+    rc_file = f"{self.remote_dir}/logs/{job}.rc"
+    script = f"{WORKER_ID}; echo \"{EXIT_MARK} worker=$W rc=$(cat {shlex.quote(rc_file)} 2>/dev/null || echo running)\""
+    res = self.runner.run(self.ssh_command(script), capture=True, check=False, note=f"status of {job}")
+    return self._report(res.returncode, res.stdout, None if self.dry_run else self.expected_workers())
+
+  def logs(self, job: str, lines: int = 50, fetch_dir: str = "") -> None:
+    """Prints the last lines of every worker's log (prefixed by worker), or copies the logs to fetch_dir."""
+    log = f"{self.remote_dir}/logs/{job}.log"
+    if fetch_dir:
+      n = self.expected_workers()
+      if n is None and not self.dry_run:
+        raise LaunchError("--fetch needs the worker count (a single-slice TPU VM); use `logs` without --fetch")
+      os.makedirs(fetch_dir, exist_ok=True)
+      for w in range(n or 1):
+        self.runner.run(self._tpus("tpu-vm", "scp", f"{self.t.tpu}:{log}", os.path.join(fetch_dir, f"worker_{w}.log"),
+                                   *self.t.where(), f"--worker={w}"), check=False)
+      return
+    script = f"{WORKER_ID}; tail -n {int(lines)} {shlex.quote(log)} | sed \"s/^/[worker $W] /\""
+    self.runner.run(self.ssh_command(script), check=False, note=f"logs of {job}")
+
+  def stop(self, job: str) -> None:
+    """SIGTERM to the job's process group on every worker: the trainer saves a checkpoint and exits."""
+    pid_file = f"{self.remote_dir}/logs/{job}.pid"
+    script = (f"{WORKER_ID}; P=$(cat {shlex.quote(pid_file)} 2>/dev/null); if [ -n \"$P\" ]; then "
+              f"kill -TERM -- -$P 2>/dev/null && echo \"worker $W: stopping {job} (pid $P)\" || "
+              f"echo \"worker $W: {job} not running\"; else echo \"worker $W: no pid file for {job}\"; fi")
+    self.runner.run(self.ssh_command(script), check=False, note=f"stop {job}")
+
+  def delete(self) -> None:
+    for cmd in self.delete_commands():
+      self.runner.run(cmd, note="delete")
+
+  def up(self, config: str, workdir: str, overrides: Mapping[str, Any], *, job_name: str, create: bool,
+         max_restarts: int, **run_kw) -> RunReport:
+    """[create], ship, run; after a preemption, recreate + reship + rerun (resuming from the checkpoint)."""
+    load_config(config, overrides)
+    if create:
+      self.create()
+    for attempt in range(max_restarts + 1):
+      self.ship()
+      report = self.run_training(config, workdir, overrides, job_name=job_name, **run_kw)
+      if report.ok or self.dry_run:
+        return report
+      state = self.state()
+      preempted = state in ("PREEMPTED", "TERMINATED", "SUSPENDED", "FAILED", "NOT_FOUND")
+      if not preempted or attempt == max_restarts:
+        return report
+      print(f"TPU state {state} (preempted?): recreating and relaunching; attempt {attempt + 2} of "
+            f"{max_restarts + 1} resumes from the latest checkpoint in {workdir}", flush=True)
+      self.delete()
+      self.create()
+    return report
+
+
+# ---- command line ------------------------------------------------------------------------------------------------
+def add_target_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+  g = p.add_argument_group("TPU target")
+  g.add_argument("--tpu", required=required, help="TPU VM name (node prefix for multi-slice)")
+  g.add_argument("--zone", required=required)
+  g.add_argument("--project", default="")
+  g.add_argument("--accelerator_type", default="", help="create: e.g. v4-32, v5litepod-16")
+  g.add_argument("--runtime_version", default="", help="create: e.g. tpu-ubuntu2204-base")
+  g.add_argument("--queued_resource", default="", help="use a queued resource of this name")
+  g.add_argument("--node_count", type=int, default=1, help="multi-slice: slices in the queued resource")
+  g.add_argument("--spot", action="store_true")
+  g.add_argument("--remote_dir", default="fot_jax", help="code/log directory in each worker's home")
+  g.add_argument("--python", default="python3", help="python on the workers")
+  g.add_argument("--install", default="", help="pip requirement installed on the workers (default: .[tpu])")
+  g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment for training")
+  g.add_argument("--allow_dirty", action="store_true", help="ship uncommitted changes to tracked files")
+  g.add_argument("--repo", default=".", help="the git checkout to ship")
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m launch.tpu", description=__doc__.split("\n\n")[0])
+  sub = p.add_subparsers(dest="cmd", required=True)
+  for name in ("create", "ship", "verify", "run", "up", "status", "logs", "stop", "delete"):
+    s = sub.add_parser(name)
+    add_target_args(s)
+    s.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
+    if name in ("run", "up", "status", "logs", "stop"):
+      s.add_argument("--job", default="train", help="job name (log file name on the workers)")
+    if name in ("run", "up"):
+      s.add_argument("--config", required=True)
+      s.add_argument("--workdir", required=True, help="gs://bucket/path (shared by all workers)")
+      s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+      s.add_argument("--detach", action="store_true", help="start and return; follow with status/logs")
+      s.add_argument("--allow_local_workdir", action="store_true")
+      s.add_argument("--no_verify", action="store_true", help="skip the same-commit check (not recommended)")
+    if name == "up":
+      s.add_argument("--create", action="store_true", help="create the TPU first")
+      s.add_argument("--max_restarts", type=int, default=3, help="relaunches after preemption")
+    if name == "logs":
+      s.add_argument("--lines", type=int, default=50)
+      s.add_argument("--fetch", default="", help="copy every worker's log into this local directory")
+  return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    launcher = TpuLauncher.from_args(args)
+    cmd = args.cmd
+    if cmd == "create":
+      launcher.create()
+    elif cmd == "ship":
+      print(f"shipped commit {launcher.ship()}")
+    elif cmd == "verify":
+      seen = launcher.verify()
+      print(f"{len(seen)} workers run commit {launcher.commit()[:12]}")
+    elif cmd in ("run", "up"):
+      kw = dict(job_name=args.job, detach=args.detach, allow_local_workdir=args.allow_local_workdir,
+                check_commit=not args.no_verify)
+      overrides = parse_assignments(args.set)
+      if cmd == "run":
+        report = launcher.run_training(args.config, args.workdir, overrides, **kw)
+      else:
+        report = launcher.up(args.config, args.workdir, overrides, create=args.create,
+                             max_restarts=args.max_restarts, **kw)
+      print(f"job {args.job}: " + ("ok" if report.ok else "FAILED: " + report.describe()))
+      print(report.table())
+      return 0 if report.ok else 1
+    elif cmd == "status":
+      report = launcher.status(args.job)
+      print(f"job {args.job}:")
+      print(report.table())
+      return 0 if report.ok else 1
+    elif cmd == "logs":
+      launcher.logs(args.job, args.lines, args.fetch)
+    elif cmd == "stop":
+      launcher.stop(args.job)
+    elif cmd == "delete":
+      launcher.delete()
+  except (LaunchError, gitinfo.GitError, OverrideError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except CommandError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return e.returncode or 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
