@@ -1,0 +1,278 @@
+"""fot_jax <-> Hugging Face LLaMA / LongLLaMA (spec section 4): parameter names, config.json, folder I/O.
+
+Our tree keeps HF's names and rotate-half q/k layout, so the mapping is rename + transpose ([in, out] Flax
+kernels vs [out, in] torch weights) + (un)stacking of the layer axis. No permutation here (see easylm.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from fot_jax.convert import safetensors_io
+from fot_jax.model.config import ModelConfig
+
+MODELING_FILE = "modeling_longllama_fot.py"
+AUTO_MAP = {"AutoConfig": "modeling_longllama_fot.LongLlamaConfig",
+            "AutoModelForCausalLM": "modeling_longllama_fot.LongLlamaForCausalLM"}
+
+# Our per-layer name -> (HF name under model.layers.<i>., transposed?)
+LAYER_MAP = {
+    "q_proj": ("self_attn.q_proj.weight", True), "k_proj": ("self_attn.k_proj.weight", True),
+    "v_proj": ("self_attn.v_proj.weight", True), "o_proj": ("self_attn.o_proj.weight", True),
+    "gate_proj": ("mlp.gate_proj.weight", True), "up_proj": ("mlp.up_proj.weight", True),
+    "down_proj": ("mlp.down_proj.weight", True),
+    "input_layernorm": ("input_layernorm.weight", False),
+    "post_attention_layernorm": ("post_attention_layernorm.weight", False),
+}
+
+
+def check_exportable(config: ModelConfig) -> None:
+  """LongLLaMA has neither q/k normalisation nor the memory gate: refuse those ablations."""
+  for field in ("qk_norm", "mem_gate"):
+    if getattr(config, field):
+      raise ValueError(f"ModelConfig.{field}=True is an ablation that LongLLaMA/HF LLaMA cannot represent; "
+                       f"export supports only qk_norm=False and mem_gate=False")
+
+
+# ---- config.json ---------------------------------------------------------------------------------------------
+def hf_config(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
+  """config.json: standard LLaMA fields (so LlamaForCausalLM loads it) plus the LongLLaMA memory fields."""
+  check_exportable(config)
+  return {
+      "architectures": ["LongLlamaForCausalLM"],
+      "model_type": "longllama",
+      "auto_map": dict(AUTO_MAP),
+      "vocab_size": config.vocab_size,
+      "hidden_size": config.hidden_size,
+      "intermediate_size": config.intermediate_size,
+      "num_hidden_layers": config.num_layers,
+      "num_attention_heads": config.num_heads,
+      "num_key_value_heads": config.kv_heads,
+      "head_dim": config.head_dim,
+      "hidden_act": "silu",
+      "rms_norm_eps": config.norm_eps,
+      "rope_theta": float(config.rope_theta),
+      "max_position_embeddings": config.max_position_embeddings,
+      "initializer_range": config.initializer_range,
+      "bos_token_id": config.bos_token_id,
+      "eos_token_id": config.eos_token_id,
+      "pad_token_id": config.pad_token_id,
+      "tie_word_embeddings": False,
+      "attention_bias": False,
+      "mlp_bias": False,
+      "use_cache": True,
+      "torch_dtype": dtype,
+      # LongLLaMA (FoT) fields.
+      "mem_layers": list(config.mem_layers),
+      "mem_positionals": config.mem_positionals == "first",
+      "mem_dtype": config.mem_dtype,
+      "last_context_length": config.last_context_length,
+      "mem_attention_grouping": None,
+      "torch_attention": False,
+      "gradient_checkpoint_every_ith": 1,
+  }
+
+
+def generation_config(config: ModelConfig) -> dict[str, Any]:
+  return {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id,
+          "pad_token_id": config.pad_token_id}
+
+
+def model_config_from_hf(hf: dict[str, Any], **overrides) -> ModelConfig:
+  """ModelConfig from a HF LLaMA or LongLLaMA config.json dict; overrides (not None) win over the file.
+
+  Plain LLaMA has no memory fields: mem_layers () and last_context_length = W (one window up to W tokens).
+  """
+  def need(key):
+    if key not in hf:
+      raise ValueError(f"config.json: missing field {key!r}")
+    return hf[key]
+
+  for key in ("attention_bias", "mlp_bias"):
+    if hf.get(key):
+      raise ValueError(f"config.json: {key}=true is not supported (fot_jax LLaMA has no biases)")
+  scaling = hf.get("rope_scaling")
+  rope_params = hf.get("rope_parameters") or {}
+  rope_type = (scaling or {}).get("rope_type", (scaling or {}).get("type")) or rope_params.get("rope_type")
+  if rope_type not in (None, "default"):
+    raise ValueError(f"config.json: rope scaling {rope_type!r} is not supported (only plain RoPE)")
+  if hf.get("hidden_act", "silu") != "silu":
+    raise ValueError(f"config.json: hidden_act={hf['hidden_act']!r} is not supported (only silu)")
+  heads = need("num_attention_heads")
+  hidden = need("hidden_size")
+  if hf.get("head_dim") not in (None, hidden // heads):
+    raise ValueError(f"config.json: head_dim={hf['head_dim']} differs from hidden_size/num_attention_heads")
+  kv = hf.get("num_key_value_heads")
+  window = need("max_position_embeddings")
+  fields = dict(
+      vocab_size=need("vocab_size"), hidden_size=hidden, num_heads=heads,
+      num_kv_heads=None if kv in (None, heads) else kv, num_layers=need("num_hidden_layers"),
+      intermediate_size=need("intermediate_size"),
+      rope_theta=float(rope_params.get("rope_theta", hf.get("rope_theta", 10000.0))),
+      norm_eps=float(hf.get("rms_norm_eps", 1e-6)), max_position_embeddings=window,
+      mem_layers=tuple(hf.get("mem_layers") or ()),
+      mem_positionals="first" if hf.get("mem_positionals", True) else "none",
+      last_context_length=int(hf.get("last_context_length") or window),
+      mem_dtype=hf.get("mem_dtype") or "bfloat16",
+      initializer_range=float(hf.get("initializer_range", 0.02)),
+  )
+  for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+    value = hf.get(key)
+    if isinstance(value, list):
+      value = value[0] if value else None
+    if value is not None:
+      fields[key] = int(value)
+  fields.update({k: v for k, v in overrides.items() if v is not None})
+  return ModelConfig(**fields)
+
+
+# ---- parameters ------------------------------------------------------------------------------------------------
+def hf_tensor_specs(config: ModelConfig, dtype: np.dtype) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+  """(HF name, torch shape, dtype) of every exported tensor, in the order to_hf_tensors yields them."""
+  from fot_jax.model.params import param_shapes
+  shapes = param_shapes(config)
+  specs = [("model.embed_tokens.weight", shapes["embed_tokens"], dtype)]
+  for i in range(config.num_layers):
+    for ours, (name, transpose) in LAYER_MAP.items():
+      shape = shapes["layers"][ours][1:]
+      specs.append((f"model.layers.{i}.{name}", tuple(reversed(shape)) if transpose else shape, dtype))
+  specs.append(("model.norm.weight", shapes["norm"], dtype))
+  specs.append(("lm_head.weight", tuple(reversed(shapes["lm_head"])), dtype))
+  return specs
+
+
+def to_hf_tensors(params: Any, config: ModelConfig, dtype: np.dtype) -> Iterator[np.ndarray]:
+  """Yields the HF tensors one at a time (layer slices converted lazily), in hf_tensor_specs order."""
+  cast = lambda a: np.ascontiguousarray(np.asarray(a).astype(np.float32).astype(dtype))
+  yield cast(params["embed_tokens"])
+  for i in range(config.num_layers):
+    for ours, (_, transpose) in LAYER_MAP.items():
+      a = np.asarray(params["layers"][ours][i])
+      yield cast(a.T if transpose else a)
+  yield cast(params["norm"])
+  yield cast(np.asarray(params["lm_head"]).T)
+
+
+def from_hf_tensors(get: Callable[[str], np.ndarray], has: Callable[[str], bool], config: ModelConfig,
+                    dtype: np.dtype = np.dtype(np.float32)) -> dict[str, Any]:
+  """Builds our (stacked, numpy) parameter tree from HF tensors fetched one at a time by name."""
+  from fot_jax.model.params import param_shapes
+  shapes = param_shapes(config)
+
+  def fetch(name, shape):
+    if not has(name):
+      raise KeyError(f"HF checkpoint: tensor {name!r} missing")
+    a = np.asarray(get(name))
+    if tuple(a.shape) != tuple(shape):
+      raise ValueError(f"HF checkpoint: tensor {name!r} has shape {tuple(a.shape)}, expected {tuple(shape)} "
+                       f"from config.json")
+    return a
+
+  layers = {}
+  for ours, (name, transpose) in LAYER_MAP.items():
+    shape = shapes["layers"][ours]
+    out = np.empty(shape, dtype)
+    for i in range(config.num_layers):
+      torch_shape = tuple(reversed(shape[1:])) if transpose else shape[1:]
+      a = fetch(f"model.layers.{i}.{name}", torch_shape)
+      out[i] = (a.T if transpose else a).astype(dtype)
+    layers[ours] = out
+  embed = fetch("model.embed_tokens.weight", shapes["embed_tokens"]).astype(dtype)
+  if has("lm_head.weight"):
+    lm_head = fetch("lm_head.weight", tuple(reversed(shapes["lm_head"]))).T.astype(dtype)
+  else:  # tied embeddings
+    lm_head = np.ascontiguousarray(embed.T)
+  return {"embed_tokens": embed, "layers": layers, "norm": fetch("model.norm.weight", shapes["norm"]).astype(dtype),
+          "lm_head": np.ascontiguousarray(lm_head)}
+
+
+# ---- folders ---------------------------------------------------------------------------------------------------
+def read_hf_config(folder: str) -> dict[str, Any]:
+  path = os.path.join(folder, "config.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{folder}: no config.json (not a Hugging Face model folder)")
+  with open(path) as f:
+    return json.load(f)
+
+
+def _torch_tensor_source(folder: str):
+  """Fallback for pytorch_model*.bin folders (needs torch)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  index = os.path.join(folder, "pytorch_model.bin.index.json")
+  files = (sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index)
+           else ["pytorch_model.bin"])
+  state = {}
+  for fname in files:
+    state.update(torch.load(os.path.join(folder, fname), map_location="cpu", weights_only=True, mmap=True))
+  get = lambda name: state[name].float().numpy()
+  return get, state.__contains__
+
+
+def tensor_source(folder: str):
+  """(get(name) -> ndarray, has(name) -> bool) over a folder's safetensors (or pytorch_model.bin) weights."""
+  try:
+    st = safetensors_io.SafetensorsFolder(folder)
+    return st.get, st.__contains__
+  except FileNotFoundError:
+    if any(f.startswith("pytorch_model") for f in os.listdir(folder)):
+      return _torch_tensor_source(folder)
+    raise FileNotFoundError(f"{folder}: no model.safetensors, sharded safetensors index or pytorch_model.bin")
+
+
+def load_hf_folder(folder: str, dtype: str = "float32", **overrides) -> tuple[dict[str, Any], ModelConfig]:
+  """(numpy params, ModelConfig) from a HF LLaMA/LongLLaMA folder."""
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(f"{folder}: no such directory")
+  config = model_config_from_hf(read_hf_config(folder), param_dtype=dtype, **overrides)
+  get, has = tensor_source(folder)
+  return from_hf_tensors(get, has, config, safetensors_io.numpy_dtype(dtype)), config
+
+
+def write_hf_folder(out_dir: str, params: Any, config: ModelConfig, dtype: str = "float32",
+                    max_shard_size: int | str = "5GB", tokenizer_model: str | None = None) -> list[str]:
+  """Writes an export folder: safetensors, config.json, generation_config.json, modeling file, tokenizer."""
+  check_exportable(config)
+  np_dtype = safetensors_io.numpy_dtype(dtype)
+  os.makedirs(out_dir, exist_ok=True)
+  written = safetensors_io.write_sharded(out_dir, hf_tensor_specs(config, np_dtype),
+                                         to_hf_tensors(params, config, np_dtype),
+                                         safetensors_io.parse_size(max_shard_size))
+  _write_json(os.path.join(out_dir, "config.json"), hf_config(config, dtype))
+  _write_json(os.path.join(out_dir, "generation_config.json"), generation_config(config))
+  shutil.copyfile(os.path.join(os.path.dirname(__file__), MODELING_FILE), os.path.join(out_dir, MODELING_FILE))
+  written += ["config.json", "generation_config.json", MODELING_FILE]
+  if tokenizer_model:
+    written += write_tokenizer(out_dir, tokenizer_model, config)
+  return written
+
+
+def write_tokenizer(out_dir: str, sp_model: str, config: ModelConfig) -> list[str]:
+  """Copies a SentencePiece model as tokenizer.model with a minimal LlamaTokenizer tokenizer_config.json."""
+  if not os.path.isfile(sp_model):
+    raise FileNotFoundError(f"config data.sentencepiece_model: {sp_model} does not exist")
+  shutil.copyfile(sp_model, os.path.join(out_dir, "tokenizer.model"))
+  pieces = {}
+  try:
+    import sentencepiece as spm  # pylint: disable=import-outside-toplevel
+    sp = spm.SentencePieceProcessor(model_file=sp_model)
+    for key, token_id in (("bos_token", config.bos_token_id), ("eos_token", config.eos_token_id),
+                          ("unk_token", sp.unk_id())):
+      if 0 <= token_id < sp.get_piece_size():
+        pieces[key] = sp.id_to_piece(token_id)
+  except ImportError:
+    pieces = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+  tok_config = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
+                "model_max_length": config.max_position_embeddings, "legacy": True, **pieces}
+  _write_json(os.path.join(out_dir, "tokenizer_config.json"), tok_config)
+  return ["tokenizer.model", "tokenizer_config.json"]
+
+
+def _write_json(path: str, obj: Any) -> None:
+  with open(path, "w") as f:
+    json.dump(obj, f, indent=2)
+    f.write("\n")

@@ -1,0 +1,351 @@
+"""PyTorch LLaMA with Focused-Transformer memory layers (LongLLaMA inference), shipped inside fot_jax exports.
+
+Written for fot_jax from its behaviour contract (FOT_SPEC.md section 3); it depends only on torch and
+transformers, so `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` runs it offline.
+Parameter names are Hugging Face LLaMA's, so the same folder also loads as a plain `LlamaForCausalLM`.
+
+Inference with memory:
+- An input of N tokens without a cache: tokens [0, N - LCL) in windows of W from the front, then the final
+  window of min(N, LCL) tokens. Every window but the last joins the memory after its own attention.
+- Memory layers attend in one softmax to [local | memory]; memory keys are stored unrotated (position 0);
+  masked scores are -1e6. Other layers see only their local window and cache.
+- With a cache (generation), when cache + new tokens exceed W the whole cache is evicted first: into memory in
+  memory layers, dropped in the others. Local RoPE positions count from the oldest cached token; cached keys
+  are kept unrotated and rotated again at every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import LlamaConfig, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+MASK_VALUE = -1e6
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# transformers 5 names the cache output field `cache`, 4.x `past_key_values`.
+_CACHE_FIELD = ("cache" if "cache" in {f.name for f in dataclasses.fields(CausalLMOutputWithPast)}
+                else "past_key_values")
+
+
+class LongLlamaConfig(LlamaConfig):
+  """LLaMA configuration plus the LongLLaMA memory fields."""
+
+  model_type = "longllama"
+
+  def __init__(self, mem_layers=(), mem_positionals=True, mem_dtype="bfloat16", last_context_length=1024,
+               mem_attention_grouping=None, torch_attention=False, gradient_checkpoint_every_ith=1, **kwargs):
+    self.mem_layers = [int(i) for i in (mem_layers or ())]
+    self.mem_positionals = bool(mem_positionals)
+    self.mem_dtype = mem_dtype
+    self.last_context_length = int(last_context_length)
+    self.mem_attention_grouping = mem_attention_grouping
+    self.torch_attention = torch_attention
+    self.gradient_checkpoint_every_ith = gradient_checkpoint_every_ith
+    super().__init__(**kwargs)
+
+
+def _rope_theta(config) -> float:
+  params = getattr(config, "rope_parameters", None)
+  if isinstance(params, dict) and "rope_theta" in params:
+    return float(params["rope_theta"])
+  return float(getattr(config, "rope_theta", 10000.0))
+
+
+def _rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+  """Rotates x [B, heads, T, hd] at positions [T] (rotate-half layout); tables and math in float32."""
+  hd = x.shape[-1]
+  inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=x.device) / hd))
+  angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
+  angles = torch.cat([angles, angles], dim=-1)  # [T, hd]
+  cos, sin = angles.cos(), angles.sin()
+  x32 = x.float()
+  half = hd // 2
+  rotated = torch.cat([-x32[..., half:], x32[..., :half]], dim=-1)
+  return (x32 * cos + rotated * sin).to(x.dtype)
+
+
+class FoTRMSNorm(nn.Module):
+  def __init__(self, size: int, eps: float):
+    super().__init__()
+    self.weight = nn.Parameter(torch.ones(size))
+    self.eps = eps
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x32 = x.float()
+    y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+    return (y * self.weight.float()).to(x.dtype)
+
+
+class FoTMLP(nn.Module):
+  def __init__(self, config):
+    super().__init__()
+    self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+    self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+    self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+  def forward(self, x):
+    return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+@dataclass
+class _LayerCache:
+  """Local cache of one layer (keys unrotated) and, in memory layers, its memory (keys at position 0)."""
+  k: torch.Tensor | None = None  # [B, K, S, hd]
+  v: torch.Tensor | None = None
+  mem_k: torch.Tensor | None = None  # [B, K, M, hd] in mem dtype
+  mem_v: torch.Tensor | None = None
+
+
+class FoTCache:
+  """Local cache of every layer plus the memory of the memory layers; the `past_key_values` of this model."""
+
+  def __init__(self, num_layers: int, mem_layers, mem_dtype: torch.dtype):
+    self.layers = [_LayerCache() for _ in range(num_layers)]
+    self.mem_layers = set(mem_layers)
+    self.mem_dtype = mem_dtype
+    self.valid: torch.Tensor | None = None  # [B, S] bool, validity of the cached tokens
+    self.mem_valid: torch.Tensor | None = None  # [B, M]
+
+  @property
+  def length(self) -> int:
+    return 0 if self.valid is None else self.valid.shape[1]
+
+  @property
+  def memory_size(self) -> int:
+    return 0 if self.mem_valid is None else self.mem_valid.shape[1]
+
+  def get_seq_length(self, layer_idx: int = 0) -> int:
+    return self.length
+
+  def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+    c = self.layers[layer]
+    c.k = k if c.k is None else torch.cat([c.k, k], dim=2)
+    c.v = v if c.v is None else torch.cat([c.v, v], dim=2)
+
+  def append_valid(self, valid: torch.Tensor) -> None:
+    self.valid = valid if self.valid is None else torch.cat([self.valid, valid], dim=1)
+
+  def flush(self) -> None:
+    """Evicts the whole local cache: into memory in memory layers, dropped in the others."""
+    if self.length == 0:
+      return
+    for i, c in enumerate(self.layers):
+      if i in self.mem_layers:
+        k, v = c.k.to(self.mem_dtype), c.v.to(self.mem_dtype)
+        c.mem_k = k if c.mem_k is None else torch.cat([c.mem_k, k], dim=2)
+        c.mem_v = v if c.mem_v is None else torch.cat([c.mem_v, v], dim=2)
+      c.k = c.v = None
+    self.mem_valid = self.valid if self.mem_valid is None else torch.cat([self.mem_valid, self.valid], dim=1)
+    self.valid = None
+
+
+class FoTAttention(nn.Module):
+  """LLaMA self-attention; in a memory layer the softmax also covers the memory (spec section 3)."""
+
+  def __init__(self, config, layer_idx: int):
+    super().__init__()
+    self.num_heads = config.num_attention_heads
+    self.kv_heads = config.num_key_value_heads or config.num_attention_heads
+    self.head_dim = config.hidden_size // config.num_attention_heads
+    self.theta = _rope_theta(config)
+    mem_layers = getattr(config, "mem_layers", None) or ()
+    self.is_mem = layer_idx in mem_layers
+    self.rotate = not self.is_mem or bool(getattr(config, "mem_positionals", True))
+    self.layer_idx = layer_idx
+    d = config.hidden_size
+    self.q_proj = nn.Linear(d, self.num_heads * self.head_dim, bias=False)
+    self.k_proj = nn.Linear(d, self.kv_heads * self.head_dim, bias=False)
+    self.v_proj = nn.Linear(d, self.kv_heads * self.head_dim, bias=False)
+    self.o_proj = nn.Linear(self.num_heads * self.head_dim, d, bias=False)
+
+  def _expand(self, x: torch.Tensor) -> torch.Tensor:
+    """[B, K, S, hd] -> [B, H, S, hd]: query head h reads kv head h // (H / K)."""
+    return x.repeat_interleave(self.num_heads // self.kv_heads, dim=1)
+
+  def forward(self, h: torch.Tensor, valid: torch.Tensor, cache: FoTCache) -> torch.Tensor:
+    b, t, _ = h.shape
+    q = self.q_proj(h).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
+    k = self.k_proj(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)  # [B, K, T, hd]
+    v = self.v_proj(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+    lc = cache.layers[self.layer_idx]
+    start = cache.length
+    local_k = k if lc.k is None else torch.cat([lc.k, k], dim=2)  # [B, K, S, hd], unrotated
+    local_v = v if lc.v is None else torch.cat([lc.v, v], dim=2)
+    local_valid = valid if cache.valid is None else torch.cat([cache.valid, valid], dim=1)  # [B, S]
+    s = local_k.shape[2]
+    key_pos = torch.arange(s, device=h.device)
+    query_pos = start + torch.arange(t, device=h.device)
+    mask = (key_pos[None, :] <= query_pos[:, None])[None] & local_valid[:, None, :]  # [B, T, S]
+    if self.rotate:
+      q = _rope(q, query_pos, self.theta)
+      local_k = _rope(local_k, key_pos, self.theta)
+    keys, values = self._expand(local_k), self._expand(local_v)
+    if self.is_mem and lc.mem_k is not None:
+      keys = torch.cat([keys, self._expand(lc.mem_k.to(q.dtype))], dim=2)
+      values = torch.cat([values, self._expand(lc.mem_v.to(v.dtype))], dim=2)
+      mem_mask = cache.mem_valid[:, None, :].expand(b, t, cache.mem_valid.shape[1])
+      mask = torch.cat([mask, mem_mask], dim=-1)
+    scores = torch.matmul(q.float(), keys.float().transpose(-1, -2)) / math.sqrt(self.head_dim)  # [B, H, T, S+M]
+    scores = torch.where(mask[:, None], scores, torch.full_like(scores, MASK_VALUE))
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.matmul(probs.to(values.dtype).float(), values.float()).to(h.dtype)  # [B, H, T, hd]
+    cache.append(self.layer_idx, k, v)
+    return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+
+
+class FoTDecoderLayer(nn.Module):
+  def __init__(self, config, layer_idx: int):
+    super().__init__()
+    self.self_attn = FoTAttention(config, layer_idx)
+    self.mlp = FoTMLP(config)
+    self.input_layernorm = FoTRMSNorm(config.hidden_size, config.rms_norm_eps)
+    self.post_attention_layernorm = FoTRMSNorm(config.hidden_size, config.rms_norm_eps)
+
+  def forward(self, x, valid, cache):
+    x = x + self.self_attn(self.input_layernorm(x), valid, cache)
+    return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LongLlamaPreTrainedModel(PreTrainedModel):
+  config_class = LongLlamaConfig
+  base_model_prefix = "model"
+  _no_split_modules = ["FoTDecoderLayer"]
+
+  def _init_weights(self, module):
+    std = self.config.initializer_range
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+      nn.init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, FoTRMSNorm):
+      nn.init.ones_(module.weight)
+
+
+class LongLlamaModel(LongLlamaPreTrainedModel):
+  """Embedding, decoder layers, final norm; `forward_chunk` runs tokens after the cache and appends them to it."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+    self.layers = nn.ModuleList([FoTDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+    self.norm = FoTRMSNorm(config.hidden_size, config.rms_norm_eps)
+    self.post_init()
+
+  def get_input_embeddings(self):
+    return self.embed_tokens
+
+  def set_input_embeddings(self, value):
+    self.embed_tokens = value
+
+  def forward_chunk(self, input_ids: torch.Tensor, valid: torch.Tensor, cache: FoTCache) -> torch.Tensor:
+    """input_ids [B, T] -> final hidden states [B, T, D]; the tokens join the local cache."""
+    x = self.embed_tokens(input_ids)
+    for layer in self.layers:
+      x = layer(x, valid, cache)
+    cache.append_valid(valid)
+    return self.norm(x)
+
+
+class LongLlamaForCausalLM(LongLlamaPreTrainedModel):
+  """Causal LM with FoT memory: windowed encoding of long inputs, memory cache, greedy generation."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.model = LongLlamaModel(config)
+    self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+    self.post_init()
+
+  def get_input_embeddings(self):
+    return self.model.embed_tokens
+
+  def get_output_embeddings(self):
+    return self.lm_head
+
+  def new_cache(self) -> FoTCache:
+    mem_dtype = _DTYPES[getattr(self.config, "mem_dtype", "bfloat16") or "bfloat16"]
+    return FoTCache(self.config.num_hidden_layers, getattr(self.config, "mem_layers", ()) or (), mem_dtype)
+
+  def windows(self, length: int) -> list[tuple[int, int]]:
+    """Spec section 3 windowing of an input of `length` tokens: [(start, stop), ...]."""
+    window = self.config.max_position_embeddings
+    lcl = min(self.config.last_context_length, window)
+    n_mem = max(length - lcl, 0)
+    spans = [(s, min(s + window, n_mem)) for s in range(0, n_mem, window)]
+    if length > n_mem:
+      spans.append((n_mem, length))
+    return spans
+
+  def _logits(self, hidden):
+    return self.lm_head(hidden).float()
+
+  def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+              past_key_values: FoTCache | None = None, use_cache: bool | None = None,
+              labels: torch.Tensor | None = None, return_dict: bool | None = None, cache: FoTCache | None = None,
+              **kwargs):
+    """Logits [B, N, V] float32 for every input token.
+
+    Without past_key_values the input is windowed as LongLLaMA does; with a cache (from use_cache=True) the new
+    tokens are appended to it, evicting the whole cache first when they do not fit in the window.
+    """
+    past_key_values = cache if past_key_values is None else past_key_values
+    valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    window = self.config.max_position_embeddings
+    if past_key_values is None:
+      cache = self.new_cache()
+      spans = self.windows(input_ids.shape[1])
+      outputs = []
+      for i, (a, b) in enumerate(spans):
+        outputs.append(self._logits(self.model.forward_chunk(input_ids[:, a:b], valid[:, a:b], cache)))
+        if i < len(spans) - 1:
+          cache.flush()
+      logits = torch.cat(outputs, dim=1)
+    else:
+      cache = past_key_values
+      if input_ids.shape[1] > window:
+        raise ValueError(f"with a cache, at most max_position_embeddings={window} tokens per call, "
+                         f"found {input_ids.shape[1]}")
+      if cache.length + input_ids.shape[1] > window:
+        cache.flush()
+      logits = self._logits(self.model.forward_chunk(input_ids, valid, cache))
+    loss = None
+    if labels is not None:
+      loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                             ignore_index=-100)
+    keep = use_cache or past_key_values is not None
+    return CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache if keep else None})
+
+  @torch.no_grad()
+  def generate(self, input_ids: torch.Tensor, max_new_tokens: int | None = None, max_length: int | None = None,
+               eos_token_id: int | None = None, attention_mask: torch.Tensor | None = None,
+               do_sample: bool = False, num_beams: int = 1, **kwargs) -> torch.Tensor:
+    """Greedy decoding with the memory cache. Returns [B, prompt + new] like transformers' generate."""
+    if do_sample or num_beams != 1:
+      raise ValueError("this FoT model implements greedy generation only (do_sample=False, num_beams=1)")
+    if max_new_tokens is None:
+      if max_length is None:
+        raise ValueError("pass max_new_tokens (or max_length)")
+      max_new_tokens = max_length - input_ids.shape[1]
+    pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+    out = self(input_ids, attention_mask=attention_mask, use_cache=True)
+    cache = getattr(out, _CACHE_FIELD)
+    tokens = [input_ids]
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    for i in range(max_new_tokens):
+      nxt = out.logits[:, -1].argmax(-1)
+      nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
+      tokens.append(nxt[:, None])
+      if eos_token_id is not None:
+        finished |= nxt == eos_token_id
+        if bool(finished.all()):
+          break
+      if i == max_new_tokens - 1:
+        break
+      out = self(nxt[:, None], cache=cache)
+    return torch.cat(tokens, dim=1)
+
+
+__all__ = ["LongLlamaConfig", "LongLlamaModel", "LongLlamaForCausalLM", "FoTCache"]

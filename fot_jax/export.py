@@ -1,0 +1,70 @@
+"""`python -m fot_jax.export --workdir=DIR [--step=N] --out=HF_DIR [--dtype=...]`: orbax -> Hugging Face folder.
+
+The folder loads as `LlamaForCausalLM` (short context) and, through config.json's auto_map and the bundled
+modeling file, as LongLLaMA with memory (`AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)`).
+Tensors are streamed to safetensors shards one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m fot_jax.export", description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", required=True, help="training or conversion workdir (holds checkpoints/)")
+  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  p.add_argument("--out", required=True, help="output folder (absent or empty unless --overwrite)")
+  p.add_argument("--dtype", default="float32", help="float32|bfloat16|float16")
+  p.add_argument("--max_shard_size", default="5GB", help="shard above this size, e.g. 5GB, 500MB")
+  p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+  return p
+
+
+def sentencepiece_path(run_config: dict) -> str | None:
+  """The SentencePiece model recorded in a checkpoint's run config (config['data']['sentencepiece_model'])."""
+  data = run_config.get("data") or {}
+  return data.get("sentencepiece_model") if isinstance(data, dict) else None
+
+
+def export(workdir: str, out: str, step: int | None = None, dtype: str = "float32",
+           max_shard_size: str | int = "5GB", overwrite: bool = False) -> list[str]:
+  """Checks the request, then writes the folder; returns the file names written."""
+  from fot_jax.convert import hf, safetensors_io
+  from fot_jax.model.config import ModelConfig
+  from fot_jax.train import checkpoint
+  safetensors_io.numpy_dtype(dtype)
+  safetensors_io.parse_size(max_shard_size)
+  if os.path.exists(out) and (not os.path.isdir(out) or (os.listdir(out) and not overwrite)):
+    raise FileExistsError(f"--out {out} exists and is not empty; pass --overwrite to write into it")
+  if not os.path.isdir(checkpoint.checkpoint_dir(workdir)):
+    raise FileNotFoundError(f"--workdir {workdir}: no {checkpoint.CHECKPOINT_SUBDIR}/ directory")
+  step, run_config = checkpoint.restore_config(workdir, step)
+  hf.check_exportable(ModelConfig.from_dict(run_config["model"]))
+  sp_model = sentencepiece_path(run_config)
+  if sp_model and not os.path.isfile(sp_model):
+    raise FileNotFoundError(f"config data.sentencepiece_model: {sp_model} does not exist")
+  params, config, _ = checkpoint.load_params(workdir, step)
+  return hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    written = export(args.workdir, args.out, args.step, args.dtype, args.max_shard_size, args.overwrite)
+  except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+    print(f"fot_jax.export: error: {e}", file=sys.stderr)
+    return 2
+  stale = sorted(f for f in os.listdir(args.out)
+                 if f.endswith((".safetensors", ".safetensors.index.json")) and f not in written)
+  if stale:
+    print(f"fot_jax.export: warning: {args.out} still holds weight files from before: {stale}; they are not "
+          f"part of this export (delete them by hand)", file=sys.stderr)
+  print(f"wrote {len(written)} files to {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
