@@ -6,7 +6,6 @@ Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus 
 
 from __future__ import annotations
 
-import dataclasses
 
 from fot_jax.data import corpora, sources, synthetic, tasks
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher

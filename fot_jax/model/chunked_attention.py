@@ -40,11 +40,14 @@ def crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, sources, visib
 
 def crossbatch_attention(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate=None,
                          impl: str = "dense", chunk_size: int = 512):
-  """Dispatches a memory layer's crossbatch attention to the dense or chunked path (config.attention_impl)."""
+  """Dispatches a memory layer's crossbatch attention to the dense, chunked or splash path (attention_impl)."""
   if impl == "dense":
     return crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate)
+  if impl == "splash":  # TPU kernel path (imports Pallas only when chosen)
+    from fot_jax.model.splash_attention import crossbatch_attention_splash
+    return crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate)
   if impl != "chunked":
-    raise ValueError(f"attention_impl: expected 'dense' or 'chunked', found {impl!r}")
+    raise ValueError(f"attention_impl: expected 'dense', 'chunked' or 'splash', found {impl!r}")
   if gate is None:
     return crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, sources, visible, scale, chunk_size)
   # Memorizing-Transformer gate: a local-only softmax and a memory-only softmax, mixed per head.

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any, Literal, Sequence
 
 MemPositionals = Literal["first", "none"]
-AttentionImpl = Literal["dense", "chunked"]
+AttentionImpl = Literal["dense", "chunked", "splash"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,8 @@ class ModelConfig:
   # Numerics: params are stored in param_dtype, matmuls run in dtype; norms, RoPE and softmax in float32.
   dtype: str = "float32"
   param_dtype: str = "float32"
-  # Crossbatch attention implementation for memory layers and its key-block size (chunked only).
+  # Crossbatch attention implementation for memory layers and its key-block size (chunked only). "splash": the
+  # Pallas splash-attention kernel (TPU; Pallas interpret mode elsewhere, tests only), model/splash_attention.py.
   attention_impl: AttentionImpl = "dense"
   attention_chunk_size: int = 256  # fastest of 128/256/512 on CPU (bench/bench_crossbatch.py)
   initializer_range: float = 0.02
@@ -83,8 +84,8 @@ class ModelConfig:
       fail("mem_layers", "distinct indices", self.mem_layers)
     if self.mem_positionals not in ("first", "none"):
       fail("mem_positionals", "'first' or 'none'", self.mem_positionals)
-    if self.attention_impl not in ("dense", "chunked"):
-      fail("attention_impl", "'dense' or 'chunked'", self.attention_impl)
+    if self.attention_impl not in ("dense", "chunked", "splash"):
+      fail("attention_impl", "'dense', 'chunked' or 'splash' (Pallas TPU kernel)", self.attention_impl)
     if self.rope_theta <= 0:
       fail("rope_theta", "a positive number", self.rope_theta)
     for field in ("dtype", "param_dtype", "mem_dtype"):

@@ -59,8 +59,11 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
   if is_mem:
     m = config.mem_layers.index(layer)
     gate = lp.get("mem_gate") if config.mem_gate else None
-    out = attention.memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
-                                     state.mem_valid, scale, options.topk, options.approx, gate)
+    memory_attention = attention.memory_attention
+    if config.attention_impl == "splash" and options.topk is None:  # top-k selects per query: no mask kernel
+      from fot_jax.model.splash_attention import memory_attention_splash as memory_attention
+    out = memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m], state.mem_valid,
+                           scale, options.topk, options.approx, gate)
   else:
     out = attention.attend(q_r, local_k_r, local_v, local_mask, scale)
   return finish_layer(lp, x, out, config), k, v

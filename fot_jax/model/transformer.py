@@ -89,11 +89,13 @@ def unembed(params: Params, x: jax.Array, config: ModelConfig) -> jax.Array:
 
 def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mask: jax.Array | None = None,
             sources: jax.Array | None = None, visible: jax.Array | None = None, scan_layers: bool = True,
-            remat: str = "none", return_hidden: bool = False) -> Any:
+            remat: str = "none", activation_sharding: jax.sharding.Sharding | None = None,
+            return_hidden: bool = False) -> Any:
   """Training-mode forward: tokens [B, L] -> logits [B, L, V] float32.
 
   input_mask [B, L] marks real tokens (padding keys are masked); sources/visible [B, d] are a CrossbatchPlan's
-  arrays (None -> d = 0: memory layers see only their local context).
+  arrays (None -> d = 0: memory layers see only their local context). activation_sharding [B, L, D] pins each
+  layer's input and output (batch over the data axes), so XLA gathers weights rather than activations.
   """
   b, length = tokens.shape
   if input_mask is None:
@@ -107,7 +109,10 @@ def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mas
     fn = lambda lp, x: train_layer(lp, x, input_mask, sources, visible, is_mem, config)
     if remat != "none":
       fn = jax.checkpoint(fn, policy=REMAT_POLICIES[remat])
-    return fn
+    if activation_sharding is None:
+      return fn
+    pin = lambda x: jax.lax.with_sharding_constraint(x, activation_sharding)
+    return lambda lp, x: pin(fn(lp, pin(x)))
 
   x = embed(params, tokens, config)
   layers = params["layers"]

@@ -87,8 +87,9 @@ def load_params(workdir: str, step: int | None = None, sharding: Any = None) -> 
   step, config = restore_config(workdir, step)
   model_config = ModelConfig.from_dict(config["model"])
   target = abstract_params(model_config)
-  if sharding is not None:
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), target, sharding)
+  if sharding is None:  # one device by default; arrays saved from numpy carry no sharding of their own
+    sharding = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), target)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), target, sharding)
   with make_manager(workdir, read_only=True) as manager:
     restored = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.PyTreeRestore(
@@ -109,3 +110,31 @@ def save_params_checkpoint(workdir: str, params: Any, model_config: ModelConfig,
     save(manager, step, {"params": params, "step": step}, config)
     manager.wait_until_finished()
   return checkpoint_dir(workdir)
+
+
+# ---- trainer helpers: restore onto a mesh, clear errors --------------------------------------------------------
+def with_shardings(abstract: Any, shardings: Any) -> Any:
+  """ShapeDtypeStructs carrying target shardings: restore places every array straight onto the new mesh."""
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
+def restore_training(manager: ocp.CheckpointManager, workdir: str, step: int, target_state: Any
+                     ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+  """(state, data_state, stored config) of `step`, or a RuntimeError that names the damaged checkpoint."""
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target_state), data_state=ocp.args.JsonRestore(),
+        config=ocp.args.JsonRestore()))
+  except Exception as e:  # noqa: BLE001 - orbax raises many types; the user needs the path and the cause
+    raise RuntimeError(f"checkpoint step {step} under {checkpoint_dir(workdir)} cannot be restored "
+                       f"({type(e).__name__}: {e}). It is left untouched; move it away to resume from an "
+                       f"earlier step, or use a new --workdir.") from e
+  return restored["state"], restored["data_state"] or {}, restored["config"] or {}
+
+
+def all_steps(workdir: str) -> list[int]:
+  """Complete steps under workdir (orbax ignores its temporary, uncommitted directories)."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return []
+  with make_manager(workdir, read_only=True) as manager:
+    return sorted(manager.all_steps())

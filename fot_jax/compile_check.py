@@ -1,0 +1,325 @@
+"""Will it fit? Compile the real FoT train step for a TPU slice on this (CPU) host and report memory and cost.
+
+  python -m fot_jax.compile_check --config=configs/experiments/longllama_3b_fot.py --topology=v5p-64 \\
+      [--config.mesh.shape='(1,-1,1)' --config.mesh.remat=full ...] [--mfu=0.4]
+
+Builds the train step exactly as the trainer does (model size, global batch, micro-batches, crossbatch plan
+shape for the largest d of the schedule, remat policy, mesh and sharding rules, donation) from abstract shapes
+only: no parameter is materialised. libtpu (the `tpu` extra) compiles it for the named topology without a TPU.
+Prints per-device memory against HBM, compiled vs analytic FLOPs, the collectives of the partitioned HLO and an
+estimated step time at an assumed MFU. Exit status: 0 fits, 3 does not fit (naming the biggest buffers),
+2 invalid config/topology.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+
+from fot_jax.train import config_validation, optim, plans, tpu_specs
+from fot_jax.train.sharding import batch_sharding, make_mesh, replicated
+
+EXIT_DOES_NOT_FIT = 3
+EXIT_INVALID = 2
+
+
+class DoesNotFit(RuntimeError):
+  """The step needs more HBM per device than the chip has; the message names the biggest buffers."""
+
+
+# ---- building the step from abstract shapes --------------------------------------------------------------------
+@dataclasses.dataclass
+class Built:
+  model: Any  # ModelConfig
+  mesh: Mesh
+  jitted: Any  # jax.jit(train_step, shardings, donation)
+  args: tuple  # abstract (state, batch, sources, visible) with shardings
+  d: int
+  tokens_per_step: int
+
+
+def build(config, devices) -> Built:
+  """Validates config for len(devices) devices and returns the jitted step with abstract, sharded arguments."""
+  from fot_jax.train.trainer import jit_train_step, state_layout  # the trainer's own builders
+  model = config_validation.validate(config, num_devices=len(devices))
+  mesh = make_mesh(tuple(config.mesh.shape), devices)
+  optimizer, schedule = optim.make_optimizer(config.optim, config.num_steps)
+  abstract, shardings = state_layout(model, optimizer, mesh)
+  state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+  b, length = config.data.batch_size, config.data.seq_len
+  bs = batch_sharding(mesh)
+  batch = {"inputs": jax.ShapeDtypeStruct((b, length), jnp.int32, sharding=bs),
+           "targets": jax.ShapeDtypeStruct((b, length), jnp.int32, sharding=bs),
+           "loss_mask": jax.ShapeDtypeStruct((b, length), jnp.float32, sharding=bs),
+           "input_mask": jax.ShapeDtypeStruct((b, length), jnp.bool_, sharding=bs)}
+  d = max(config_validation.d_values(config.fot))  # the largest d needs the most memory
+  plan = plans.make_plan(config.fot, b // config.data.micro_batches, d)
+  rep = replicated(mesh)
+  sources = jax.ShapeDtypeStruct(plan.sources.shape, jnp.int32, sharding=rep)
+  visible = jax.ShapeDtypeStruct(plan.visible.shape, jnp.bool_, sharding=rep)
+  jitted = jit_train_step(config, model, mesh, optimizer, schedule, shardings)
+  return Built(model, mesh, jitted, (state, batch, sources, visible), d, b * length)
+
+
+def biggest_arguments(args, top: int = 5) -> list[tuple[str, int]]:
+  """(path, bytes per device) of the largest argument shards."""
+  out = []
+  for path, a in jax.tree_util.tree_flatten_with_path(args)[0]:
+    shape = a.sharding.shard_shape(a.shape) if isinstance(a.sharding, NamedSharding) else a.shape
+    out.append((jax.tree_util.keystr(path), int(np.prod(shape)) * np.dtype(a.dtype).itemsize))
+  return sorted(out, key=lambda x: -x[1])[:top]
+
+
+def compile_step(built: Built):
+  """Lowers and compiles under the mesh (Pallas kernels read it to shard themselves). OOM -> DoesNotFit."""
+  with jax.set_mesh(built.mesh):
+    lowered = built.jitted.lower(*built.args)
+  try:
+    return lowered.compile()
+  except Exception as e:  # noqa: BLE001 - XLA raises JaxRuntimeError/XlaRuntimeError with RESOURCE_EXHAUSTED
+    text = str(e)
+    if "RESOURCE_EXHAUSTED" in text or "Ran out of memory" in text or "out of memory" in text.lower():
+      raise DoesNotFit(_oom_message(text, built) + "\n" + _largest_tensors(lowered)) from None
+    raise
+
+
+_HLO_VALUE_RE = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(\w+)\[([\d,]*)\]\S*\s+([\w\-]+)\(.*?"
+                           r"(?:op_name=\"([^\"]*)\")?")
+
+
+def _largest_tensors(lowered, top: int = 6) -> str:
+  """The largest values of the program before partitioning (global shapes): where activations blow up."""
+  found: dict[tuple, tuple[int, str]] = {}
+  for line in lowered.as_text(dialect="hlo").splitlines():
+    m = _HLO_VALUE_RE.match(line)
+    if not m or m.group(1) not in _DTYPE_BYTES or m.group(3) in ("parameter", "constant", "tuple"):
+      continue
+    key = (m.group(1), m.group(2))
+    nbytes = int(np.prod([int(x) for x in m.group(2).split(",") if x])) * _DTYPE_BYTES[m.group(1)]
+    op = re.search(r'op_name="([^"]*)"', line)
+    found.setdefault(key, (nbytes, (op.group(1) if op else m.group(3))[-90:]))
+  biggest = sorted(found.items(), key=lambda kv: -kv[1][0])[:top]
+  lines = ["largest tensors of the step (global shapes, before sharding over the mesh):"]
+  lines += [f"  {dt}[{dims}] {_gib(n)}: {op}" for (dt, dims), (n, op) in biggest]
+  return "\n".join(lines)
+
+
+def _oom_message(text: str, built: Built) -> str:
+  lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+  head = next((ln for ln in lines if "memory" in ln.lower()), lines[0] if lines else text)
+  # XLA lists the largest allocations ("Size: 1.2G ..." with the op and shape); keep those lines.
+  allocs = [ln for ln in lines if re.match(r"^(\d+\.\s+)?Size: ", ln) or ln.startswith("Operator:")
+            or ln.startswith("Shape:") or ln.startswith("XLA label:")]
+  msg = [f"does not fit: the TPU compiler ran out of HBM: {head}"]
+  if allocs:
+    msg.append("largest allocations (XLA):")
+    msg += ["  " + ln[:200] for ln in allocs[:24]]
+  msg.append("largest arguments per device:")
+  msg += [f"  {path}: {_gib(n)}" for path, n in biggest_arguments(built.args)]
+  return "\n".join(msg)
+
+
+# ---- reading the executable ------------------------------------------------------------------------------------
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2,
+                "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8, "c64": 8}
+COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
+_OP_RE = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*?)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
+_SHAPE_RE = re.compile(r"\b(" + "|".join(_DTYPE_BYTES) + r")\[([\d,]*)\]")
+_COMP_RE = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s+\(.*\)\s*->.*\{\s*$")
+_CALL_RE = re.compile(r"\b(calls|body|condition|to_apply|branch_computations)=\{?%?([\w.\-]+(?:,\s*%[\w.\-]+)*)")
+_COND_RE = re.compile(r"\bcondition=%?([\w.\-]+)")
+_CONST_RE = re.compile(r"s32\[\]\S*\s+constant\((\d+)\)")
+
+
+def _shape_bytes(text: str) -> list[int]:
+  return [int(np.prod([int(x) for x in dims.split(",") if x])) * _DTYPE_BYTES[dt]
+          for dt, dims in _SHAPE_RE.findall(text)]
+
+
+def collective_stats(hlo: str) -> dict[str, dict[str, float]]:
+  """Per collective kind: static count in the HLO, and count and bytes per step (ops inside a while loop with a
+  known trip count, e.g. the scan over layers, count once per iteration). Bytes are the result size per device
+  (an async '-start' op's tuple counts its largest element)."""
+  comps: dict[str, list[str]] = {}
+  current = None
+  for line in hlo.splitlines():
+    m = _COMP_RE.match(line)
+    if m:
+      current = m.group(1)
+      comps[current] = []
+    elif current is not None:
+      comps[current].append(line)
+  # Call graph: parent computation -> callee with the number of times one parent run executes it. A while body
+  # runs as often as the largest s32 constant of its condition (the trip count of a scan's loop).
+  callers: dict[str, list[tuple[str, int]]] = collections.defaultdict(list)
+  for name, lines in comps.items():
+    for line in lines:
+      cond = _COND_RE.search(line)
+      trips = 1
+      if cond and cond.group(1) in comps:
+        consts = [int(c) for ln in comps[cond.group(1)] for c in _CONST_RE.findall(ln)]
+        trips = max(consts, default=1)
+      for kind, targets in _CALL_RE.findall(line):
+        for target in re.split(r",\s*", targets):
+          callers[target.lstrip("%")].append((name, trips if kind == "body" else 1))
+
+  memo: dict[str, int] = {}
+
+  def multiplier(name: str, depth: int = 0) -> int:
+    if name not in callers or depth > 64:
+      return 1
+    if name not in memo:
+      memo[name] = sum(w * multiplier(parent, depth + 1) for parent, w in callers[name])
+    return memo[name]
+
+  stats = {k: {"count": 0, "per_step": 0, "bytes_per_step": 0.0} for k in COLLECTIVES}
+  for name, lines in comps.items():
+    mult = multiplier(name)
+    for line in lines:
+      m = _OP_RE.match(line)
+      if not m:
+        continue
+      sizes = _shape_bytes(m.group(1))
+      nbytes = (max(sizes) if m.group(3) else sum(sizes)) if sizes else 0
+      s = stats[m.group(2)]
+      s["count"] += 1
+      s["per_step"] += mult
+      s["bytes_per_step"] += mult * nbytes
+  return stats
+
+
+@dataclasses.dataclass
+class Report:
+  topology: str
+  device_kind: str
+  devices: int
+  chips: float
+  mesh: dict
+  remat: str
+  micro_batches: int
+  d: int
+  tokens_per_step: int
+  params: int
+  memory: dict  # bytes per device: arguments, outputs, aliased, temporaries, code, total
+  hbm_bytes: int
+  compiled_flops: float  # per device per step, from the executable's cost analysis
+  analytic_flops: float  # per device per step, ModelConfig.flops_per_token
+  collectives: dict
+  peak_flops: float
+  mfu: float
+  compile_s: float
+
+  @property
+  def fits(self) -> bool:
+    return self.memory["total"] <= self.hbm_bytes
+
+  @property
+  def step_time_s(self) -> float:
+    return self.analytic_flops / (self.peak_flops * self.mfu)
+
+  @property
+  def tokens_per_s_per_chip(self) -> float:
+    return self.tokens_per_step / self.step_time_s / self.chips
+
+
+def analyse(compiled, built: Built, config, topology: str, devices, mfu: float, compile_s: float) -> Report:
+  spec = tpu_specs.spec_for_kind(devices[0].device_kind)
+  mem = compiled.memory_analysis()
+  memory = {"arguments": mem.argument_size_in_bytes, "outputs": mem.output_size_in_bytes,
+            "aliased": mem.alias_size_in_bytes, "temporaries": mem.temp_size_in_bytes,
+            "code": mem.generated_code_size_in_bytes}
+  memory["total"] = (memory["arguments"] + memory["outputs"] - memory["aliased"] + memory["temporaries"]
+                     + memory["code"])
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  n = len(devices)
+  analytic = built.model.flops_per_token(config.data.seq_len, built.d) * built.tokens_per_step / n
+  return Report(topology=topology, device_kind=devices[0].device_kind, devices=n, chips=spec.chips(n),
+                mesh=dict(built.mesh.shape), remat=config.mesh.remat, micro_batches=config.data.micro_batches,
+                d=built.d, tokens_per_step=built.tokens_per_step, params=built.model.num_params(), memory=memory,
+                hbm_bytes=spec.hbm_bytes, compiled_flops=float(cost.get("flops", 0.0)), analytic_flops=analytic,
+                collectives=collective_stats(compiled.as_text()), peak_flops=spec.peak_flops, mfu=mfu,
+                compile_s=compile_s)
+
+
+def _gib(n: float) -> str:
+  return f"{n / 2 ** 30:.2f} GiB"
+
+
+def format_report(r: Report) -> str:
+  m = r.memory
+  ratio = r.compiled_flops / r.analytic_flops if r.analytic_flops else float("nan")
+  lines = [
+      f"topology {r.topology}: {r.devices} x {r.device_kind} ({r.chips:g} chips), mesh {r.mesh}, "
+      f"remat {r.remat}, micro-batches {r.micro_batches}, crossbatch d={r.d}",
+      f"model {r.params / 1e9:.2f}B params; {r.tokens_per_step:,} tokens per step; compiled in {r.compile_s:.0f}s",
+      f"memory per device: arguments {_gib(m['arguments'])}, outputs {_gib(m['outputs'])} (aliased "
+      f"{_gib(m['aliased'])}), temporaries {_gib(m['temporaries'])}, code {_gib(m['code'])}",
+      f"  total {_gib(m['total'])} of {_gib(r.hbm_bytes)} HBM ({100 * m['total'] / r.hbm_bytes:.0f}%): "
+      + ("FITS" if r.fits else "DOES NOT FIT"),
+      f"FLOPs per device per step: compiled {r.compiled_flops:.3e}, analytic {r.analytic_flops:.3e} "
+      f"(ratio {ratio:.2f}; remat recompute counts in compiled, Pallas kernels do not)",
+      "collectives (static count in HLO / executed per step / bytes per step per device):",
+  ]
+  for kind, s in r.collectives.items():
+    if s["count"]:
+      lines.append(f"  {kind:<19} {s['count']:>4} / {s['per_step']:>5} / {_gib(s['bytes_per_step'])}")
+  if not any(s["count"] for s in r.collectives.values()):
+    lines.append("  none")
+  lines.append(f"estimated step time {r.step_time_s:.2f}s at {100 * r.mfu:.0f}% MFU of "
+               f"{r.peak_flops / 1e12:.1f} TFLOP/s per device: {r.tokens_per_s_per_chip:,.0f} tokens/s per chip")
+  return "\n".join(lines)
+
+
+def check(config, topology: str, mfu: float = 0.4) -> Report:
+  """Builds, compiles and analyses; raises DoesNotFit (with the biggest buffers) when over HBM."""
+  devices = tpu_specs.topology_devices(topology)
+  built = build(config, devices)
+  t0 = time.perf_counter()
+  compiled = compile_step(built)
+  report = analyse(compiled, built, config, topology, devices, mfu, time.perf_counter() - t0)
+  if not report.fits:
+    raise DoesNotFit(format_report(report) + "\nlargest arguments per device:\n" + "\n".join(
+        f"  {path}: {_gib(n)}" for path, n in biggest_arguments(built.args)))
+  return report
+
+
+# ---- entry point -----------------------------------------------------------------------------------------------
+def main(argv) -> None:
+  from absl import flags
+  if len(argv) > 1:
+    raise SystemExit(f"unexpected arguments: {argv[1:]}")
+  from fot_jax.train.config_validation import ConfigError
+  config = flags.FLAGS["config"].value
+  try:
+    report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value)
+  except DoesNotFit as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_DOES_NOT_FIT)
+  except (ConfigError, ValueError, RuntimeError) as e:  # bad config/topology, libtpu missing
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_INVALID)
+  print(format_report(report), flush=True)
+
+
+def _run() -> None:
+  from absl import app, flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file("config", None, "Training config file (configs/...py[:variant]).")
+  flags.DEFINE_string("topology", None, "TPU slice: libtpu name ('v5e:4x4', 'v4:2x4x8') or cloud name ('v5p-64').")
+  flags.DEFINE_float("mfu", 0.4, "Assumed model FLOPs utilisation for the step-time estimate.")
+  flags.mark_flags_as_required(["config", "topology"])
+  app.run(main)
+
+
+if __name__ == "__main__":
+  _run()

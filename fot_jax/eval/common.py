@@ -1,0 +1,398 @@
+"""Shared pieces of the evaluation tasks: model/memory flags, model and vocabulary loading, runners, JSON,
+figures and progress lines.
+
+Every task is `main(argv) -> int` built from the same parts, so flags mean the same thing everywhere:
+  --checkpoint/--step         what to evaluate (orbax workdir or Hugging Face folder)
+  --window/--last_context_length/--mem_layers/--mem_dtype   inference overrides (spec section 3)
+  --topk/--approx_topk        top-k memory instead of dense memory (spec section 3, kNN variant)
+  --out/--figure              the JSON result and the PNG figure
+Evaluation code talks to a model only through a *runner* (an object with `encode(tokens) -> logits`, `reset()`
+and `memory_size`, i.e. fot_jax.model.inference.MemoryInference), so tests can plug in oracle models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+
+class Runner(Protocol):
+  """What an evaluation needs from a model with memory; MemoryInference satisfies it.
+
+  The evaluators drive windows themselves (`stream_scores`) so that a 256k-token input never materialises
+  [N, vocab] logits: windows(N) gives spec-section-3 spans, flush() evicts the local cache into memory, step()
+  runs one span after the cache.
+  """
+
+  def windows(self, length: int) -> list[tuple[int, int]]: ...
+
+  def flush(self) -> None: ...
+
+  def step(self, tokens, valid=None) -> Any: ...  # [B, T] -> logits [B, T, V]
+
+  def reset(self) -> None: ...  # empty cache and memory (single-doc)
+
+  @property
+  def memory_size(self) -> int: ...
+
+
+class EvalError(ValueError):
+  """A user error (bad flag, missing file); the message names the flag."""
+
+
+# ---- flags ----------------------------------------------------------------------------------------------------
+def make_parser(task: str, description: str, figure: bool = True) -> argparse.ArgumentParser:
+  """A parser with the flags every task shares."""
+  p = argparse.ArgumentParser(prog=f"python -m fot_jax.evaluate {task}", description=description)
+  p.add_argument("--checkpoint", required=True, help="orbax workdir or Hugging Face folder")
+  p.add_argument("--step", type=int, default=None, help="orbax checkpoint step (default: latest)")
+  p.add_argument("--window", type=int, default=None, help="W: overrides the checkpoint's max_position_embeddings")
+  p.add_argument("--last_context_length", type=int, default=None, help="LCL: overrides the checkpoint's value")
+  p.add_argument("--mem_layers", default=None,
+                 help="comma-separated memory layers, e.g. 2 or 6,12,18; '' disables memory (baseline)")
+  p.add_argument("--mem_dtype", default=None, help="float32|bfloat16|float16 (default: the checkpoint's)")
+  p.add_argument("--topk", type=int, default=None, help="top-k memory: each query keeps its k best memory keys")
+  p.add_argument("--approx_topk", action="store_true", help="with --topk: approximate top-k (lax.approx_max_k)")
+  p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data")
+  p.add_argument("--out", required=True, help="JSON result path")
+  if figure:
+    p.add_argument("--figure", default=None, help="PNG figure path (default: --out with .png)")
+  p.add_argument("--quiet", action="store_true", help="no progress lines")
+  return p
+
+
+def add_vocab_flags(p: argparse.ArgumentParser) -> None:
+  p.add_argument("--vocab", default=None,
+                 help="'byte', a SentencePiece .model path or '<corpus>_sp<size>' (default: the checkpoint's)")
+  p.add_argument("--data_dir", default=None, help="fot_jax data dir (default: $FOT_JAX_DATA_DIR or ~/.cache/fot_jax)")
+
+
+def positive(name: str, value: int | None, allow_none: bool = True) -> None:
+  if value is None and allow_none:
+    return
+  if value is None or value <= 0:
+    raise EvalError(f"--{name}: expected a positive integer, found {value}")
+
+
+def int_list(name: str, text: str) -> list[int]:
+  """'1024,4096,32k' -> [1024, 4096, 32768]; k and m suffixes are powers of two (as in '32k tokens')."""
+  out = []
+  for part in str(text).split(","):
+    part = part.strip().lower()
+    if not part:
+      continue
+    mult = {"k": 1024, "m": 1024 * 1024}.get(part[-1], 1)
+    digits = part[:-1] if mult > 1 else part
+    try:
+      value = int(digits) * mult
+    except ValueError as e:
+      raise EvalError(f"--{name}: expected comma-separated integers (k/m suffixes allowed), found {text!r}") from e
+    if value <= 0:
+      raise EvalError(f"--{name}: values must be positive, found {value}")
+    out.append(value)
+  if not out:
+    raise EvalError(f"--{name}: expected at least one value, found {text!r}")
+  return out
+
+
+def float_list(name: str, text: str, lo: float = 0.0, hi: float = 1.0) -> list[float]:
+  try:
+    values = [float(v) for v in str(text).split(",") if v.strip()]
+  except ValueError as e:
+    raise EvalError(f"--{name}: expected comma-separated numbers, found {text!r}") from e
+  if not values or any(not lo <= v <= hi for v in values):
+    raise EvalError(f"--{name}: expected numbers in [{lo}, {hi}], found {text!r}")
+  return values
+
+
+def memory_options(args):
+  from fot_jax.model.inference import MemoryOptions
+  positive("topk", args.topk)
+  if args.approx_topk and args.topk is None:
+    raise EvalError("--approx_topk needs --topk")
+  return MemoryOptions(topk=args.topk, approx=bool(args.approx_topk))
+
+
+# ---- model, vocabulary, runners --------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Model:
+  params: Any
+  config: Any  # ModelConfig after overrides
+  checkpoint: str
+  step: int | None
+  source: str
+
+
+def load(args) -> Model:
+  """Loads --checkpoint with the inference overrides; validates W and LCL."""
+  from fot_jax.eval.loading import load_model
+  from fot_jax.model.config import parse_mem_layers
+  for flag in ("window", "last_context_length"):
+    positive(flag, getattr(args, flag))
+  if args.step is not None and args.step < 0:
+    raise EvalError(f"--step: expected a non-negative integer, found {args.step}")
+  mem_layers = None
+  if args.mem_layers is not None:
+    try:
+      mem_layers = parse_mem_layers(args.mem_layers)
+    except ValueError as e:
+      raise EvalError(f"--mem_layers: expected comma-separated integers, found {args.mem_layers!r}") from e
+  loaded = load_model(args.checkpoint, args.step, mem_layers=mem_layers, max_position_embeddings=args.window,
+                      last_context_length=args.last_context_length, mem_dtype=args.mem_dtype)
+  config = loaded.config
+  if config.last_context_length > config.max_position_embeddings:
+    raise EvalError(f"--last_context_length={config.last_context_length} exceeds the window "
+                    f"W={config.max_position_embeddings} (--window)")
+  return Model(loaded.params, config, args.checkpoint, loaded.step, loaded.source)
+
+
+def make_runner_factory(model: Model, options) -> Callable[[int], Runner]:
+  """batch -> a fresh MemoryInference over the model (compiled functions are shared between runners)."""
+  from fot_jax.model.inference import MemoryInference
+
+  def factory(batch: int = 1) -> Runner:
+    return MemoryInference(model.params, model.config, batch, options=options)
+  return factory
+
+
+def stored_vocab_name(checkpoint: str, step: int | None = None) -> str | None:
+  """The vocabulary a checkpoint was trained with: orbax config data.sentencepiece_model / data.vocab, or an HF
+  folder's tokenizer.model. None when unknown."""
+  from fot_jax.eval.loading import checkpoint_kind
+  kind = checkpoint_kind(checkpoint)
+  if kind == "hf":
+    path = os.path.join(checkpoint, "tokenizer.model")
+    return path if os.path.isfile(path) else None
+  from fot_jax.train.checkpoint import restore_config
+  _, config = restore_config(checkpoint, step)
+  data = (config or {}).get("data") or {}
+  model_path = data.get("sentencepiece_model") or ""
+  if model_path and os.path.isfile(model_path):
+    return model_path
+  return data.get("vocab") or None
+
+
+def load_vocab(args):
+  """The seqio vocabulary named by --vocab, else the checkpoint's; an error naming --vocab if neither exists."""
+  from fot_jax.data.vocab import VocabConfig, build_vocabulary
+  name = args.vocab or stored_vocab_name(args.checkpoint, args.step)
+  if not name:
+    raise EvalError(f"--vocab: the checkpoint {args.checkpoint} does not record its vocabulary; pass --vocab")
+  try:
+    return build_vocabulary(VocabConfig(name=name, data_dir=args.data_dir))
+  except FileNotFoundError as e:
+    raise EvalError(f"--vocab {name!r}: {e}") from e
+
+
+# ---- scoring helpers --------------------------------------------------------------------------------------------
+def _score_span(logits, targets):
+  """logits [B, T, V], targets [B, T] -> (log p(target) [B, T], argmax [B, T])."""
+  import jax
+  import jax.numpy as jnp
+  logp = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32), axis=-1)
+  picked = jnp.take_along_axis(logp, jnp.asarray(targets, jnp.int32)[..., None], axis=-1)[..., 0]
+  return picked, jnp.argmax(logp, axis=-1).astype(jnp.int32)
+
+
+_score_span_jit = None
+
+
+def stream_scores(runner: Runner, tokens) -> tuple[np.ndarray, np.ndarray]:
+  """Runs tokens [B, N] through the runner exactly as MemoryInference.encode does (spec section 3 windows,
+  memory kept from earlier calls) and returns (logprobs, predictions), both [B, N-1]:
+  logprobs[:, t] = log p(tokens[:, t+1] | ..t) and predictions[:, t] = the greedy guess for token t+1.
+  Only one window's logits exist at a time.
+  """
+  global _score_span_jit
+  if _score_span_jit is None:
+    import jax
+    _score_span_jit = jax.jit(_score_span)
+  tokens = np.asarray(tokens, np.int32)
+  b, n = tokens.shape
+  if n < 2:
+    raise ValueError(f"tokens: need at least 2 tokens to score, found {n}")
+  targets = np.concatenate([tokens[:, 1:], np.zeros((b, 1), np.int32)], axis=1)  # last position: no target
+  logprobs, preds = [], []
+  for start, stop in runner.windows(n):
+    runner.flush()
+    logits = runner.step(tokens[:, start:stop])
+    lp, pr = _score_span_jit(logits, targets[:, start:stop])
+    logprobs.append(np.asarray(lp))
+    preds.append(np.asarray(pr))
+  return np.concatenate(logprobs, 1)[:, :-1], np.concatenate(preds, 1)[:, :-1]
+
+
+def stream_feed(runner: Runner, tokens) -> None:
+  """Runs tokens [B, N] into the runner's memory like stream_scores, without scoring (distractor documents)."""
+  tokens = np.asarray(tokens, np.int32)
+  for start, stop in runner.windows(tokens.shape[1]):
+    runner.flush()
+    runner.step(tokens[:, start:stop])
+
+
+def answer_match(predictions, tokens, answer_mask) -> tuple[np.ndarray, np.ndarray]:
+  """Teacher-forced scoring of answers: (exact [B] bool: every answer token predicted, token_hits [B, N] bool).
+
+  predictions [B, N-1] from stream_scores; answer_mask [B, N] marks the answer tokens (never token 0).
+  """
+  tokens = np.asarray(tokens)
+  answer_mask = np.asarray(answer_mask, bool)
+  if answer_mask[:, 0].any():
+    raise ValueError("answer_mask: the first token cannot be scored (nothing predicts it)")
+  hits = np.zeros(tokens.shape, bool)
+  hits[:, 1:] = np.asarray(predictions) == tokens[:, 1:]
+  exact = (hits | ~answer_mask).all(axis=1)
+  return exact, hits & answer_mask
+
+
+# ---- output ----------------------------------------------------------------------------------------------------
+def write_json(path: str, result: dict) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(_jsonable(result), f, indent=1, sort_keys=False, allow_nan=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def _jsonable(x):
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.ndarray):
+    return _jsonable(x.tolist())
+  if isinstance(x, (np.floating, float)):
+    return None if math.isnan(float(x)) else float(x)
+  if isinstance(x, np.integer):
+    return int(x)
+  if isinstance(x, np.bool_):
+    return bool(x)
+  return x
+
+
+def figure_path(args) -> str:
+  if getattr(args, "figure", None):
+    return args.figure
+  root, _ = os.path.splitext(args.out)
+  return root + ".png"
+
+
+def pyplot():
+  """matplotlib.pyplot on the Agg backend (no display needed)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def save_figure(fig, path: str) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  pyplot().close(fig)
+
+
+def model_summary(model: Model, options) -> dict:
+  c = model.config
+  return {"checkpoint": os.path.abspath(model.checkpoint), "step": model.step, "source": model.source,
+          "mem_layers": list(c.mem_layers), "window": c.max_position_embeddings,
+          "last_context_length": c.last_context_length, "mem_dtype": c.mem_dtype,
+          "topk": options.topk, "approx_topk": options.approx}
+
+
+class Progress:
+  """'task: i/n (x.x s) detail' lines on stderr, at most every `every` seconds (always the last one)."""
+
+  def __init__(self, task: str, total: int, quiet: bool = False, every: float = 5.0):
+    self.task, self.total, self.quiet, self.every = task, total, quiet, every
+    self.start = self.last = time.time()
+
+  def __call__(self, done: int, detail: str = "") -> None:
+    now = time.time()
+    if self.quiet or (now - self.last < self.every and done < self.total):
+      return
+    self.last = now
+    print(f"{self.task}: {done}/{self.total} ({now - self.start:.1f}s) {detail}", file=sys.stderr, flush=True)
+
+
+def run_main(task: str, parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
+             argv=None) -> int:
+  """Parses argv, runs, reports user errors as one line with exit status 2."""
+  args = parser.parse_args(argv)
+  try:
+    run(args)
+  except (EvalError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+    print(f"fot_jax.evaluate {task}: error: {e}", file=sys.stderr)
+    return 2
+  print(f"wrote {args.out}")
+  return 0
+
+
+def bos_prefix(vocab) -> list[int]:
+  """[BOS] when the vocabulary has one (documents start with it in training), else []."""
+  from fot_jax.data.vocab import special_ids
+  bos, _ = special_ids(vocab)
+  return [] if bos is None else [int(bos)]
+
+
+def check_vocab_fits(vocab, config) -> None:
+  if vocab.vocab_size > config.vocab_size:
+    raise EvalError(f"--vocab: the vocabulary has {vocab.vocab_size} ids but the model only {config.vocab_size}")
+
+
+def add_compare_flag(p: argparse.ArgumentParser) -> None:
+  p.add_argument("--compare", action="append", default=[], metavar="LABEL=RESULT.json",
+                 help="draw an earlier result of the same task on the same figure (repeatable)")
+  p.add_argument("--label", default=None, help="legend label of this run (default: the checkpoint's name)")
+
+
+def compare_results(args, task: str) -> list[tuple[str, dict]]:
+  """[(label, result)] of the --compare files (each must be a result of `task`)."""
+  out = []
+  for item in args.compare:
+    label, sep, path = item.partition("=")
+    if not sep or not path:
+      raise EvalError(f"--compare: expected LABEL=RESULT.json, found {item!r}")
+    if not os.path.isfile(path):
+      raise EvalError(f"--compare {item!r}: no such file {path}")
+    with open(path) as f:
+      result = json.load(f)
+    if result.get("task") != task:
+      raise EvalError(f"--compare {path}: a {result.get('task')!r} result, expected {task!r}")
+    out.append((label, result))
+  return out
+
+
+def run_label(args) -> str:
+  return args.label or os.path.basename(os.path.normpath(args.checkpoint))
+
+
+def add_corpus_flags(p: argparse.ArgumentParser, split: str = "validation") -> None:
+  p.add_argument("--corpus", default="stdlib",
+                 help="a fot_jax.data.pipeline document source: 'stdlib', 'shakespeare', 'jsonl:<glob>', a task")
+  p.add_argument("--split", default=split, help="split of --corpus (held-out by default)")
+
+
+def load_documents(args, vocab, min_length: int = 0) -> list[np.ndarray]:
+  """Token arrays (BOS first when the vocabulary has one) of the --corpus/--split documents with at least
+  min_length tokens (BOS included), in the source's order."""
+  from fot_jax.data import pipeline
+  try:
+    docs = pipeline.documents(args.corpus, args.split, vocab, args.data_dir)
+  except KeyError as e:
+    raise EvalError(f"--split {args.split!r}: not a split of --corpus {args.corpus!r} ({e})") from e
+  bos = np.asarray(bos_prefix(vocab), np.int32)
+  lengths = np.asarray(getattr(docs, "lengths", [len(docs[i]["targets"]) for i in range(len(docs))]))
+  out = []
+  for i in np.flatnonzero(lengths + len(bos) >= min_length):
+    out.append(np.concatenate([bos, np.asarray(docs[int(i)]["targets"], np.int32)]))
+  return out

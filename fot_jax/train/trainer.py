@@ -1,0 +1,372 @@
+"""The training loop: config -> mesh, data, sharded state -> jitted steps -> orbax checkpoints and metrics.
+
+`train(config, workdir)` runs the same way on a laptop CPU and on a TPU pod: every process builds the same
+mesh, reads only its own batch rows, and takes part in every save. A workdir with checkpoints resumes from the
+latest complete step (params, optimizer, data position); `config.init_from` starts from another checkpoint's
+params (fine-tuning a converted model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from fot_jax.model.config import ModelConfig
+from fot_jax.model.params import init_params, logical_axes
+from fot_jax.train import checkpoint as ckpt
+from fot_jax.train import config_validation, metrics as metrics_lib, optim, plans, step as step_lib
+from fot_jax.train.config_validation import ConfigError
+from fot_jax.train.sharding import batch_sharding, make_mesh, replicated, tree_shardings
+
+log = logging.getLogger("fot_jax.train")
+
+
+class TrainingError(RuntimeError):
+  """Training stopped for a reason the user must act on (non-finite loss, bad checkpoint, ...)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  step: int  # steps completed (== the last checkpoint's step unless stopped early)
+  history: list[dict[str, float]]  # per logged step, process 0
+  stopped: str = "finished"  # "finished" | "preempted"
+
+
+# ---- setup ---------------------------------------------------------------------------------------------------
+def initialize_distributed(dist) -> None:
+  """jax.distributed.initialize: explicit coordinator (CPU/GPU), or auto-detected on TPU pods.
+
+  num_processes == 0 with no coordinator address means "ask the platform" (TPU VMs and GKE know their peers).
+  """
+  if jax.distributed.is_initialized():
+    return
+  if not dist.coordinator_address and dist.num_processes == 0:
+    jax.distributed.initialize()
+    return
+  if not dist.coordinator_address or dist.num_processes <= 1:
+    return
+  try:
+    jax.distributed.initialize(coordinator_address=dist.coordinator_address, num_processes=dist.num_processes,
+                               process_id=dist.process_id,
+                               initialization_timeout=int(dist.initialization_timeout))
+  except Exception as e:  # noqa: BLE001
+    raise TrainingError(f"jax.distributed.initialize: process {dist.process_id} of {dist.num_processes} could not "
+                        f"join the coordinator at {dist.coordinator_address} within "
+                        f"{dist.initialization_timeout}s ({e}); every process must start with the same "
+                        f"coordinator address and a distinct process_id in [0, {dist.num_processes})") from e
+
+
+def check_workdir(workdir: str) -> None:
+  """Fails early, with the path, if the workdir cannot be written."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_probe_{os.getpid()}_{jax.process_index()}")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise TrainingError(f"--workdir {workdir!r} is not writable: {e}") from e
+
+
+def jsonable(value: Any) -> Any:
+  """ConfigDict/tuples/numpy -> plain JSON values."""
+  if hasattr(value, "to_dict"):
+    value = value.to_dict()
+  if isinstance(value, dict):
+    return {str(k): jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [jsonable(v) for v in value]
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def _fit(sharding: NamedSharding, shape: tuple[int, ...], mesh: Mesh) -> NamedSharding:
+  """A sharding valid for `shape`: specs longer than the rank or not dividing a dimension fall back to None."""
+  spec = tuple(sharding.spec)
+  if len(spec) > len(shape):
+    return replicated(mesh)
+  out = []
+  for dim, entry in zip(shape, spec + (None,) * (len(shape) - len(spec))):
+    names = (entry,) if isinstance(entry, str) else tuple(entry or ())
+    size = int(np.prod([mesh.shape[n] for n in names])) if names else 1
+    out.append(entry if dim % size == 0 else None)
+  return NamedSharding(mesh, P(*out))
+
+
+def state_layout(model: ModelConfig, optimizer: optax.GradientTransformation, mesh: Mesh) -> tuple[Any, Any]:
+  """(abstract train state, its shardings): params by the logical rules, optimizer state like its params."""
+  abstract = jax.eval_shape(lambda: step_lib.init_state(init_params(model, jax.random.key(0)), optimizer))
+  param_sh = tree_shardings(abstract["params"], logical_axes(model), mesh)
+  is_sh = lambda x: isinstance(x, NamedSharding)
+  opt_sh = optax.tree_map_params(optimizer, lambda _, s: s, abstract["opt_state"], param_sh,
+                                 transform_non_params=lambda _: replicated(mesh), is_leaf=is_sh)
+  opt_sh = jax.tree.map(lambda a, s: _fit(s, a.shape, mesh), abstract["opt_state"], opt_sh)
+  return abstract, {"params": param_sh, "opt_state": opt_sh, "step": replicated(mesh)}
+
+
+@dataclasses.dataclass
+class DataBundle:
+  train: Any  # DocumentBatcher over this process's rows
+  make_eval: Any  # () -> iterator of eval batches (fresh each evaluation), or None
+  sentencepiece_model: str  # "" unless a SentencePiece vocabulary is used
+
+
+def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
+  """Vocabulary + train/validation batchers for this process's rows of the batch sharding."""
+  from fot_jax.data import multihost, pipeline
+  from fot_jax.data.vocab import VocabConfig, build_vocabulary
+  d = config.data
+  data_dir = d.data_dir or None
+  vocab = build_vocabulary(VocabConfig(name=d.vocab, data_dir=data_dir))
+  sp_path = getattr(vocab, "sentencepiece_model_file", "") or ""
+  sharding = batch_sharding(mesh)
+  pidx, pcount = multihost.process_split(sharding, d.batch_size, d.seq_len, config.fot.k)
+  train = pipeline.make_batcher(d.task, "train", vocab, d.batch_size, d.seq_len, k=config.fot.k,
+                                micro_batches=d.micro_batches, seed=config.seed, process_index=pidx,
+                                process_count=pcount, data_dir=data_dir, shuffle=d.shuffle,
+                                model_vocab_size=model.vocab_size)
+  make_eval = None
+  if config.eval.every_steps:
+    e = config.eval
+    epidx, epcount = multihost.process_split(sharding, e.batch_size, d.seq_len, e.k)
+
+    def make_eval():
+      batcher = pipeline.make_batcher(d.task, "validation", vocab, e.batch_size, d.seq_len, k=e.k, seed=config.seed,
+                                      process_index=epidx, process_count=epcount, data_dir=data_dir,
+                                      shuffle=False, model_vocab_size=model.vocab_size)
+      return (batcher.next_batch() for _ in range(e.num_batches))
+    make_eval()  # fail now, not at the first evaluation, if the split cannot be batched
+  return DataBundle(train, make_eval, sp_path)
+
+
+def global_array(mesh_sharding: NamedSharding, value: np.ndarray, global_shape: tuple[int, ...]) -> jax.Array:
+  return jax.make_array_from_process_local_data(mesh_sharding, np.asarray(value), global_shape)
+
+
+def plan_arrays(plan, mesh: Mesh) -> tuple[jax.Array, jax.Array]:
+  rep = replicated(mesh)
+  return (global_array(rep, plan.sources, plan.sources.shape), global_array(rep, plan.visible, plan.visible.shape))
+
+
+# ---- the loop ------------------------------------------------------------------------------------------------
+class _Preemption:
+  """SIGTERM -> save at the next step boundary and stop (in addition to orbax's reached_preemption)."""
+
+  def __init__(self):
+    self.requested = False
+    self._old = None
+
+  def __enter__(self):
+    try:
+      self._old = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread
+      self._old = None
+    return self
+
+  def _handle(self, signum, frame):
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+
+
+def train(config, workdir: str) -> TrainResult:
+  """Trains config.num_steps steps in workdir (resuming if it holds checkpoints). See module doc."""
+  initialize_distributed(config.distributed)
+  model = config_validation.validate(config, num_devices=jax.device_count(), process_count=jax.process_count())
+  check_workdir(workdir)
+  is_main = jax.process_index() == 0
+  mesh = make_mesh(tuple(config.mesh.shape))
+  optimizer, schedule = optim.make_optimizer(config.optim, config.num_steps)
+  abstract, shardings = state_layout(model, optimizer, mesh)
+  t0 = time.perf_counter()
+  data = build_data(config, model, mesh)
+  log.info("mesh %s over %d devices (%d processes); %s params; data ready in %.1fs", dict(mesh.shape),
+           jax.device_count(), jax.process_count(), f"{model.num_params():,}", time.perf_counter() - t0)
+
+  config_json = jsonable(config)
+  config_json["model"] = model.to_dict()
+  if data.sentencepiece_model:
+    config_json["data"]["sentencepiece_model"] = data.sentencepiece_model
+
+  manager = ckpt.make_manager(workdir, max_to_keep=config.checkpoint.keep,
+                              save_interval_steps=config.checkpoint.every_steps,
+                              async_save=config.checkpoint.async_save)
+  try:
+    state, start = _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data)
+    with jax.set_mesh(mesh):  # kernels under shard_map (splash) partition over the ambient mesh
+      return _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, start, shardings, data,
+                   config_json, is_main)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+
+
+def _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data):
+  latest = manager.latest_step()
+  if latest is not None:
+    target = ckpt.with_shardings(abstract, shardings)
+    state, data_state, stored = ckpt.restore_training(manager, workdir, latest, target)
+    if stored.get("model") and stored["model"] != model.to_dict():
+      diff = {k: (stored["model"].get(k), v) for k, v in model.to_dict().items() if stored["model"].get(k) != v}
+      raise ConfigError(f"config.model differs from the checkpoint in {workdir} (stored, now): {diff}; "
+                        f"use a new --workdir to train a different model")
+    if data_state:
+      data.train.set_state(data_state)
+    log.info("resumed from step %d in %s", latest, workdir)
+    return state, int(latest)
+  init = jax.jit(lambda key: step_lib.init_state(init_params(model, key), optimizer), out_shardings=shardings)
+  state = init(jax.random.key(config.seed))
+  if config.init_from:
+    params, loaded_model, loaded_step = ckpt.load_params(config.init_from, sharding=shardings["params"])
+    want = jax.tree.map(lambda a: (a.shape, str(a.dtype)), abstract["params"])
+    got = jax.tree.map(lambda a: (a.shape, str(a.dtype)), params)
+    if want != got:
+      raise ConfigError(f"config.init_from: the checkpoint in {config.init_from!r} (model {loaded_model}) does "
+                        f"not match config.model's parameter shapes")
+    state["params"] = params
+    state = jax.jit(lambda s: step_lib.init_state(s["params"], optimizer), out_shardings=shardings,
+                    donate_argnums=0)(state)
+    log.info("initialised params from %s (step %d)", config.init_from, loaded_step)
+  return state, 0
+
+
+def _evaluate(eval_fn, params, data: DataBundle, config, mesh) -> dict[str, float]:
+  e = config.eval
+  plan = plans.make_plan(_eval_fot(config), e.batch_size, int(e.d))
+  sources, visible = plan_arrays(plan, mesh)
+  sharding = batch_sharding(mesh)
+  ce = correct = tokens = 0.0
+  for batch in data.make_eval():
+    gb = {k: global_array(sharding, v, (e.batch_size,) + v.shape[1:]) for k, v in batch.items()}
+    out = jax.device_get(eval_fn(params, gb, sources, visible))
+    ce, correct, tokens = ce + out["ce_sum"], correct + out["correct_sum"], tokens + out["tokens"]
+  tokens = max(tokens, 1.0)
+  return {"loss": ce / tokens, "accuracy": correct / tokens, "tokens": tokens}
+
+
+def _eval_fot(config):
+  import ml_collections
+  return ml_collections.ConfigDict({"plan": "released", "k": config.eval.k, "stepping": config.eval.stepping,
+                                    "d_schedule": "fixed", "d": config.eval.d})
+
+
+def jit_train_step(config, model, mesh, optimizer, schedule, shardings):
+  """The jitted train step: state/batch shardings, donation of the state; compiles once per distinct d."""
+  d_cfg = config.data
+  micro_size = d_cfg.batch_size // d_cfg.micro_batches
+  sharding = batch_sharding(mesh)
+  batch_axes = int(np.prod([mesh.shape[a] for a in ("data", "fsdp")]))
+  micro_sharding = sharding if micro_size % batch_axes == 0 and d_cfg.micro_batches > 1 else None
+  activations = step_lib.activation_sharding_for(mesh, micro_size)
+  train_step = step_lib.make_train_step(model, optimizer, schedule, d_cfg.micro_batches, config.mesh.scan_layers,
+                                        config.mesh.remat, micro_sharding, activations)
+  batch_sh = {k: sharding for k in ("inputs", "targets", "loss_mask", "input_mask")}
+  rep = replicated(mesh)
+  return jax.jit(train_step, in_shardings=(shardings, batch_sh, rep, rep), out_shardings=(shardings, rep),
+                 donate_argnums=0)
+
+
+def _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, start, shardings, data,
+          config_json, is_main) -> TrainResult:
+  d_cfg = config.data
+  micro_size = d_cfg.batch_size // d_cfg.micro_batches
+  jitted = jit_train_step(config, model, mesh, optimizer, schedule, shardings)
+  sharding = batch_sharding(mesh)
+  batch_sh = {k: sharding for k in ("inputs", "targets", "loss_mask", "input_mask")}
+  rep = replicated(mesh)
+  eval_fn = jax.jit(step_lib.make_eval_step(model, config.mesh.scan_layers,
+                                            step_lib.activation_sharding_for(mesh, config.eval.batch_size)),
+                    in_shardings=(shardings["params"], batch_sh, rep, rep), out_shardings=rep)
+  plan_cache = plans.PlanCache(config.fot, micro_size)
+  logger = metrics_lib.MetricLogger(workdir, tensorboard=config.log.tensorboard, enabled=is_main)
+  peak = metrics_lib.device_peak_flops(jax.devices()[0], config.log.device_peak_flops)
+  tokens_per_step = d_cfg.batch_size * d_cfg.seq_len
+  history: list[dict[str, float]] = []
+  compiled_d: set[int] = set()
+  window_t, window_steps = time.perf_counter(), 0
+  run_t, run_steps = time.perf_counter(), 0
+  step = start
+  stopped = "finished"
+  if start == 0 and is_main:
+    logger.write_hparams({k: json.dumps(v) for k, v in config_json.items()})
+  if start >= config.num_steps:
+    log.info("workdir %s already holds step %d >= num_steps=%d; nothing to do", workdir, start, config.num_steps)
+  try:
+    with _Preemption() as preemption:
+      while step < config.num_steps:
+        d = plans.d_at(config.fot, step, config.seed)
+        sources, visible = plan_arrays(plan_cache(d), mesh)
+        local = data.train.next_batch()
+        batch = {k: global_array(sharding, v, (d_cfg.batch_size,) + v.shape[1:]) for k, v in local.items()}
+        new_d = d not in compiled_d
+        t_step = time.perf_counter()
+        state, m = jitted(state, batch, sources, visible)
+        m = jax.device_get(m)
+        if new_d:
+          log.info("step %d: compiled and ran the train step for d=%d in %.1fs", step + 1, d,
+                   time.perf_counter() - t_step)
+        step += 1
+        if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
+          manager.wait_until_finished()
+          last = manager.latest_step()
+          raise TrainingError(
+              f"non-finite loss at step {step} (loss={m['loss']}, grad_norm={m['grad_norm']}, d={d}); stopped "
+              f"without saving. The last good checkpoint is step {last} in {ckpt.checkpoint_dir(workdir)}. "
+              f"Lower config.optim.learning_rate or enable config.optim.grad_clip, then rerun to resume.")
+        if new_d:  # the compile is not throughput
+          compiled_d.add(d)
+          window_t, window_steps = time.perf_counter(), 0
+          run_t, run_steps = time.perf_counter(), 0
+        else:
+          window_steps += 1
+          run_steps += 1
+        if step % config.log.every_steps == 0 or step == config.num_steps:
+          now = time.perf_counter()
+          scalars = {k: float(v) for k, v in m.items() if k != "tokens"}
+          scalars["d"] = d
+          if window_steps:
+            tps = window_steps * tokens_per_step / (now - window_t)
+            scalars["tokens_per_s"] = tps
+            scalars["mfu"] = metrics_lib.mfu(tps, model.flops_per_token(d_cfg.seq_len, d), jax.device_count(),
+                                             peak)
+          window_t, window_steps = now, 0
+          logger.write(step, scalars)
+          history.append({"step": step, **scalars})
+          if is_main:
+            print(metrics_lib.progress_line(step, config.num_steps, scalars, now - run_t, run_steps), flush=True)
+        if config.eval.every_steps and data.make_eval and (step % config.eval.every_steps == 0
+                                                           or step == config.num_steps):
+          ev = _evaluate(eval_fn, state["params"], data, config, mesh)
+          logger.write(step, ev, kind="eval")
+          history.append({"step": step, **{f"eval_{k}": v for k, v in ev.items()}})
+          if is_main:
+            print(f"eval step {step}: loss {ev['loss']:.4f} acc {ev['accuracy']:.3f}", flush=True)
+          window_t = time.perf_counter()
+        # Multi-process runs rely on orbax's reached_preemption (jax's preemption service agrees on one step
+        # across hosts); a local SIGTERM flag alone could make hosts disagree about whether to save.
+        preempted = manager.reached_preemption(step) or (preemption.requested and jax.process_count() == 1)
+        # The interval policy is ours (orbax would also save the first step of a fresh run); orbax keeps N.
+        if preempted or step == config.num_steps or step % config.checkpoint.every_steps == 0:
+          ckpt.save(manager, step, state, config_json, data.train.get_state(), force=True)
+        if preempted:
+          stopped = "preempted"
+          log.warning("preemption requested: saved step %d, stopping", step)
+          if is_main:
+            print(f"preempted: saved step {step} in {ckpt.checkpoint_dir(workdir)}", flush=True)
+          break
+  finally:
+    logger.close()
+  return TrainResult(step=step, history=history, stopped=stopped)

@@ -1,0 +1,60 @@
+"""Config validation: every bad value fails before compilation with an error that names the field."""
+
+import pytest
+
+from configs import base
+from configs.experiments import longllama_3b_fot, longllama_7b_fot, tiny_fot
+from fot_jax.train.config_validation import ConfigError, d_values, validate
+from tests.train.common import tiny_config
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda c: setattr(c.model, "mem_layers", (5,)), "config.model.mem_layers"),
+    (lambda c: setattr(c.data, "batch_size", 7), "config.data.batch_size"),  # not a multiple of M*k = 2
+    (lambda c: setattr(c.data, "batch_size", 12), "config.data.batch_size"),  # not a multiple of 8 devices
+    (lambda c: (setattr(c.data, "micro_batches", 2), setattr(c.fot, "d", 4)), "config.fot.d"),  # d >= B/M
+    (lambda c: setattr(c.mesh, "shape", (2, 3, 1)), "config.mesh.shape"),
+    (lambda c: setattr(c.mesh, "shape", (1, 1)), "config.mesh.shape"),
+    (lambda c: setattr(c.mesh, "remat", "most"), "config.mesh.remat"),
+    (lambda c: setattr(c.optim, "optimizer", "sgd"), "config.optim.optimizer"),
+    (lambda c: setattr(c.optim, "schedule", "linear"), "config.optim.schedule"),
+    (lambda c: setattr(c.optim, "learning_rate", -1.0), "config.optim.learning_rate"),
+    (lambda c: setattr(c.fot, "d_schedule", "ramp"), "config.fot.d_schedule"),
+    (lambda c: (setattr(c.fot, "d_schedule", "sample"), setattr(c.fot, "d_choices", ())), "config.fot.d_choices"),
+    (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:0,2:1")), "config.fot.mix"),
+    (lambda c: setattr(c.data, "seq_len", 1000), "config.data.seq_len"),
+    (lambda c: setattr(c.model, "hidden_size", 30), "config.model.hidden_size"),
+    (lambda c: setattr(c, "num_steps", 0), "config.num_steps"),
+    (lambda c: (setattr(c.eval, "every_steps", 5), setattr(c.eval, "batch_size", 6), setattr(c.eval, "k", 4)),
+     "config.eval.batch_size"),
+])
+def test_errors_name_the_field(mutate, field):
+  c = tiny_config()
+  mutate(c)
+  with pytest.raises(ConfigError) as e:
+    validate(c, num_devices=8)
+  assert str(e.value).startswith(field), str(e.value)
+
+
+def test_tiny_configs_validate():
+  validate(tiny_config(), num_devices=8)
+  validate(tiny_fot.get_config(), num_devices=1)
+  validate(tiny_fot.get_config("quick"), num_devices=8)
+
+
+def test_longllama_configs_validate_for_a_pod():
+  c3 = longllama_3b_fot.get_config()
+  model = validate(c3, num_devices=64)
+  assert model.mem_layers == (6, 12, 18) and c3.fot.k == 4 and c3.data.seq_len == 2048
+  assert c3.data.batch_size * c3.data.seq_len == 256 * 1024  # 256K tokens per step
+  c7 = longllama_7b_fot.get_config()
+  model7 = validate(c7, num_devices=64)
+  assert model7.mem_layers == (8, 16, 24) and d_values(c7.fot) == [7]  # max(positives + negatives) of the mix
+
+
+def test_d_values_of_schedules():
+  c = base.get_config()
+  c.fot.d_schedule, c.fot.d, c.fot.d_after = "switch", 2, 8
+  assert d_values(c.fot) == [2, 8]
+  c.fot.d_schedule, c.fot.d_choices = "sample", (128, 2, 2)
+  assert d_values(c.fot) == [2, 128]
