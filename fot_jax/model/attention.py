@@ -10,6 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from fot_jax.model import retrieval
+
 MASK_VALUE = -1e6
 
 
@@ -103,7 +105,7 @@ def memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, s
 
   q [B, T, H, hd]; k_local/v_local [B, S, K, hd] (cache + current window, keys rotated); local_mask [B, T, S];
   mem_k/mem_v [B, M, K, hd] (keys unrotated, any dtype); mem_valid [B, M].
-  topk: each query keeps only its top-k memory keys by inner product (exact lax.top_k, or lax.approx_max_k).
+  topk: each query keeps only its top-k memory keys by inner product (exact, or approximate: retrieval.top_k).
   """
   mem_k = mem_k.astype(q.dtype)
   mem_v = mem_v.astype(v_local.dtype)
@@ -128,10 +130,7 @@ def _topk_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_va
   local_logits = jnp.where(local_mask[:, None, None], local_logits, MASK_VALUE)
   mem_logits = attention_logits(q, mem_k, scale)  # [B, K, G, T, M]
   mem_logits = jnp.where(mem_valid[:, None, None, None, :], mem_logits, MASK_VALUE)
-  if approx:
-    top_logits, top_idx = jax.lax.approx_max_k(mem_logits, topk)
-  else:
-    top_logits, top_idx = jax.lax.top_k(mem_logits, topk)  # [B, K, G, T, k]
+  top_logits, top_idx = retrieval.top_k(mem_logits, topk, approx)  # [B, K, G, T, k]
   probs = jax.nn.softmax(jnp.concatenate([local_logits, top_logits], axis=-1), axis=-1)
   p_local, p_mem = probs[..., :local_logits.shape[-1]], probs[..., local_logits.shape[-1]:]
   out = jnp.einsum("bkgts,bskd->btkgd", p_local.astype(v_local.dtype), v_local,

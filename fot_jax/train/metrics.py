@@ -33,7 +33,7 @@ def measure_cpu_peak(size: int = 1024, repeats: int = 5) -> float:
   """Measured f32 matmul FLOP/s of this host through XLA (the MFU denominator on CPU); cached per process."""
   global _CPU_PEAK
   if _CPU_PEAK is None:
-    cpu = jax.devices("cpu")[0]
+    cpu = jax.local_devices(backend="cpu")[0]  # this process's own device (multi-host safe)
     # A one-device mesh of its own: the measurement must not depend on the caller's ambient mesh.
     with jax.set_mesh(jax.sharding.Mesh(np.asarray([cpu]), ("host",))):
       a = jax.device_put(jnp.ones((size, size), jnp.float32), cpu)
@@ -59,7 +59,7 @@ def device_peak_flops(device: jax.Device | None = None, override: float = 0.0) -
       return PEAK_FLOPS[name]
   if device.platform == "cpu":
     # Fake CPU devices share the same cores: the host peak is the peak of all of them together.
-    return measure_cpu_peak() / max(len(jax.devices("cpu")), 1)
+    return measure_cpu_peak() / max(len(jax.local_devices(backend="cpu")), 1)
   raise ValueError(f"no peak FLOP/s known for device kind {kind!r}; set config.log.device_peak_flops")
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from configs import base
-from configs.experiments import longllama_3b_fot, longllama_7b_fot, tiny_fot
+from configs.experiments import dict_lookup_fot, longllama_3b_fot, longllama_7b_fot, pg19_184m_fot, tiny_fot
 from fot_jax.train.config_validation import ConfigError, d_values, validate
 from tests.train.common import tiny_config
 
@@ -50,6 +50,15 @@ def test_longllama_configs_validate_for_a_pod():
   c7 = longllama_7b_fot.get_config()
   model7 = validate(c7, num_devices=64)
   assert model7.mem_layers == (8, 16, 24) and d_values(c7.fot) == [7]  # max(positives + negatives) of the mix
+
+
+def test_paper_small_model_configs_validate():
+  c = pg19_184m_fot.get_config()
+  model = validate(c, num_devices=64)
+  assert model.mem_layers == (8,) and model.num_layers == 12 and model.mem_positionals == "none"
+  assert d_values(c.fot) == [8, 64] and c.data.seq_len == 512
+  assert 1.8e8 < model.num_params() - model.vocab_size * model.hidden_size < 1.9e8  # 184M-class with tied head
+  validate(dict_lookup_fot.get_config(), num_devices=1)
 
 
 def test_d_values_of_schedules():
