@@ -23,6 +23,9 @@ CHECKPOINT_SUBDIR = "checkpoints"
 
 
 def checkpoint_dir(workdir: str) -> str:
+  """<workdir>/checkpoints, absolute for local paths (orbax refuses relative ones); gs:// kept as is."""
+  if "://" not in workdir:
+    workdir = os.path.abspath(workdir)
   return os.path.join(workdir, CHECKPOINT_SUBDIR)
 
 

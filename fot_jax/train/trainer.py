@@ -25,6 +25,7 @@ from fot_jax.model.config import ModelConfig
 from fot_jax.model.params import init_params, logical_axes
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import config_validation, metrics as metrics_lib, optim, plans, step as step_lib
+from fot_jax.train.barrier import StartupBarrierError, startup_barrier
 from fot_jax.train.config_validation import ConfigError
 from fot_jax.train.sharding import batch_sharding, make_mesh, replicated, tree_shardings
 
@@ -187,6 +188,11 @@ def train(config, workdir: str) -> TrainResult:
   initialize_distributed(config.distributed)
   model = config_validation.validate(config, num_devices=jax.device_count(), process_count=jax.process_count())
   check_workdir(workdir)
+  try:
+    startup_barrier(float(config.distributed.initialization_timeout), process_index=jax.process_index(),
+                    process_count=jax.process_count())
+  except StartupBarrierError as e:
+    raise TrainingError(str(e)) from e
   is_main = jax.process_index() == 0
   mesh = make_mesh(tuple(config.mesh.shape))
   optimizer, schedule = optim.make_optimizer(config.optim, config.num_steps)
