@@ -33,7 +33,8 @@ def bins_for_recall(k: int, recall_target: float) -> int:
 def binned_max_k(scores: jax.Array, k: int, recall_target: float = 0.95) -> tuple[jax.Array, jax.Array]:
   """Approximate top-k over the last axis by bin maxima. Returns (values [..., k], indices [..., k])."""
   m = scores.shape[-1]
-  bins = min(max(bins_for_recall(k, recall_target), k), m)
+  # A power of two: memory blocks are powers of two, so the bins tile them without a padding copy.
+  bins = min(1 << (max(bins_for_recall(k, recall_target), k) - 1).bit_length(), m)
   width = -(-m // bins)
   bins = -(-m // width)
   if width < 2 or bins < k:  # bins of one key (or too few bins): exact is as cheap and returns k results
@@ -41,12 +42,12 @@ def binned_max_k(scores: jax.Array, k: int, recall_target: float = 0.95) -> tupl
   pad = bins * width - m
   if pad:
     scores = jnp.concatenate([scores, jnp.full(scores.shape[:-1] + (pad,), NEG, scores.dtype)], axis=-1)
-  # Bin b holds the strided positions b, b + bins, b + 2*bins, ...: neighbours (often similar keys) are spread.
-  grid = scores.reshape(scores.shape[:-1] + (width, bins))
-  best_in_bin = jnp.argmax(grid, axis=-2)  # [..., bins]
-  bin_max = jnp.max(grid, axis=-2)
-  values, which_bins = jax.lax.top_k(bin_max, min(k, bins))
-  positions = jnp.take_along_axis(best_in_bin, which_bins, axis=-1) * bins + which_bins
+  # Bin b holds the contiguous positions [b*width, (b+1)*width). A max-reduce finds the best bins (argmax over
+  # everything is ~5x slower on CPU), then argmax runs only inside the k chosen bins.
+  grid = scores.reshape(scores.shape[:-1] + (bins, width))
+  values, which_bins = jax.lax.top_k(jnp.max(grid, axis=-1), min(k, bins))  # [..., k]
+  chosen = jnp.take_along_axis(grid, which_bins[..., None], axis=-2)  # [..., k, width]
+  positions = which_bins * width + jnp.argmax(chosen, axis=-1)
   return values, positions
 
 
