@@ -1,14 +1,15 @@
 """Will it fit? Compile the real FoT train step for a TPU slice on this (CPU) host and report memory and cost.
 
   python -m fot_jax.compile_check --config=configs/experiments/longllama_3b_fot.py --topology=v5p-64 \\
-      [--config.mesh.shape='(1,-1,1)' --config.mesh.remat=full ...] [--mfu=0.4]
+      [--config.mesh.shape='(1,-1,1)' --config.mesh.remat=full ...] [--mfu=0.4] [--dump_hlo=/tmp/step.hlo]
 
 Builds the train step exactly as the trainer does (model size, global batch, micro-batches, crossbatch plan
 shape for the largest d of the schedule, remat policy, mesh and sharding rules, donation) from abstract shapes
 only: no parameter is materialised. libtpu (the `tpu` extra) compiles it for the named topology without a TPU.
-Prints per-device memory against HBM, compiled vs analytic FLOPs, the collectives of the partitioned HLO and an
-estimated step time at an assumed MFU. Exit status: 0 fits, 3 does not fit (naming the biggest buffers),
-2 invalid config/topology.
+Prints per-device memory against HBM, compiled vs analytic FLOPs, the collectives of the partitioned HLO (an
+estimate per step: loop bodies weighted by trip counts read from the HLO's loop conditions, listed next to the
+loop lengths the config implies) and an estimated step time at an assumed MFU. Exit status: 0 fits, 3 does not
+fit (naming the biggest buffers), 2 invalid config/topology.
 """
 
 from __future__ import annotations
@@ -332,6 +333,8 @@ class Report:
   compiled_flops: float  # per device per step, from the executable's cost analysis
   analytic_flops: float  # per device per step, ModelConfig.flops_per_token
   collectives: dict
+  loops: list  # [Loop]: the while loops the per-step collective counts are weighted by
+  implied_trips: dict  # trip count -> why: the loop lengths the config implies (cross-check of `loops`)
   peak_flops: float
   mfu: float
   compile_s: float
@@ -360,12 +363,15 @@ def analyse(compiled, built: Built, config, topology: str, devices, mfu: float, 
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   n = len(devices)
+  hlo = compiled.as_text()
+  loops = while_loops(hlo)
   analytic = built.model.flops_per_token(config.data.seq_len, built.d) * built.tokens_per_step / n
   return Report(topology=topology, device_kind=devices[0].device_kind, devices=n, chips=spec.chips(n),
                 mesh=dict(built.mesh.shape), remat=config.mesh.remat, micro_batches=config.data.micro_batches,
                 d=built.d, tokens_per_step=built.tokens_per_step, params=built.model.num_params(), memory=memory,
                 hbm_bytes=spec.hbm_bytes, compiled_flops=float(cost.get("flops", 0.0)), analytic_flops=analytic,
-                collectives=collective_stats(compiled.as_text()), peak_flops=spec.peak_flops, mfu=mfu,
+                collectives=collective_stats(hlo, loops), loops=loops,
+                implied_trips=implied_trip_counts(config, built.model, built.d), peak_flops=spec.peak_flops, mfu=mfu,
                 compile_s=compile_s)
 
 
@@ -386,24 +392,73 @@ def format_report(r: Report) -> str:
       + ("FITS" if r.fits else "DOES NOT FIT"),
       f"FLOPs per device per step: compiled {r.compiled_flops:.3e}, analytic {r.analytic_flops:.3e} "
       f"(ratio {ratio:.2f}; remat recompute counts in compiled, Pallas kernels do not)",
-      "collectives (static count in HLO / executed per step / bytes per step per device):",
+      "collectives (static count in HLO / executed per step / buffer bytes per step per device; estimate: loop "
+      "bodies weighted by their trip counts below, sizes of the buffers moved, not link traffic):",
   ]
   for kind, s in r.collectives.items():
     if s["count"]:
       lines.append(f"  {kind:<19} {s['count']:>4} / {s['per_step']:>5} / {_gib(s['bytes_per_step'])}")
   if not any(s["count"] for s in r.collectives.values()):
     lines.append("  none")
+  lines.append(format_loops(r.loops, r.implied_trips))
   lines.append(f"estimated step time {r.step_time_s:.2f}s at {100 * r.mfu:.0f}% MFU of "
                f"{r.peak_flops / 1e12:.1f} TFLOP/s per device: {r.tokens_per_s_per_chip:,.0f} tokens/s per chip")
   return "\n".join(lines)
 
 
-def check(config, topology: str, mfu: float = 0.4) -> Report:
-  """Builds, compiles and analyses; raises DoesNotFit (with the biggest buffers) when over HBM."""
+def implied_trip_counts(config, model, d: int) -> dict[int, str]:
+  """Loop lengths the config implies, to cross-check the trip counts read from the HLO: the layer scans (one per
+  run of ordinary layers between memory layers), the micro-batch scan, the chunked attention's block scans
+  (local: L / chunk blocks; crossbatch: d * L / chunk)."""
+  from fot_jax.model.config import layer_runs
+  out: dict[int, str] = {}
+  if config.mesh.scan_layers:
+    for start, stop, _ in layer_runs(model):
+      if stop - start > 1:
+        out.setdefault(stop - start, "layer scan")
+  if config.data.micro_batches > 1:
+    out.setdefault(config.data.micro_batches, "micro-batches")
+  if model.attention_impl == "chunked":
+    n_sub = -(-config.data.seq_len // model.attention_chunk_size)
+    out.setdefault(n_sub, "local attention blocks")
+    if d:
+      out.setdefault(d * n_sub, "crossbatch attention blocks")
+  return out
+
+
+def format_loops(loops: list, implied: dict[int, str] | None = None) -> str:
+  """The while loops' trip counts grouped by the JAX op that made them (count x trips), how each was read, and
+  which trip counts the config does not imply (marked '!': XLA's own loops, e.g. for a sharded gather, or a
+  misread: check those before trusting the per-step collective numbers)."""
+  groups: dict[tuple, collections.Counter] = collections.defaultdict(collections.Counter)
+  for loop in loops:
+    op = re.sub(r"^jit\([^)]*\)/", "", loop.op_name) or "?"
+    groups[(op, loop.method)][loop.trips] += 1
+  if not groups:
+    return "while loops: none"
+  parts = []
+  for (op, method), trips in groups.items():
+    shown = [("?" if t is None else str(t)) + ("!" if implied is not None and t not in implied else "")
+             + (f" x{n}" if n > 1 else "") for t, n in trips.items()]
+    parts.append(f"{op} [{method}]: {', '.join(shown)}")
+  unknown = sum(loop.trips is None for loop in loops)
+  note = f" ({unknown} with unknown trip count, counted once: per-step numbers are a lower bound)" if unknown else ""
+  if implied is not None:
+    known = ", ".join(f"{n} ({why})" for n, why in sorted(implied.items()))
+    note += f"; the config implies {known or 'none'}"
+  return f"while loops ({len(loops)}; trip counts){note}:\n" + "\n".join("  " + p for p in parts)
+
+
+def check(config, topology: str, mfu: float = 0.4, dump_hlo: str | None = None) -> Report:
+  """Builds, compiles and analyses; raises DoesNotFit (with the biggest buffers) when over HBM. dump_hlo: also
+  write the compiled HLO text there, so the collective and loop parsing can be re-checked without recompiling."""
   devices = tpu_specs.topology_devices(topology)
   built = build(config, devices)
   t0 = time.perf_counter()
   compiled = compile_step(built)
+  if dump_hlo:
+    with open(dump_hlo, "w") as f:
+      f.write(compiled.as_text())
   report = analyse(compiled, built, config, topology, devices, mfu, time.perf_counter() - t0)
   if not report.fits:
     raise DoesNotFit(format_report(report) + "\nlargest arguments per device:\n" + "\n".join(
@@ -419,7 +474,8 @@ def main(argv) -> None:
   from fot_jax.train.config_validation import ConfigError
   config = flags.FLAGS["config"].value
   try:
-    report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value)
+    report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value,
+                   flags.FLAGS["dump_hlo"].value)
   except DoesNotFit as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(EXIT_DOES_NOT_FIT)
@@ -435,6 +491,7 @@ def _run() -> None:
   config_flags.DEFINE_config_file("config", None, "Training config file (configs/...py[:variant]).")
   flags.DEFINE_string("topology", None, "TPU slice: libtpu name ('v5e:4x4', 'v4:2x4x8') or cloud name ('v5p-64').")
   flags.DEFINE_float("mfu", 0.4, "Assumed model FLOPs utilisation for the step-time estimate.")
+  flags.DEFINE_string("dump_hlo", None, "Also write the compiled (partitioned) HLO text to this path.")
   flags.mark_flags_as_required(["config", "topology"])
   app.run(main)
 

@@ -85,27 +85,75 @@ HLO = """\
 HloModule m
 
 %cond (p: (s32[], f32[8])) -> pred[] {
+  %p = (s32[], f32[8]) parameter(0)
+  %g = s32[]{:T(128)} get-tuple-element(%p), index=0
   %c = s32[]{:T(128)} constant(23)
   ROOT %lt = pred[] compare(%g, %c), direction=LT
 }
 
 %body (p: (s32[], f32[8])) -> (s32[], f32[8]) {
   %ag = bf16[4,1024]{1,0} all-gather(%x), channel_id=1, dimensions={0}
-  %ars = (f32[256]{0}, f32[1024]{0}) all-reduce-start(%y), channel_id=2
+  %ars = (f32[256]{0}, f32[1024]{0}) all-reduce-start(%y, %y2), channel_id=2
+  %w2 = (s32[], f32[8]) while(%t2), condition=%cond2, body=%body2, backend_config={"known_trip_count":{"n":"3"}}
   ROOT %t = (s32[], f32[8]) tuple(%i, %z)
 }
 
+%cond2 (p: (s32[], f32[8])) -> pred[] {
+  ROOT %lt = pred[] custom-call(%p), custom_call_target="opaque"
+}
+
+%body2 (p: (s32[], f32[8])) -> (s32[], f32[8]) {
+  %cps = (f32[64]{0}, f32[64]{0}, u32[]{:S(2)}, u32[]{:S(2)}) collective-permute-start(%v), channel_id=4
+  ROOT %t = (s32[], f32[8]) tuple(%i, %z)
+}
+
+%cond3 (p: (s32[], f32[8])) -> pred[] {
+  %p = (s32[], f32[8]) parameter(0)
+  %g = s32[]{:T(128)} get-tuple-element(%p), index=0
+  %c = s32[]{:T(128)} constant(10)
+  ROOT %gt = pred[] compare(%c, %g), direction=GT
+}
+
+%body3 (p: (s32[], f32[8])) -> (s32[], f32[8]) {
+  %f = f32[16]{0} fusion(%a), kind=kOutput, calls=%all-reduce-scatter.1
+  ROOT %t = (s32[], f32[8]) tuple(%i, %z)
+}
+
+%all-reduce-scatter.1 (input: f32[64]) -> f32[16] {
+  %input = f32[64]{0} parameter(0)
+  %ar = f32[64]{0} all-reduce(%input), channel_id=5, to_apply=%add
+  ROOT %ds = f32[16]{0} dynamic-slice(%ar, %o), dynamic_slice_sizes={16}
+}
+
 ENTRY %main (a: f32[8]) -> f32[8] {
-  %w = (s32[], f32[8]) while(%init), condition=%cond, body=%body, metadata={op_name="scan"}
+  %zero = s32[]{:T(128)} constant(0)
+  %start = s32[]{:T(128)} copy(%zero)
+  %init = (s32[], f32[8]) tuple(%start, /*index=1*/%a)
+  %w = (s32[], f32[8]) while(%init), condition=%cond, body=%body, metadata={op_name="jit(f)/while"}
+  %four = s32[]{:T(128)} constant(4)
+  %init3 = (s32[], f32[8]) tuple(%four, %a)
+  %w3 = (s32[], f32[8]) while(%init3), condition=%cond3, body=%body3
   %ar = f32[16]{0} all-reduce(%a), channel_id=3, to_apply=%add
   ROOT %r = f32[8] get-tuple-element(%w), index=1
 }
 """
 
 
+def test_while_loop_trip_counts():
+  """From the condition's bound minus the counter's traced start, or XLA's known_trip_count."""
+  loops = {loop.body: loop for loop in compile_check.while_loops(HLO)}
+  assert (loops["body"].trips, loops["body"].method, loops["body"].op_name) == (23, "condition", "jit(f)/while")
+  assert (loops["body2"].trips, loops["body2"].method) == (3, "known_trip_count")
+  assert (loops["body3"].trips, loops["body3"].method) == (6, "condition")  # 10 > i from i = 4
+
+
 def test_collective_stats_counts_loop_iterations():
   stats = compile_check.collective_stats(HLO)
   assert stats["all-gather"] == {"count": 1, "per_step": 23, "bytes_per_step": 23 * 4 * 1024 * 2}
+  # all-reduce-start of two buffers counts both; the ENTRY all-reduce once.
   assert stats["all-reduce"]["count"] == 2 and stats["all-reduce"]["per_step"] == 24
-  assert stats["all-reduce"]["bytes_per_step"] == 23 * 1024 * 4 + 16 * 4
-  assert stats["reduce-scatter"]["count"] == 0
+  assert stats["all-reduce"]["bytes_per_step"] == 23 * (256 + 1024) * 4 + 16 * 4
+  # nested loop: 23 x 3 runs of the permute, its operand only (not the result or the u32 contexts)
+  assert stats["collective-permute"] == {"count": 1, "per_step": 69, "bytes_per_step": 69 * 64 * 4}
+  # TPU's all-reduce-scatter fusion is a reduce-scatter of its full operand, 6 times
+  assert stats["reduce-scatter"] == {"count": 1, "per_step": 6, "bytes_per_step": 6 * 64 * 4}
