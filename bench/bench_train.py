@@ -42,6 +42,8 @@ def parse_args():
   p.add_argument("--batch_size", type=int, default=16)
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--remat", default="none")
+  p.add_argument("--attention_impl", default="dense", choices=("dense", "chunked"),
+                 help="crossbatch path of the memory layer")
   return p.parse_args()
 
 
@@ -70,13 +72,14 @@ def main():
   args = parse_args()
   peak = metrics.measure_cpu_peak()
   print(f"device: {jax.devices()[0].device_kind}; measured f32 matmul peak {peak / 1e9:.0f} GFLOP/s")
-  print(f"L={args.seq_len} B={args.batch_size} one memory layer, AdamW, remat={args.remat}\n")
+  print(f"L={args.seq_len} B={args.batch_size} one memory layer ({args.attention_impl} crossbatch), AdamW, "
+        f"remat={args.remat}\n")
   print("| size | params | d | step s | tokens/s | MFU vs measured peak | time vs d=1 |")
   print("|---|---|---|---|---|---|---|")
   for name in args.sizes.split(","):
     kw = SIZES[name]
     model = ModelConfig(**kw, mem_layers=(kw["num_layers"] // 2,), max_position_embeddings=args.seq_len,
-                        last_context_length=args.seq_len // 2)
+                        last_context_length=args.seq_len // 2, attention_impl=args.attention_impl)
     base_time = None
     for d in (int(x) for x in args.ds.split(",")):
       t = time_step(model, d, args.batch_size, args.seq_len, args.steps, args.remat)
