@@ -12,7 +12,7 @@ import tempfile
 
 
 class GitError(RuntimeError):
-  pass
+  """A git query failed or the tree is not in the state the launcher needs."""
 
 
 def _git(repo: str, *args: str, strip: bool = True) -> str:

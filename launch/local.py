@@ -147,8 +147,8 @@ class _Group:
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
   try:
     os.killpg(proc.pid, sig)  # the child's own session: its pid is its process-group id
-  except ProcessLookupError:
-    pass
+  except ProcessLookupError:  # already gone: nothing to signal
+    return
 
 
 def run_local(config: str, workdir: str, overrides: Mapping[str, object] | None = None, *, num_processes: int = 2,

@@ -54,7 +54,7 @@ _JOB_RE = re.compile(r"^[A-Za-z0-9._=,+-]+$")
 
 
 class LaunchError(RuntimeError):
-  pass
+  """A TPU launcher step failed; the message names the command and worker."""
 
 
 @dataclasses.dataclass

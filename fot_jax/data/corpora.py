@@ -20,6 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from fot_jax.data.locking import build_lock
+
 ENV_DATA_DIR = "FOT_JAX_DATA_DIR"
 VALID_PERCENT = 10
 STDLIB_SKIP_DIRS = ("site-packages", "dist-packages", "__pycache__")
@@ -193,6 +195,7 @@ def prepare_corpus(corpus: str, data_dir: str | None = None) -> str:
   if corpus == "shakespeare" and not os.path.isdir(shakespeare_dir(data_dir)):
     raise FileNotFoundError(f"book corpus: {shakespeare_dir(data_dir)!r} is missing; fetch it with "
                             f"`python -m fot_jax.data.prepare --corpus=shakespeare --fetch`")
-  builder = builder_classes()[corpus](data_dir=tfds_dir(data_dir), source_data_dir=data_dir)
-  builder.download_and_prepare()
+  with build_lock(tfds_dir(data_dir), f"fot_{corpus}"):  # concurrent first builds would collide in TFDS
+    builder = builder_classes()[corpus](data_dir=tfds_dir(data_dir), source_data_dir=data_dir)
+    builder.download_and_prepare()
   return tfds_dir(data_dir)

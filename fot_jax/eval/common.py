@@ -133,18 +133,15 @@ class Model:
 
 def load(args) -> Model:
   """Loads --checkpoint with the inference overrides; validates W and LCL."""
-  from fot_jax.eval.loading import load_model
-  from fot_jax.model.config import parse_mem_layers
+  from fot_jax.eval.loading import load_model, mem_layers_flag
   for flag in ("window", "last_context_length"):
     positive(flag, getattr(args, flag))
   if args.step is not None and args.step < 0:
     raise EvalError(f"--step: expected a non-negative integer, found {args.step}")
-  mem_layers = None
-  if args.mem_layers is not None:
-    try:
-      mem_layers = parse_mem_layers(args.mem_layers)
-    except ValueError as e:
-      raise EvalError(f"--mem_layers: expected comma-separated integers, found {args.mem_layers!r}") from e
+  try:
+    mem_layers = mem_layers_flag(args.mem_layers)
+  except ValueError as e:
+    raise EvalError(str(e)) from e
   loaded = load_model(args.checkpoint, args.step, mem_layers=mem_layers, max_position_embeddings=args.window,
                       last_context_length=args.last_context_length, mem_dtype=args.mem_dtype)
   config = loaded.config

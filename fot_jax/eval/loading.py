@@ -20,6 +20,17 @@ class LoadedModel:
   step: int | None = None
 
 
+def mem_layers_flag(value: str | None) -> tuple[int, ...] | None:
+  """--mem_layers: None keeps the checkpoint's layers, '' disables memory, '1,2' sets them."""
+  if value is None:
+    return None
+  from fot_jax.model.config import parse_mem_layers
+  try:
+    return parse_mem_layers(value)
+  except ValueError as e:
+    raise ValueError(f"--mem_layers: expected comma-separated integers, found {value!r}") from e
+
+
 def checkpoint_kind(path: str) -> str:
   """'orbax' for a workdir with checkpoints/, 'hf' for a folder with config.json; FileNotFoundError otherwise."""
   from fot_jax.train.checkpoint import CHECKPOINT_SUBDIR

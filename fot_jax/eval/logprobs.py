@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fot_jax.model.config import ModelConfig, parse_mem_layers
+from fot_jax.model.config import ModelConfig
 from fot_jax.model.inference import MemoryInference
 
 
@@ -77,17 +77,12 @@ def _gather_logprobs(logits, tokens):
 
 def run(args) -> np.ndarray:
   """Checks flags and files, loads the model, writes the log-probabilities; returns them."""
-  from fot_jax.eval.loading import checkpoint_kind, load_model
+  from fot_jax.eval.loading import checkpoint_kind, load_model, mem_layers_flag
   if os.path.exists(args.out) and not args.overwrite:
     raise FileExistsError(f"--out {args.out} exists; pass --overwrite to replace it")
   tokens = read_tokens(args.tokens)
   checkpoint_kind(args.checkpoint)
-  mem_layers = None
-  if args.mem_layers is not None:
-    try:
-      mem_layers = parse_mem_layers(args.mem_layers)
-    except ValueError as e:
-      raise ValueError(f"--mem_layers: expected comma-separated integers, found {args.mem_layers!r}") from e
+  mem_layers = mem_layers_flag(args.mem_layers)
   for flag in ("last_context_length", "window", "batch_size"):
     value = getattr(args, flag)
     if value is not None and value <= 0:

@@ -26,7 +26,7 @@ class FakeRunner:
     return [(s, min(s + self.window, length)) for s in range(0, length, self.window)]
 
   def flush(self):
-    pass
+    """Nothing to evict: the fake keeps no cache."""
 
   def step(self, tokens, valid=None):
     tokens = np.asarray(tokens)
