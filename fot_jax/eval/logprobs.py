@@ -77,22 +77,15 @@ def _gather_logprobs(logits, tokens):
 
 def run(args) -> np.ndarray:
   """Checks flags and files, loads the model, writes the log-probabilities; returns them."""
-  from fot_jax.eval.loading import checkpoint_kind, load_model, mem_layers_flag
+  from fot_jax.eval.common import load, positive
+  from fot_jax.eval.loading import checkpoint_kind
   if os.path.exists(args.out) and not args.overwrite:
     raise FileExistsError(f"--out {args.out} exists; pass --overwrite to replace it")
   tokens = read_tokens(args.tokens)
   checkpoint_kind(args.checkpoint)
-  mem_layers = mem_layers_flag(args.mem_layers)
-  for flag in ("last_context_length", "window", "batch_size"):
-    value = getattr(args, flag)
-    if value is not None and value <= 0:
-      raise ValueError(f"--{flag}: expected a positive integer, found {value}")
-  model = load_model(args.checkpoint, args.step, mem_layers=mem_layers, max_position_embeddings=args.window,
-                     last_context_length=args.last_context_length, mem_dtype=args.mem_dtype)
+  positive("batch_size", args.batch_size)
+  model = load(args)  # the evaluators' loader: overrides, flag checks, W >= LCL
   config = model.config
-  if config.last_context_length > config.max_position_embeddings:
-    raise ValueError(f"--last_context_length={config.last_context_length} exceeds the window "
-                     f"W={config.max_position_embeddings}")
   logprobs = token_logprobs(model.params, config, tokens, args.batch_size)
   with open(args.out, "wb") as f:  # exactly this path (np.save on a name would append .npy)
     np.save(f, logprobs.astype(np.float32))
