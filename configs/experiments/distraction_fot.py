@@ -20,21 +20,21 @@ def get_config(variant: str = "negatives"):
     raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
   c = base.get_config()
   c.seed = 0
-  c.num_steps = 300
+  c.num_steps = 2000
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=96, num_heads=4, num_kv_heads=2, num_layers=4,
-                              intermediate_size=256, mem_layers=(2,), max_position_embeddings=64,
+                              intermediate_size=256, mem_layers=(1, 2, 3), max_position_embeddings=64,
                               last_context_length=64, initializer_range=0.05)
   c.fot.k = 2
   c.fot.plan = "mix"
   c.fot.mix = MIXES[variant]
-  c.data.task = "stdlib"
+  c.data.task = "stdlib@1+repeat:stdlib:64x4@1"
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 16
   c.data.seq_len = 64
   c.optim.learning_rate = 3e-3
   c.optim.warmup_steps = 20
   c.optim.weight_decay = 0.01
-  c.checkpoint.every_steps = 300
+  c.checkpoint.every_steps = 1000
   c.log.every_steps = 25
   c.log.tensorboard = False
   c.eval.every_steps = 0

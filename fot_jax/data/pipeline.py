@@ -1,23 +1,39 @@
 """Entry points the trainer calls: build the vocabulary and a batcher for a task/mixture name and split.
 
 Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus ('pg19', 'c4'),
-'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup', 'mixture:offline', or any registered seqio task name.
+'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup', 'mixture:offline', or any registered seqio task name;
+derived sources (fot_jax.data.derived): 'passkey:<max_tokens>' or 'passkey:<min>-<max>' (passkey prompts),
+'repeat:<source>:<period>x<repeats>' (segments of a source repeated), and blends 'a@0.5+b@0.5'
+(rates are shares of tokens).
 """
 
 from __future__ import annotations
 
 
-from fot_jax.data import corpora, sources, synthetic, tasks
+from fot_jax.data import corpora, derived, sources, synthetic, tasks
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
 from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab, special_ids  # noqa: F401
 
 MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_MIXTURE}
 DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
+PASSKEY_DOCS = {"train": 50_000, "validation": 500, "test": 500}
 
 
 def documents(name: str, split: str, vocab, data_dir: str | None = None, min_length: int = 0, seed: int = 0):
   """The indexable document source behind a name (see module doc)."""
   data_dir = data_dir or corpora.default_data_dir()
+  if "+" in name or "@" in name:
+    parts = derived.parse_blend(name)
+    srcs = [documents(n, split, vocab, data_dir, min_length, seed) for n, _ in parts]
+    return sources.MixtureDocuments(srcs, derived.document_rates([r for _, r in parts], srcs), seed=seed)
+  if name.startswith("passkey:"):
+    lo, hi = derived.parse_passkey(name)
+    return derived.PasskeyDocuments(vocab.encode, PASSKEY_DOCS[split], lo, hi,
+                                    seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
+  if name.startswith("repeat:"):
+    base, period, repeats = derived.parse_repeat(name)
+    return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed), period, repeats,
+                                    seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
   if name == "dict_lookup":
     return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=seed * 1000 +
                                          tasks.SYNTHETIC_SPLIT_SEEDS[split])

@@ -1,0 +1,152 @@
+"""Training sources built on top of other sources: passkey prompts, repeated segments, and weighted blends.
+
+They exist for the CPU-scale reproductions of docs/RESULTS.md, where a tiny model must see data on which its
+memory layer is needed to lower the loss:
+  - PasskeyDocuments: Landmark/LongLLaMA passkey prompts (plus answer) of random length and depth, tokenized.
+  - RepeatedSegments: a random segment of a base document repeated R times, so every token after the first
+    period has an exact earlier occurrence exactly `period` tokens back (in the previous chunk when
+    period == data.seq_len, i.e. reachable only through memory).
+Both are indexable and seeded (document i is a pure function of (seed, i)), like every batcher source.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from fot_jax.data import synthetic
+
+# Tokens of the passkey prompt outside the filler, and filler tokens per sentence, in stdlib_sp2000; only used to
+# pick a sentence count for a requested length (the real length is whatever the text tokenizes to).
+_FIXED_TOKENS_GUESS = 90
+_TOKENS_PER_SENTENCE_GUESS = 8.4
+
+
+class PasskeyDocuments:
+  """`num_docs` passkey prompts followed by their answer, of about U[min_len, max_len] tokens each.
+
+  The key (1..50000), depth (U[0, 1]) and length come from default_rng([seed, i]). With answer_only the loss
+  weights are 1 on the answer tokens only (the evaluation's scoring); otherwise every token carries loss, which
+  lets a small model learn the filler and copying quickly before the answer.
+  """
+
+  def __init__(self, encode: Callable[[str], Sequence[int]], num_docs: int, min_len: int, max_len: int,
+               seed: int = 0, answer_only: bool = False):
+    if not 0 < min_len <= max_len:
+      raise ValueError(f"passkey training lengths need 0 < min_len <= max_len, got {min_len}..{max_len}")
+    self.encode, self.num_docs, self.seed, self.answer_only = encode, int(num_docs), seed, answer_only
+    self.min_len, self.max_len = int(min_len), int(max_len)
+    self._lengths: np.ndarray | None = None
+
+  def __len__(self) -> int:
+    return self.num_docs
+
+  def example(self, i: int) -> synthetic.PasskeyExample:
+    if not 0 <= i < self.num_docs:
+      raise IndexError(i)
+    rng = np.random.default_rng([self.seed, i])
+    key = int(rng.integers(1, synthetic.PASSKEY_MAX_KEY + 1))
+    depth = float(rng.uniform())
+    length = int(rng.integers(self.min_len, self.max_len + 1))
+    sentences = max(0, int((length - _FIXED_TOKENS_GUESS) / _TOKENS_PER_SENTENCE_GUESS))
+    pre = int(round(depth * sentences))
+    return synthetic.PasskeyExample(synthetic.passkey_text(key, pre, sentences - pre), key, depth, pre,
+                                    sentences - pre)
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    ex = self.example(i)
+    prompt = np.asarray(self.encode(ex.prompt), np.int32)
+    answer = np.asarray(self.encode(ex.answer), np.int32)
+    out = {"targets": np.concatenate([prompt, answer])}
+    if self.answer_only:
+      out["loss_weights"] = np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])
+    return out
+
+  @property
+  def lengths(self) -> np.ndarray:
+    """Token counts (tokenizes every document once, on first use; only resume and epoch counts need them)."""
+    if self._lengths is None:
+      self._lengths = np.array([len(self[i]["targets"]) for i in range(self.num_docs)], np.int64)
+    return self._lengths
+
+
+class RepeatedSegments:
+  """Document i: a `period`-token segment of a random base document (at a random offset), repeated `repeats`
+  times. Base documents shorter than `period` are skipped; their loss weights, if any, are dropped."""
+
+  def __init__(self, base, period: int, repeats: int, num_docs: int | None = None, seed: int = 0):
+    if period <= 0 or repeats < 2:
+      raise ValueError(f"repeated segments need period > 0 and repeats >= 2, got period={period}, "
+                       f"repeats={repeats}")
+    lengths = np.asarray(base.lengths if hasattr(base, "lengths") else [len(base[i]["targets"])
+                                                                         for i in range(len(base))])
+    self.eligible = np.flatnonzero(lengths >= period)
+    if len(self.eligible) == 0:
+      raise ValueError(f"no base document has at least period={period} tokens")
+    self.base, self.base_lengths = base, lengths
+    self.period, self.repeats, self.seed = int(period), int(repeats), seed
+    # ~one segment per `period` base tokens: an epoch sees about as many distinct tokens as the base corpus
+    self.num_docs = int(num_docs) if num_docs is not None else max(1, int(lengths[self.eligible].sum()) // period)
+
+  def __len__(self) -> int:
+    return self.num_docs
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.full(self.num_docs, self.period * self.repeats, np.int64)
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    if not 0 <= i < self.num_docs:
+      raise IndexError(i)
+    rng = np.random.default_rng([self.seed, i, 0x726570])
+    j = int(self.eligible[rng.integers(len(self.eligible))])
+    start = int(rng.integers(self.base_lengths[j] - self.period + 1))
+    doc = self.base[j]
+    tokens = np.asarray(doc["targets"] if isinstance(doc, dict) else doc, np.int32)
+    return {"targets": np.tile(tokens[start:start + self.period], self.repeats)}
+
+
+def parse_blend(name: str) -> list[tuple[str, float]]:
+  """'a@0.5+b@0.5' -> [('a', 0.5), ('b', 0.5)]: token shares; a part without '@rate' gets share 1."""
+  parts = []
+  for part in name.split("+"):
+    src, _, rate = part.rpartition("@") if "@" in part else (part, "", "1")
+    try:
+      r = float(rate)
+    except ValueError:
+      raise ValueError(f"blend {name!r}: rate {rate!r} of {src!r} is not a number") from None
+    if not src or r <= 0:
+      raise ValueError(f"blend {name!r}: each part needs a source name and a rate > 0, got {part!r}")
+    parts.append((src, r))
+  return parts
+
+
+def document_rates(token_shares: Sequence[float], srcs: Sequence) -> list[float]:
+  """Per-document draw rates giving each source its share of *tokens* (sources' mean lengths differ a lot:
+  a stdlib document averages ~88k tokens, a repeated segment a few hundred)."""
+  means = [float(np.mean(np.asarray(s.lengths))) for s in srcs]
+  return [share / mean for share, mean in zip(token_shares, means)]
+
+
+def parse_repeat(name: str) -> tuple[str, int, int]:
+  """'repeat:<source>:<period>x<repeats>' -> (source, period, repeats)."""
+  body = name[len("repeat:"):]
+  src, _, shape = body.rpartition(":")
+  p, _, r = shape.partition("x")
+  if not src or not p.isdigit() or not r.isdigit():
+    raise ValueError(f"{name!r}: expected 'repeat:<source>:<period>x<repeats>', e.g. 'repeat:stdlib:64x4'")
+  return src, int(p), int(r)
+
+
+def parse_passkey(name: str) -> tuple[int, int]:
+  """'passkey:<max>' (lengths U[max/4, max]) or 'passkey:<min>-<max>' -> (min_len, max_len) in tokens."""
+  body = name[len("passkey:"):]
+  lo, _, hi = body.rpartition("-")
+  try:
+    hi_i = int(hi)
+    lo_i = int(lo) if lo else max(1, hi_i // 4)
+  except ValueError:
+    raise ValueError(f"{name!r}: expected 'passkey:<max_tokens>' or 'passkey:<min>-<max>', e.g. 'passkey:512'") \
+        from None
+  return lo_i, hi_i

@@ -1,0 +1,115 @@
+"""Derived training sources: passkey prompts, repeated segments, blends by token share, and their names."""
+
+import numpy as np
+import pytest
+
+from fot_jax.data import derived, pipeline, sources, synthetic
+from fot_jax.data.vocab import VocabConfig, build_vocabulary
+
+
+class _Docs:
+  """A tiny indexable source: document i is arange(lengths[i]) + 100 * i."""
+
+  def __init__(self, lengths):
+    self.lengths = np.asarray(lengths, np.int64)
+
+  def __len__(self):
+    return len(self.lengths)
+
+  def __getitem__(self, i):
+    return {"targets": np.arange(self.lengths[i], dtype=np.int32) + 100 * i}
+
+
+@pytest.fixture(scope="module")
+def byte_vocab():
+  return build_vocabulary(VocabConfig("byte"))
+
+
+def test_repeated_segments_repeat_an_exact_segment_of_an_eligible_document():
+  base = _Docs([10, 50, 3, 80])
+  docs = derived.RepeatedSegments(base, period=16, repeats=3, num_docs=40, seed=7)
+  assert len(docs) == 40 and (docs.lengths == 48).all()
+  seen = set()
+  for i in range(40):
+    t = docs[i]["targets"]
+    assert t.shape == (48,)
+    np.testing.assert_array_equal(t[:16], t[16:32])
+    np.testing.assert_array_equal(t[:16], t[32:])
+    j = int(t[0]) // 100
+    assert j in (1, 3), "documents shorter than the period must never be used"
+    np.testing.assert_array_equal(np.diff(t[:16]), 1)  # a contiguous slice of document j
+    seen.add(j)
+  assert seen == {1, 3}
+  np.testing.assert_array_equal(docs[5]["targets"], derived.RepeatedSegments(base, 16, 3, 40, seed=7)[5]["targets"])
+  assert not np.array_equal(docs[5]["targets"], derived.RepeatedSegments(base, 16, 3, 40, seed=8)[5]["targets"])
+
+
+def test_repeated_segments_reject_bad_shapes():
+  with pytest.raises(ValueError, match="repeats >= 2"):
+    derived.RepeatedSegments(_Docs([100]), period=8, repeats=1)
+  with pytest.raises(ValueError, match="period=200"):
+    derived.RepeatedSegments(_Docs([100]), period=200, repeats=2)
+
+
+def test_passkey_documents_end_with_their_answer_and_are_seeded(byte_vocab):
+  docs = derived.PasskeyDocuments(byte_vocab.encode, num_docs=20, min_len=300, max_len=900, seed=3)
+  lengths = docs.lengths
+  assert lengths.shape == (20,) and len(set(lengths.tolist())) > 5
+  for i in range(20):
+    ex = docs.example(i)
+    t = docs[i]["targets"]
+    answer = byte_vocab.encode(f" {ex.key}")
+    assert byte_vocab.decode(t.tolist()) == ex.prompt + ex.answer
+    np.testing.assert_array_equal(t[-len(answer):], answer)
+    assert ex.prompt.endswith(synthetic.PASSKEY_QUESTION) and f"The pass key is {ex.key}." in ex.prompt
+    assert "loss_weights" not in docs[i]  # every token carries loss by default
+  np.testing.assert_array_equal(docs[4]["targets"],
+                                derived.PasskeyDocuments(byte_vocab.encode, 20, 300, 900, seed=3)[4]["targets"])
+  only = derived.PasskeyDocuments(byte_vocab.encode, 20, 300, 900, seed=3, answer_only=True)[4]
+  n_answer = len(byte_vocab.encode(f" {docs.example(4).key}"))
+  assert only["loss_weights"].sum() == n_answer and (only["loss_weights"][-n_answer:] == 1).all()
+  with pytest.raises(ValueError, match="min_len <= max_len"):
+    derived.PasskeyDocuments(byte_vocab.encode, 1, 500, 100)
+  with pytest.raises(IndexError):
+    docs[20]
+
+
+def test_blend_rates_are_token_shares():
+  long_docs, short_docs = _Docs([1000] * 10), _Docs([10] * 10)
+  rates = derived.document_rates([0.5, 0.5], [long_docs, short_docs])
+  mix = sources.MixtureDocuments([long_docs, short_docs], rates, seed=0, num_docs=20000)
+  tokens_from_long = mix.lengths[mix.which == 0].sum() / mix.lengths.sum()
+  assert 0.45 < tokens_from_long < 0.55  # by document count it would be ~0.99
+
+
+@pytest.mark.parametrize("name,expected", [("a@0.25+b@0.75", [("a", 0.25), ("b", 0.75)]),
+                                           ("repeat:stdlib:64x4@2+stdlib", [("repeat:stdlib:64x4", 2.0),
+                                                                            ("stdlib", 1.0)])])
+def test_parse_blend(name, expected):
+  assert derived.parse_blend(name) == expected
+
+
+@pytest.mark.parametrize("name,match", [("a@x+b", "not a number"), ("a@0+b", "rate > 0"), ("@1+b", "source name")])
+def test_parse_blend_errors_name_the_part(name, match):
+  with pytest.raises(ValueError, match=match):
+    derived.parse_blend(name)
+
+
+def test_parse_repeat_and_passkey_names():
+  assert derived.parse_repeat("repeat:jsonl:/d/*.jsonl:64x4") == ("jsonl:/d/*.jsonl", 64, 4)
+  with pytest.raises(ValueError, match="repeat:<source>:<period>x<repeats>"):
+    derived.parse_repeat("repeat:stdlib:64")
+  assert derived.parse_passkey("passkey:512") == (128, 512)
+  assert derived.parse_passkey("passkey:100-300") == (100, 300)
+  with pytest.raises(ValueError, match="passkey:<max_tokens>"):
+    derived.parse_passkey("passkey:long")
+
+
+def test_pipeline_builds_derived_sources_by_name(byte_vocab):
+  docs = pipeline.documents("passkey:200-400", "validation", byte_vocab)
+  assert len(docs) == pipeline.PASSKEY_DOCS["validation"]
+  assert byte_vocab.decode(docs[0]["targets"].tolist()).startswith(synthetic.PASSKEY_INSTRUCTION)
+  train = pipeline.documents("passkey:200-400", "train", byte_vocab)
+  assert not np.array_equal(train[0]["targets"], docs[0]["targets"])  # splits are disjoint seeds
+  blend = pipeline.documents("passkey:200-400@1+dict_lookup@1", "validation", byte_vocab)
+  assert {int(w) for w in blend.which} == {0, 1}
