@@ -1,7 +1,9 @@
 """Experiment (b) of docs/RESULTS.md: passkey retrieval from memory far beyond the training context.
 
-Training data: Landmark/LongLLaMA passkey prompts (plus answer) of U[128, 512] tokens ('passkey:128-512'), loss
-on every token. Local context 128 and k=4 chunks per document stream, so the total differentiable context is
+Training data: half the tokens are Landmark/LongLLaMA passkey prompts (plus answer) of U[128, 512] tokens, the
+other half stdlib segments of 128 tokens repeated 4 times ('repeat:stdlib:128x4'), loss on every token. The
+repeats teach copying through memory quickly (every repeat is exactly one chunk back, out of local reach);
+passkey prompts alone carry ~5 memory-copyable tokens per document, too weak a signal for a tiny model on CPU. Local context 128 and k=4 chunks per document stream, so the total differentiable context is
 4 x 128 = 512 tokens; each chunk sees the previous chunks of its own stream (FoT positives) and, in the
 default variant, 2 chunks of other streams (negatives; they hold other documents' filler and passkeys).
 At evaluation the whole prompt (up to 32k-256k tokens) goes through memory inference with W = 128:
@@ -28,7 +30,7 @@ def get_config(variant: str = ""):
   c.fot.k = 4
   c.fot.plan = "mix"
   c.fot.mix = MIXES[variant]
-  c.data.task = "passkey:128-512"
+  c.data.task = "passkey:128-512@1+repeat:stdlib:128x4@1"
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 16
   c.data.seq_len = 128

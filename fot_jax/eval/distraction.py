@@ -112,13 +112,15 @@ def measure(params, config, contexts: np.ndarray, queries: np.ndarray, sets: np.
   """{layer: {"r": [mean r_d per d], "std": [...]} } for d in ds; sets from context_sets (rows = query segs)."""
   out = {}
   big_d = sets.shape[1]
+  used, local_sets = np.unique(sets, return_inverse=True)  # only the contexts some query sees go through the model
+  local_sets = local_sets.reshape(sets.shape)
   for li, layer in enumerate(layers):
-    _, keys = _run_batched(params, config, contexts, layer, batch)
-    q_all, _ = _run_batched(params, config, queries, layer, batch)
+    _, keys = _run_batched(params, config, contexts[used], layer, batch)
+    q_all, _ = _run_batched(params, config, queries[sets[:, 0]], layer, batch)
     rows = []
     for start in range(0, len(sets), batch):
-      s = sets[start:start + batch]
-      rows.append(np.asarray(_ratios(q_all[s[:, 0]], keys, jnp.asarray(s), topk)))
+      s = local_sets[start:start + batch]
+      rows.append(np.asarray(_ratios(q_all[start:start + batch], keys, jnp.asarray(s), topk)))
     r = np.concatenate(rows)  # [num_queries, D-1], column d-2 -> d
     cols = [d - 2 for d in ds]
     out[str(layer)] = {"r": r[:, cols].mean(0).tolist(), "std": r[:, cols].std(0).tolist()}
