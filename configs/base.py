@@ -35,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.fot.plan = "released"  # "released": the released stepping formula with d; "mix": per-position mix
   c.fot.stepping = True  # released plan: positives-stepping when k > 1
   c.fot.mix = ""  # plan="mix": 'positives:negatives' per chunk position, e.g. '0:0,1:2,2:5,3:4'
+  c.fot.mix_after = ""  # plan="mix": if set, replaces fot.mix from fot.switch_step on (e.g. negatives after warm-up)
   c.fot.d_schedule = "fixed"  # "fixed" (d) | "switch" (d, then d_after from switch_step) | "sample" (d_choices)
   c.fot.d = 0
   c.fot.d_after = 0

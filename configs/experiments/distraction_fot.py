@@ -4,7 +4,9 @@ Three runs with the same model, data and budget, differing only in what the memo
 (mix plan, k=4: chunks 1..3 of each document stream follow chunk 0):
   :baseline   "0:0,0:0,0:0,0:0"  no additional context (a standard transformer at local context 64)
   :d1         "0:0,1:0,1:0,1:0"  each chunk sees its own previous chunk only (FoT d=1, no negatives)
-  :negatives  "0:0,1:7,1:7,1:7"  the previous chunk and 7 chunks of other streams (FoT d=8)
+  :negatives  "0:0,1:0,1:0,1:0" until step 1000, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
+              other streams (FoT d=8), after a positives-only warm-up (the paper's small-to-large d curriculum)
+  :negatives_from_start  "0:0,1:7,1:7,1:7" from step 0
 Data: a quarter of the tokens are stdlib code, three quarters are 64-token stdlib segments repeated 8 times
 ('repeat:stdlib:64x8'): a repeat is exactly one chunk back, out of local reach, so the memory layers must learn
 to retrieve from their additional contexts (stdlib alone never got a tiny model there; see RESULTS.md).
@@ -16,7 +18,9 @@ or all of it: bash scripts/reproduce.sh distraction
 
 from configs import base
 
-MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:7,1:7,1:7"}
+MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
+         "negatives_from_start": "0:0,1:7,1:7,1:7"}
+NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 1000
 
 
 def get_config(variant: str = "negatives"):
@@ -31,6 +35,8 @@ def get_config(variant: str = "negatives"):
   c.fot.k = 4
   c.fot.plan = "mix"
   c.fot.mix = MIXES[variant]
+  if variant == "negatives":
+    c.fot.mix_after, c.fot.switch_step = NEGATIVES_MIX, SWITCH_STEP
   c.data.task = "stdlib@1+repeat:stdlib:64x8@3"
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 16

@@ -13,6 +13,7 @@ import numpy as np
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.crossbatch import parse_mix
 from fot_jax.model.transformer import REMAT_POLICIES
+from fot_jax.train import plans
 
 OPTIMIZERS = ("adamw", "adafactor")
 SCHEDULES = ("cosine", "rsqrt", "constant")
@@ -56,8 +57,7 @@ def model_config_from(c) -> ModelConfig:
 def d_values(fot) -> list[int]:
   """Every crossbatch d the schedule can use (one compiled train step each)."""
   if fot.plan == "mix":
-    pairs = parse_mix(fot.mix)
-    return [max((p + n for p, n in pairs), default=0)]
+    return [plans.mix_d(m) for m in plans.mixes(fot)]
   if fot.d_schedule == "fixed":
     return [int(fot.d)]
   if fot.d_schedule == "switch":
@@ -93,18 +93,25 @@ def validate(c, num_devices: int | None = None, process_count: int = 1) -> Model
   if c.fot.plan not in PLANS:
     _fail("fot.plan", f"one of {PLANS}", c.fot.plan)
   if c.fot.plan == "mix":
-    try:
-      pairs = parse_mix(c.fot.mix)
-    except ValueError as e:
-      _fail("fot.mix", f"'positives:negatives' pairs ({e})", c.fot.mix)
-    if len(pairs) != k:
-      _fail("fot.mix", f"one pair per chunk position (fot.k={k})", c.fot.mix)
-    for j, (p, n) in enumerate(pairs):
-      if p > j:
-        _fail("fot.mix", f"at most {j} positives at chunk position {j}", c.fot.mix)
-      if n > micro_size - k:
-        _fail("fot.mix", f"at most {micro_size - k} negatives (micro-batch {micro_size} minus the own stream)",
-              c.fot.mix)
+    fields = [("fot.mix", c.fot.mix)]
+    if getattr(c.fot, "mix_after", ""):
+      fields.append(("fot.mix_after", c.fot.mix_after))
+      _positive_int(c, "fot.switch_step", allow_zero=True)
+    for field, mix in fields:
+      try:
+        pairs = parse_mix(mix)
+      except ValueError as e:
+        _fail(field, f"'positives:negatives' pairs ({e})", mix)
+      if len(pairs) != k:
+        _fail(field, f"one pair per chunk position (fot.k={k})", mix)
+      for j, (p, n) in enumerate(pairs):
+        if p > j:
+          _fail(field, f"at most {j} positives at chunk position {j}", mix)
+        if n > micro_size - k:
+          _fail(field, f"at most {micro_size - k} negatives (micro-batch {micro_size} minus the own stream)", mix)
+    if len(fields) == 2 and plans.mix_d(c.fot.mix) == plans.mix_d(c.fot.mix_after):
+      _fail("fot.mix_after", f"a mix whose d (largest positives + negatives) differs from fot.mix's "
+            f"d={plans.mix_d(c.fot.mix)} (each d compiles one train step and names its plan)", c.fot.mix_after)
   else:
     if c.fot.d_schedule not in D_SCHEDULES:
       _fail("fot.d_schedule", f"one of {D_SCHEDULES}", c.fot.d_schedule)

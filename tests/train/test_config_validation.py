@@ -22,6 +22,10 @@ from tests.train.common import tiny_config
     (lambda c: setattr(c.fot, "d_schedule", "ramp"), "config.fot.d_schedule"),
     (lambda c: (setattr(c.fot, "d_schedule", "sample"), setattr(c.fot, "d_choices", ())), "config.fot.d_choices"),
     (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:0,2:1")), "config.fot.mix"),
+    (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:0,1:0"), setattr(c.fot, "mix_after", "0:0")),
+     "config.fot.mix_after"),
+    (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:1,1:0"),
+                setattr(c.fot, "mix_after", "0:0,1:0")), "config.fot.mix_after"),  # same d as fot.mix
     (lambda c: setattr(c.data, "seq_len", 1000), "config.data.seq_len"),
     (lambda c: setattr(c.model, "hidden_size", 30), "config.model.hidden_size"),
     (lambda c: setattr(c, "num_steps", 0), "config.num_steps"),
@@ -67,3 +71,5 @@ def test_d_values_of_schedules():
   assert d_values(c.fot) == [2, 8]
   c.fot.d_schedule, c.fot.d_choices = "sample", (128, 2, 2)
   assert d_values(c.fot) == [2, 128]
+  c.fot.plan, c.fot.mix, c.fot.mix_after = "mix", "0:0,1:0,1:0,1:0", "0:0,1:7,1:7,1:7"
+  assert d_values(c.fot) == [1, 8]

@@ -33,6 +33,17 @@ def test_plans_released_and_mix():
   assert mix.positives_negatives(4)[:4] == [(0, 0), (1, 2), (2, 5), (3, 4)]
 
 
+def test_mix_switches_at_switch_step():
+  fot = base.get_config().fot
+  fot.plan, fot.k, fot.mix, fot.mix_after, fot.switch_step = "mix", 2, "0:0,1:0", "0:0,1:3", 5
+  assert [plans.d_at(fot, s) for s in (0, 4, 5, 9)] == [1, 1, 4, 4]
+  cache = plans.PlanCache(fot, 8)
+  assert cache(plans.d_at(fot, 0)).positives_negatives(2)[:2] == [(0, 0), (1, 0)]
+  assert cache(plans.d_at(fot, 5)).positives_negatives(2)[:2] == [(0, 0), (1, 3)]
+  with pytest.raises(ValueError, match="no mix of this run has d=2"):
+    plans.make_plan(fot, 8, 2)
+
+
 @pytest.mark.parametrize("name", ["cosine", "rsqrt", "constant"])
 def test_schedules_warm_up_then_stay_positive(name):
   o = base.get_config().optim
