@@ -3,6 +3,7 @@
 They exist for the CPU-scale reproductions of docs/RESULTS.md, where a tiny model must see data on which its
 memory layer is needed to lower the loss:
   - PasskeyDocuments: Landmark/LongLLaMA passkey prompts (plus answer) of random length and depth, tokenized.
+  - RandomTokenDocuments: uniformly random tokens over a small symbol set (a copy task's raw material).
   - RepeatedSegments: a random segment of a base document repeated R times, so every token after the first
     period has an exact earlier occurrence exactly `period` tokens back (in the previous chunk when
     period == data.seq_len, i.e. reachable only through memory).
@@ -71,6 +72,35 @@ class PasskeyDocuments:
     return self._lengths
 
 
+class RandomTokenDocuments:
+  """`num_docs` documents of `length` tokens drawn uniformly from ids [first_id, first_id + num_symbols).
+
+  Under 'repeat:' they make a copy task without any statistics to fall back on: only retrieval lowers the loss,
+  and a key must hold enough preceding tokens to tell its own context from other documents' (a 1-token key
+  collides with other contexts at rate L/num_symbols per context, a 2-token key at L/num_symbols^2).
+  """
+
+  def __init__(self, num_docs: int, length: int, num_symbols: int, first_id: int = 3, seed: int = 0):
+    if num_docs <= 0 or length <= 0 or num_symbols < 2:
+      raise ValueError(f"random documents need num_docs > 0, length > 0 and num_symbols >= 2, got {num_docs}, "
+                       f"{length}, {num_symbols}")
+    self.num_docs, self.length, self.num_symbols = int(num_docs), int(length), int(num_symbols)
+    self.first_id, self.seed = int(first_id), seed
+
+  def __len__(self) -> int:
+    return self.num_docs
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.full(self.num_docs, self.length, np.int64)
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    if not 0 <= i < self.num_docs:
+      raise IndexError(i)
+    rng = np.random.default_rng([self.seed, i, 0x726e64])
+    return {"targets": (rng.integers(0, self.num_symbols, self.length) + self.first_id).astype(np.int32)}
+
+
 class RepeatedSegments:
   """Document i: a `period`-token segment of a random base document (at a random offset), repeated `repeats`
   times. Base documents shorter than `period` are skipped; their loss weights, if any, are dropped."""
@@ -127,6 +157,14 @@ def document_rates(token_shares: Sequence[float], srcs: Sequence) -> list[float]
   a stdlib document averages ~88k tokens, a repeated segment a few hundred)."""
   means = [float(np.mean(np.asarray(s.lengths))) for s in srcs]
   return [share / mean for share, mean in zip(token_shares, means)]
+
+
+def parse_random(name: str) -> int:
+  """'random:<num_symbols>' -> num_symbols."""
+  body = name[len("random:"):]
+  if not body.isdigit() or int(body) < 2:
+    raise ValueError(f"{name!r}: expected 'random:<num_symbols>' with num_symbols >= 2, e.g. 'random:256'")
+  return int(body)
 
 
 def parse_repeat(name: str) -> tuple[str, int, int]:

@@ -3,8 +3,8 @@
 Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus ('pg19', 'c4'),
 'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup', 'mixture:offline', or any registered seqio task name;
 derived sources (fot_jax.data.derived): 'passkey:<max_tokens>' or 'passkey:<min>-<max>' (passkey prompts),
-'repeat:<source>:<period>x<repeats>' (segments of a source repeated), and blends 'a@0.5+b@0.5'
-(rates are shares of tokens).
+'random:<num_symbols>' (uniform random tokens), 'repeat:<source>:<period>x<repeats>' (segments of a source
+repeated), and blends 'a@0.5+b@0.5' (rates are shares of tokens).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab,
 MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_MIXTURE}
 DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
 PASSKEY_DOCS = {"train": 50_000, "validation": 500, "test": 500}
+RANDOM_DOCS, RANDOM_DOC_LEN = {"train": 2000, "validation": 200, "test": 200}, 4096
 
 
 def documents(name: str, split: str, vocab, data_dir: str | None = None, min_length: int = 0, seed: int = 0):
@@ -30,6 +31,9 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
     lo, hi = derived.parse_passkey(name)
     return derived.PasskeyDocuments(vocab.encode, PASSKEY_DOCS[split], lo, hi,
                                     seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
+  if name.startswith("random:"):
+    return derived.RandomTokenDocuments(RANDOM_DOCS[split], RANDOM_DOC_LEN, derived.parse_random(name),
+                                        seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
   if name.startswith("repeat:"):
     base, period, repeats = derived.parse_repeat(name)
     return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed), period, repeats,

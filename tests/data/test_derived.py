@@ -113,3 +113,17 @@ def test_pipeline_builds_derived_sources_by_name(byte_vocab):
   assert not np.array_equal(train[0]["targets"], docs[0]["targets"])  # splits are disjoint seeds
   blend = pipeline.documents("passkey:200-400@1+dict_lookup@1", "validation", byte_vocab)
   assert {int(w) for w in blend.which} == {0, 1}
+
+
+def test_random_token_documents_and_their_repeats():
+  docs = derived.RandomTokenDocuments(num_docs=5, length=300, num_symbols=16, first_id=3, seed=1)
+  t = docs[2]["targets"]
+  assert t.shape == (300,) and t.min() >= 3 and t.max() < 19 and len(set(t.tolist())) == 16
+  np.testing.assert_array_equal(t, derived.RandomTokenDocuments(5, 300, 16, 3, seed=1)[2]["targets"])
+  assert derived.parse_random("random:256") == 256
+  with pytest.raises(ValueError, match="random:<num_symbols>"):
+    derived.parse_random("random:1")
+  rep = pipeline.documents("repeat:random:256:64x8", "validation", None)
+  d = rep[0]["targets"]
+  assert d.shape == (512,)
+  np.testing.assert_array_equal(d[:64], d[448:])
