@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Reproduces one experiment of docs/RESULTS.md end to end (training, then evaluation and figures):
-#   bash scripts/reproduce.sh distraction   # (a) r_d of baseline / FoT d=1 / FoT with negatives      ~20 min
-#   bash scripts/reproduce.sh passkey       # (b) passkey accuracy up to 32k tokens, memory on and off  ~30 min
-#   bash scripts/reproduce.sh multidoc      # (c) perplexity vs distractor documents in memory          (needs (a))
-#   bash scripts/reproduce.sh singledoc     # (d) perplexity vs context length, memory on and off       (needs (a))
-# Runs land in $RUNS (default runs/reproduce); results and figures in $OUT (default docs/figures). Finished
-# training runs are resumed/kept, and an existing result file is never overwritten (delete it to redo it).
-# Times are for the 2-core CPU this project is developed on; a GPU or TPU runs the same commands.
+#   bash scripts/reproduce.sh distraction   # (a) round 3: r_d of baseline / d=1 / negatives on repeated random symbols
+#   bash scripts/reproduce.sh passkey       # (b) round 3: passkey accuracy up to 32k tokens, memory on and off
+#   bash scripts/reproduce.sh stdlib        # (a), (c), (d) round 1: the stdlib-trained variants, r_d and perplexity
+# Each takes 15-30 minutes on the project's 2-core CPU (more when the machine is shared).
+# Runs land in $RUNS (default runs/reproduce); results and figures in $OUT (default runs/reproduce/results, so
+# the committed docs/figures stay as published unless OUT=docs/figures). Training resumes from a run's latest
+# checkpoint, and an existing result file is never overwritten (delete it to redo it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/reproduce}
-OUT=${OUT:-docs/figures}
+OUT=${OUT:-$RUNS/results}
 mkdir -p "$RUNS" "$OUT"
 
 train() {  # train NAME CONFIG [overrides...]
@@ -25,26 +25,19 @@ evaluate() {  # evaluate RESULT TASK [flags...]: skipped when $OUT/RESULT.json e
   python -m fot_jax.evaluate "$@" --out="$OUT/$result.json"
 }
 
-REPEAT_CORPUS='repeat:stdlib:64x4'
+REPEAT_CORPUS='repeat:random:64:32x4'
 
 case "${1:-}" in
   distraction)
     for v in baseline d1 negatives; do
       train "dist_$v" "configs/experiments/distraction_fot.py:$v"
-    done
-    for v in baseline d1 negatives; do
       evaluate "r3_distraction_$v" distraction --checkpoint="$RUNS/dist_$v" --corpus="$REPEAT_CORPUS" \
-        --context_length=64 --label="$v"
-      evaluate "r3_distraction_stdlib_$v" distraction --checkpoint="$RUNS/dist_$v" --corpus=stdlib \
-        --context_length=64 --label="$v"
+        --context_length=32 --label="$v"
     done
-    for corpus in "" "_stdlib"; do
-      python -m fot_jax.evaluate distraction --checkpoint="$RUNS/dist_baseline" --context_length=64 \
-        --corpus="$([[ -z $corpus ]] && echo "$REPEAT_CORPUS" || echo stdlib)" --label=baseline \
-        --out="/tmp/fot_reproduce_distraction$corpus.json" --figure="$OUT/r3_distraction$corpus.png" \
-        --compare="d1=$OUT/r3_distraction${corpus}_d1.json" \
-        --compare="negatives=$OUT/r3_distraction${corpus}_negatives.json"
-    done
+    [[ -e "$OUT/r3_distraction.png" ]] || python -m fot_jax.evaluate distraction --checkpoint="$RUNS/dist_baseline" \
+      --corpus="$REPEAT_CORPUS" --context_length=32 --label=baseline --out="$RUNS/r3_distraction_compare.json" \
+      --figure="$OUT/r3_distraction.png" --compare="d1=$OUT/r3_distraction_d1.json" \
+      --compare="negatives=$OUT/r3_distraction_negatives.json"
     ;;
   passkey)
     train passkey configs/experiments/passkey_fot.py
@@ -54,24 +47,22 @@ case "${1:-}" in
       --depths=0,0.25,0.5,0.75,1 --samples=2 --mem_layers= --label=no-memory \
       --compare="FoT=$OUT/r3_passkey.json" --figure="$OUT/r3_passkey.png"
     ;;
-  multidoc)
-    for v in d1 negatives; do
-      evaluate "r3_ppl_multi_$v" perplexity --checkpoint="$RUNS/dist_$v" --mode=multi --target_length=1k \
-        --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=8 --label="$v"
+  stdlib)
+    for v in baseline d1 negatives; do
+      train "stdlib_$v" "configs/experiments/distraction_stdlib_fot.py:$v"
+      evaluate "distraction_$v" distraction --checkpoint="$RUNS/stdlib_$v" --context_length=64 --label="$v"
     done
-    python -m fot_jax.evaluate perplexity --checkpoint="$RUNS/dist_d1" --mode=multi --target_length=1k \
-      --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=8 --label=d1 --out=/tmp/fot_reproduce_multi.json \
-      --compare="negatives=$OUT/r3_ppl_multi_negatives.json" --figure="$OUT/r3_ppl_multi.png"
-    ;;
-  singledoc)
-    evaluate r3_ppl_single_nomem perplexity --checkpoint="$RUNS/dist_negatives" --mode=single --max_length=4k \
+    for v in d1 negatives; do
+      evaluate "ppl_multi_$v" perplexity --checkpoint="$RUNS/stdlib_$v" --mode=multi --target_length=1k \
+        --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=4 --label="$v"
+    done
+    evaluate ppl_single_negatives perplexity --checkpoint="$RUNS/stdlib_negatives" --mode=single \
+      --max_length=4k --num_docs=8 --label=negatives
+    evaluate ppl_single_nomem perplexity --checkpoint="$RUNS/stdlib_negatives" --mode=single --max_length=4k \
       --num_docs=8 --mem_layers= --label=no-memory
-    evaluate r3_ppl_single perplexity --checkpoint="$RUNS/dist_negatives" --mode=single --max_length=4k \
-      --num_docs=8 --label=negatives --compare="no-memory=$OUT/r3_ppl_single_nomem.json" \
-      --figure="$OUT/r3_ppl_single.png"
     ;;
   *)
-    echo "usage: bash scripts/reproduce.sh {distraction|passkey|multidoc|singledoc}" >&2
+    echo "usage: bash scripts/reproduce.sh {distraction|passkey|stdlib}" >&2
     exit 2
     ;;
 esac

@@ -2,20 +2,19 @@
 
 Three runs with the same model, data and budget, differing only in what the memory layers see during training
 (mix plan, k=4: chunks 1..3 of each document stream follow chunk 0):
-  :baseline   "0:0,0:0,0:0,0:0"  no additional context (a standard transformer at local context 64)
+  :baseline   "0:0,0:0,0:0,0:0"  no additional context (a standard transformer at local context 32)
   :d1         "0:0,1:0,1:0,1:0"  each chunk sees its own previous chunk only (FoT d=1, no negatives)
-  :negatives  "0:0,1:0,1:0,1:0" until step 600, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
+  :negatives  "0:0,1:0,1:0,1:0" until step 500, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
               other streams (FoT d=8), after a positives-only warm-up (the paper's small-to-large d curriculum)
   :negatives_from_start  "0:0,1:7,1:7,1:7" from step 0
-Data: a quarter of the tokens are stdlib code, three quarters are 64-token sequences of random symbols (256 of
-them) repeated 8 times ('repeat:random:256:64x8'): a repeat is exactly one chunk back, out of local reach, so
-only retrieval from the additional contexts predicts it, and other documents' contexts hold the same symbols,
-so a key must carry enough preceding tokens to tell its own context from theirs (the distraction issue in
-miniature). Stdlib alone, or stdlib segments repeated, never got a tiny model to use its memory within a CPU
-budget (RESULTS.md).
-Memory layers 1, 2, 3 of 4: with a single memory layer (2) the model did not learn to copy through memory.
+Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
+exactly one chunk back, out of local reach, so only retrieval from the additional contexts predicts it; other
+documents' contexts hold the same symbols, so a key must carry enough preceding tokens to tell its own context
+from theirs: the distraction issue in miniature. The model is the copy probe's (fot_jax.eval.copy_probe), with
+memory layers 1-3: a single memory layer, and natural-text data, never learned to use memory within a CPU budget
+(RESULTS.md).
 Run: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:negatives --workdir=DIR
-then: python -m fot_jax.evaluate distraction --checkpoint=DIR --corpus=repeat:random:256:64x4 --context_length=64 ...
+then: python -m fot_jax.evaluate distraction --checkpoint=DIR --corpus=repeat:random:64:32x4 --context_length=32
 or all of it: bash scripts/reproduce.sh distraction
 """
 
@@ -23,7 +22,7 @@ from configs import base
 
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
          "negatives_from_start": "0:0,1:7,1:7,1:7"}
-NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 600
+NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 500
 
 
 def get_config(variant: str = "negatives"):
@@ -31,22 +30,22 @@ def get_config(variant: str = "negatives"):
     raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
   c = base.get_config()
   c.seed = 0
-  c.num_steps = 2000
-  c.model = base.model_config("tiny", vocab_size=2000, hidden_size=96, num_heads=4, num_kv_heads=2, num_layers=4,
-                              intermediate_size=256, mem_layers=(1, 2, 3), max_position_embeddings=64,
-                              last_context_length=64, initializer_range=0.05)
+  c.num_steps = 1500
+  c.model = base.model_config("tiny", vocab_size=2000, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
+                              intermediate_size=128, mem_layers=(1, 2, 3), max_position_embeddings=32,
+                              last_context_length=32)
   c.fot.k = 4
   c.fot.plan = "mix"
   c.fot.mix = MIXES[variant]
   if variant == "negatives":
     c.fot.mix_after, c.fot.switch_step = NEGATIVES_MIX, SWITCH_STEP
-  c.data.task = "stdlib@1+repeat:random:256:64x8@3"
+  c.data.task = "repeat:random:64:32x8"
   c.data.vocab = "stdlib_sp2000"
-  c.data.batch_size = 16
-  c.data.seq_len = 64
+  c.data.batch_size = 32
+  c.data.seq_len = 32
   c.optim.learning_rate = 3e-3
   c.optim.warmup_steps = 20
-  c.optim.weight_decay = 0.01
+  c.optim.weight_decay = 0.0
   c.checkpoint.every_steps = 500
   c.log.every_steps = 25
   c.log.tensorboard = False

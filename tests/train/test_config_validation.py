@@ -1,5 +1,7 @@
 """Config validation: every bad value fails before compilation with an error that names the field."""
 
+import importlib
+
 import pytest
 
 from configs import base
@@ -73,3 +75,14 @@ def test_d_values_of_schedules():
   assert d_values(c.fot) == [2, 128]
   c.fot.plan, c.fot.mix, c.fot.mix_after = "mix", "0:0,1:0,1:0,1:0", "0:0,1:7,1:7,1:7"
   assert d_values(c.fot) == [1, 8]
+
+
+@pytest.mark.parametrize("name,variants", [("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start")),
+                                           ("distraction_stdlib_fot", ("baseline", "d1", "negatives")),
+                                           ("passkey_fot", ("", "positives", "quick"))])
+def test_reproduction_configs_validate(name, variants):
+  module = importlib.import_module(f"configs.experiments.{name}")
+  for variant in variants:
+    validate(module.get_config(variant), num_devices=1)
+  with pytest.raises(ValueError, match="unknown variant"):
+    module.get_config("nope")

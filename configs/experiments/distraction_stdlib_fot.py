@@ -1,0 +1,41 @@
+"""Experiments (a), (c), (d) of docs/RESULTS.md, rounds 1-2: the three training variants on stdlib code.
+
+Three runs with the same model, data and budget (300 steps x 16 entries x 64 tokens on the stdlib corpus),
+differing only in what the memory layer sees during training (mix plan, k=2: chunk 1 of each document stream
+follows chunk 0):
+  :baseline   "0:0,0:0"  no additional context (a standard transformer at local context 64)
+  :d1         "0:0,1:0"  chunk 1 sees its own previous chunk only (FoT d=1, no negatives)
+  :negatives  "0:0,1:7"  chunk 1 sees its previous chunk and 7 chunks of other documents (FoT d=8)
+Run: python -m fot_jax.train --config=configs/experiments/distraction_stdlib_fot.py:negatives --workdir=DIR
+then: python -m fot_jax.evaluate distraction --checkpoint=DIR --context_length=64 --out=DIR/distraction.json
+"""
+
+from configs import base
+
+MIXES = {"baseline": "0:0,0:0", "d1": "0:0,1:0", "negatives": "0:0,1:7"}
+
+
+def get_config(variant: str = "negatives"):
+  if variant not in MIXES:
+    raise ValueError(f"distraction_stdlib_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
+  c = base.get_config()
+  c.seed = 0
+  c.num_steps = 300
+  c.model = base.model_config("tiny", vocab_size=2000, hidden_size=96, num_heads=4, num_kv_heads=2, num_layers=4,
+                              intermediate_size=256, mem_layers=(2,), max_position_embeddings=64,
+                              last_context_length=64, initializer_range=0.05)
+  c.fot.k = 2
+  c.fot.plan = "mix"
+  c.fot.mix = MIXES[variant]
+  c.data.task = "stdlib"
+  c.data.vocab = "stdlib_sp2000"
+  c.data.batch_size = 16
+  c.data.seq_len = 64
+  c.optim.learning_rate = 3e-3
+  c.optim.warmup_steps = 20
+  c.optim.weight_decay = 0.01
+  c.checkpoint.every_steps = 300
+  c.log.every_steps = 25
+  c.log.tensorboard = False
+  c.eval.every_steps = 0
+  return c
