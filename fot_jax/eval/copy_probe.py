@@ -63,8 +63,9 @@ def copy_batch(rng: np.random.Generator, mode: str, streams: int, length: int, a
 
 def train_copy(mode: str, mem_layers=(1, 2, 3), steps: int = 500, mem_positionals: str = "first",
                streams: int = 16, length: int = 32, seed: int = 0, memory_visible: bool = True,
-               aligned: bool = False) -> list[float]:
-  """Trains a 4-layer, 64-wide model on the probe; returns the loss of every step."""
+               aligned: bool = False, params=None, return_params: bool = False):
+  """Trains a 4-layer, 64-wide model on the probe (from `params` when given, e.g. after a local phase);
+  returns the loss of every step, and the trained parameters with return_params."""
   if mode not in ("memory", "local"):
     raise ValueError(f"copy probe mode: expected 'memory' or 'local', found {mode!r}")
   config = ModelConfig(vocab_size=VOCAB, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
@@ -72,7 +73,7 @@ def train_copy(mode: str, mem_layers=(1, 2, 3), steps: int = 500, mem_positional
                        last_context_length=length, mem_positionals=mem_positionals)
   plan = mix_plan(2 * streams, 2, [(0, 0), (1 if memory_visible else 0, 0)], d=1)
   sources, visible = jnp.asarray(plan.sources), jnp.asarray(plan.visible)
-  params = init_params(config, seed)
+  params = init_params(config, seed) if params is None else params
   opt = optax.adam(3e-3)
   state = opt.init(params)
 
@@ -93,7 +94,7 @@ def train_copy(mode: str, mem_layers=(1, 2, 3), steps: int = 500, mem_positional
   for _ in range(steps):
     params, state, loss = step(params, state, *copy_batch(rng, mode, streams, length, aligned))
     losses.append(float(loss))
-  return losses
+  return (losses, params) if return_params else losses
 
 
 def learned_at(losses: list[float], window: int, threshold: float) -> int | None:
@@ -113,6 +114,9 @@ def main(argv=None) -> int:
   p.add_argument("--aligned", action="store_true",
                  help="memory-mode copies at the same offsets (admits the positional shortcut)")
   p.add_argument("--steps", type=int, default=1000)
+  p.add_argument("--pretrain_local", type=int, default=0,
+                 help="memory variants start from a model trained this many steps on the local copy task (so "
+                      "it already has induction heads, as a pretrained LLaMA does before FoT fine-tuning)")
   p.add_argument("--window", type=int, default=100, help="steps per reported loss window")
   args = p.parse_args(argv)
   if args.steps <= 0 or args.window <= 0:
@@ -130,8 +134,12 @@ def main(argv=None) -> int:
         f"{chance / 2:.3f}")
   for mode, layers in variants:
     t0 = time.time()
-    losses = train_copy(mode, layers, args.steps, args.mem_positionals, aligned=args.aligned)
-    name = (f"memory layers {','.join(map(str, layers))}{' (aligned)' if args.aligned else ''}" if mode == "memory"
+    start = None
+    if mode == "memory" and args.pretrain_local:
+      _, start = train_copy("local", layers, args.pretrain_local, args.mem_positionals, return_params=True)
+    losses = train_copy(mode, layers, args.steps, args.mem_positionals, aligned=args.aligned, params=start)
+    name = (f"memory layers {','.join(map(str, layers))}{' (aligned)' if args.aligned else ''}"
+            f"{f' after {args.pretrain_local} local steps' if start is not None else ''}" if mode == "memory"
             else "local induction (reference)")
     means = [np.mean(losses[i:i + args.window]) for i in range(0, len(losses), args.window)]
     print(f"{name:32s} learned at {learned_at(losses, args.window, chance / 2)}  ({time.time() - t0:.0f}s)")
