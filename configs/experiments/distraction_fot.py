@@ -4,7 +4,7 @@ Three runs with the same model, data and budget, differing only in what the memo
 (mix plan, k=4: chunks 1..3 of each document stream follow chunk 0):
   :baseline   "0:0,0:0,0:0,0:0"  no additional context (a standard transformer at local context 32)
   :d1         "0:0,1:0,1:0,1:0"  each chunk sees its own previous chunk only (FoT d=1, no negatives)
-  :negatives  "0:0,1:0,1:0,1:0" until step 500, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
+  :negatives  "0:0,1:0,1:0,1:0" until step 1500, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
               other streams (FoT d=8), after a positives-only warm-up (the paper's small-to-large d curriculum)
   :negatives_from_start  "0:0,1:7,1:7,1:7" from step 0
 Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
@@ -22,7 +22,7 @@ from configs import base
 
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
          "negatives_from_start": "0:0,1:7,1:7,1:7"}
-NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 500
+NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500
 
 
 def get_config(variant: str = "negatives"):
@@ -30,7 +30,7 @@ def get_config(variant: str = "negatives"):
     raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
   c = base.get_config()
   c.seed = 0
-  c.num_steps = 1500
+  c.num_steps = 3000
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
                               intermediate_size=128, mem_layers=(1, 2, 3), max_position_embeddings=32,
                               last_context_length=32)
@@ -45,6 +45,7 @@ def get_config(variant: str = "negatives"):
   c.data.seq_len = 32
   c.optim.learning_rate = 3e-3
   c.optim.warmup_steps = 20
+  c.optim.schedule = "constant"  # a decaying rate delays the late retrieval transition (the copy probe's, ~step 1400)
   c.optim.weight_decay = 0.0
   c.checkpoint.every_steps = 500
   c.log.every_steps = 25
