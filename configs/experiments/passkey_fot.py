@@ -2,15 +2,16 @@
 
 Training data: half the tokens are Landmark/LongLLaMA passkey prompts (plus answer) of U[128, 512] tokens, the
 other half stdlib segments of 128 tokens repeated 4 times ('repeat:stdlib:128x4'), loss on every token. The
-repeats teach copying through memory quickly (every repeat is exactly one chunk back, out of local reach);
-passkey prompts alone carry ~5 memory-copyable tokens per document, too weak a signal for a tiny model on CPU. Local context 128 and k=4 chunks per document stream, so the total differentiable context is
-4 x 128 = 512 tokens; each chunk sees the previous chunks of its own stream (FoT positives) and, in the
+repeats are meant to teach copying through memory (every repeat is exactly one chunk back, out of local reach):
+passkey prompts alone carry ~5 memory-copyable tokens per document. Local context 128 and k=4 chunks per
+document stream, so the total differentiable context is 4 x 128 = 512 tokens; each chunk sees the previous chunks of its own stream (FoT positives) and, in the
 default variant, 2 chunks of other streams (negatives; they hold other documents' filler and passkeys).
 At evaluation the whole prompt (up to 32k-256k tokens) goes through memory inference with W = 128:
   python -m fot_jax.train --config=configs/experiments/passkey_fot.py --workdir=DIR
   python -m fot_jax.evaluate passkey --checkpoint=DIR --lengths=1k,4k,16k,32k --out=...
   (and the same with --mem_layers= for the memory-disabled model)
 Variants: '' (positives + 2 negatives), 'positives' (no negatives), 'quick' (30 steps, for smoke tests).
+Result at 2000 steps (RESULTS.md, round 3): 0% passkey accuracy even at 512 tokens; not reproduced.
 """
 
 from configs import base

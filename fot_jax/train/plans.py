@@ -2,8 +2,8 @@
 
 d schedules from the paper: fixed d; switch from a small d to a large d at a step; sample d from a set each
 step. Mix plans switch too: fot.mix until fot.switch_step, then fot.mix_after (when set), e.g. positives only
-first and negatives later. A plan is two small host arrays fed to the jitted step, so only each distinct d compiles once. The sampled
-d of a step is a pure function of (seed, step): a resumed run draws the same sequence.
+first and negatives later. A plan is two small host arrays fed to the jitted step, so only each distinct d
+compiles once. The sampled d of a step is a pure function of (seed, step): a resumed run draws the same sequence.
 """
 
 from __future__ import annotations
