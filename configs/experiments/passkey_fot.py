@@ -4,8 +4,9 @@ Training data: half the tokens are Landmark/LongLLaMA passkey prompts (plus answ
 other half stdlib segments of 128 tokens repeated 4 times ('repeat:stdlib:128x4'), loss on every token. The
 repeats are meant to teach copying through memory (every repeat is exactly one chunk back, out of local reach):
 passkey prompts alone carry ~5 memory-copyable tokens per document. Local context 128 and k=4 chunks per
-document stream, so the total differentiable context is 4 x 128 = 512 tokens; each chunk sees the previous chunks of its own stream (FoT positives) and, in the
-default variant, 2 chunks of other streams (negatives; they hold other documents' filler and passkeys).
+document stream, so the total differentiable context is 4 x 128 = 512 tokens; each chunk sees the previous
+chunks of its own stream (FoT positives) and, in the default variant, 2 chunks of other streams (negatives;
+they hold other documents' filler and passkeys).
 At evaluation the whole prompt (up to 32k-256k tokens) goes through memory inference with W = 128:
   python -m fot_jax.train --config=configs/experiments/passkey_fot.py --workdir=DIR
   python -m fot_jax.evaluate passkey --checkpoint=DIR --lengths=1k,4k,16k,32k --out=...
