@@ -4,7 +4,8 @@ memory (fot_jax.eval.copy_probe).
 
 This guards against bugs the exactness tests cannot see (e.g. a mask or gather that keeps gradients flowing but
 hides the useful keys). Content-based retrieval (unaligned copies) takes far longer to form and is studied in
-docs/RESULTS.md, not here. Slow (about two minutes on 2 cores; the learned loss at step 800 is ~0.4-1.2 depending on when the transition lands): `pytest -m slow tests/model/test_memory_learning.py`.
+docs/RESULTS.md, not here. The transition lands between steps 400 and 600, so the test trains 800 steps.
+Slow (about two minutes on 2 cores): `pytest -m slow tests/model/test_memory_learning.py`.
 """
 
 import numpy as np
