@@ -6,7 +6,13 @@ Measured (700 steps, 100-step window means of the loss; chance ln 64 = 4.16):
   v2000 k=2: 4.47 4.20 4.20 4.19 4.19 4.19 4.18
   v70   k=4: 4.19 4.17 4.17 4.17 4.16 4.17 4.16
   v2000 k=2, no loss on chunk 0: 4.47 4.20 4.19 4.19 4.18 4.17 4.17
-while the probe's own aligned batches are learned by step ~500 (copy_probe_aligned.txt). Not yet explained.
+while the probe's own aligned batches are learned by step ~500 (copy_probe_aligned.txt).
+With one fresh document per stream per step (data name edited in place; 700 steps):
+  'repeat:random:64:32x4', k=4, v70:                         4.18 4.17 4.16 4.16 4.16 4.16 4.15
+  'repeat:random:64:32x4', k=4, v2000, no loss on chunk 0:   4.48 4.18 4.18 4.18 4.17 4.17 4.17
+  'repeat:random:64:32x2', k=2, v70 (the probe's layout):    4.18 4.17 4.16 4.16 4.16 4.16 4.16
+  same, v2000, input_mask=None:                              4.45 4.18 4.18 4.18 4.17 4.17 4.17
+Not yet explained (the probe's own transition also varies between steps ~400 and ~600+ from run to run).
 """
 import sys, numpy as np, jax, jax.numpy as jnp, optax
 from fot_jax.data import pipeline
