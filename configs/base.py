@@ -99,3 +99,20 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.d = 0  # eval crossbatch: released plan with its own k and d
   c.eval.stepping = True
   return c
+
+
+def cpu_experiment_config(*, num_steps: int, learning_rate: float, warmup_steps: int, weight_decay: float,
+                          checkpoint_every: int) -> ml_collections.ConfigDict:
+  """get_config() for the CPU-scale reproduction experiments (docs/RESULTS.md): seed 0, a log line every 25
+  steps without TensorBoard, no periodic eval; the step budget, optimiser and checkpoint interval as given."""
+  c = get_config()
+  c.seed = 0
+  c.num_steps = num_steps
+  c.optim.learning_rate = learning_rate
+  c.optim.warmup_steps = warmup_steps
+  c.optim.weight_decay = weight_decay
+  c.checkpoint.every_steps = checkpoint_every
+  c.log.every_steps = 25
+  c.log.tensorboard = False
+  c.eval.every_steps = 0
+  return c

@@ -14,9 +14,8 @@ from configs import base
 
 
 def get_config(variant: str = ""):
-  c = base.get_config()
-  c.seed = 0
-  c.num_steps = 800
+  c = base.cpu_experiment_config(num_steps=800, learning_rate=2e-3, warmup_steps=50, weight_decay=0.01,
+                                 checkpoint_every=200)
   c.model = base.model_config("tiny", vocab_size=128, hidden_size=128, num_heads=4, num_kv_heads=2, num_layers=4,
                               intermediate_size=344, mem_layers=(2,), max_position_embeddings=128,
                               last_context_length=128, initializer_range=0.05)
@@ -30,13 +29,6 @@ def get_config(variant: str = ""):
   c.data.task = "dict_lookup"
   c.data.batch_size = 16
   c.data.seq_len = 128
-  c.optim.learning_rate = 2e-3
-  c.optim.warmup_steps = 50
-  c.optim.weight_decay = 0.01
-  c.checkpoint.every_steps = 200
-  c.log.every_steps = 25
-  c.log.tensorboard = False
-  c.eval.every_steps = 0
   if variant == "quick":
     c.num_steps = 30
     c.fot.switch_step = 10

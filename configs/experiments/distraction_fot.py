@@ -28,9 +28,8 @@ NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500
 def get_config(variant: str = "negatives"):
   if variant not in MIXES:
     raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
-  c = base.get_config()
-  c.seed = 0
-  c.num_steps = 3000
+  c = base.cpu_experiment_config(num_steps=3000, learning_rate=3e-3, warmup_steps=20, weight_decay=0.0,
+                                 checkpoint_every=500)
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
                               intermediate_size=128, mem_layers=(1, 2, 3), max_position_embeddings=32,
                               last_context_length=32)
@@ -43,12 +42,5 @@ def get_config(variant: str = "negatives"):
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 32
   c.data.seq_len = 32
-  c.optim.learning_rate = 3e-3
-  c.optim.warmup_steps = 20
   c.optim.schedule = "constant"  # a decaying rate delays the late retrieval transition (the copy probe's, ~step 1400)
-  c.optim.weight_decay = 0.0
-  c.checkpoint.every_steps = 500
-  c.log.every_steps = 25
-  c.log.tensorboard = False
-  c.eval.every_steps = 0
   return c

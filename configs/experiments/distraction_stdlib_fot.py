@@ -18,9 +18,8 @@ MIXES = {"baseline": "0:0,0:0", "d1": "0:0,1:0", "negatives": "0:0,1:7"}
 def get_config(variant: str = "negatives"):
   if variant not in MIXES:
     raise ValueError(f"distraction_stdlib_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
-  c = base.get_config()
-  c.seed = 0
-  c.num_steps = 300
+  c = base.cpu_experiment_config(num_steps=300, learning_rate=3e-3, warmup_steps=20, weight_decay=0.01,
+                                 checkpoint_every=300)
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=96, num_heads=4, num_kv_heads=2, num_layers=4,
                               intermediate_size=256, mem_layers=(2,), max_position_embeddings=64,
                               last_context_length=64, initializer_range=0.05)
@@ -31,11 +30,4 @@ def get_config(variant: str = "negatives"):
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 16
   c.data.seq_len = 64
-  c.optim.learning_rate = 3e-3
-  c.optim.warmup_steps = 20
-  c.optim.weight_decay = 0.01
-  c.checkpoint.every_steps = 300
-  c.log.every_steps = 25
-  c.log.tensorboard = False
-  c.eval.every_steps = 0
   return c

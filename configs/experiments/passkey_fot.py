@@ -23,9 +23,8 @@ MIXES = {"": "0:0,1:2,2:2,3:2", "positives": "0:0,1:0,2:0,3:0", "quick": "0:0,1:
 def get_config(variant: str = ""):
   if variant not in MIXES:
     raise ValueError(f"passkey_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
-  c = base.get_config()
-  c.seed = 0
-  c.num_steps = 2000
+  c = base.cpu_experiment_config(num_steps=2000, learning_rate=2e-3, warmup_steps=50, weight_decay=0.01,
+                                 checkpoint_every=500)
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=128, num_heads=4, num_kv_heads=2, num_layers=4,
                               intermediate_size=344, mem_layers=(1, 2, 3), max_position_embeddings=128,
                               last_context_length=128, initializer_range=0.05)
@@ -36,13 +35,6 @@ def get_config(variant: str = ""):
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 16
   c.data.seq_len = 128
-  c.optim.learning_rate = 2e-3
-  c.optim.warmup_steps = 50
-  c.optim.weight_decay = 0.01
-  c.checkpoint.every_steps = 500
-  c.log.every_steps = 25
-  c.log.tensorboard = False
-  c.eval.every_steps = 0
   if variant == "quick":
     c.num_steps = 30
     c.checkpoint.every_steps = 30
