@@ -30,17 +30,16 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
   if name.startswith("passkey:"):
     lo, hi = derived.parse_passkey(name)
     return derived.PasskeyDocuments(vocab.encode, PASSKEY_DOCS[split], lo, hi,
-                                    seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
+                                    seed=tasks.split_seed(seed, split))
   if name.startswith("random:"):
     return derived.RandomTokenDocuments(RANDOM_DOCS[split], RANDOM_DOC_LEN, derived.parse_random(name),
-                                        seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
+                                        seed=tasks.split_seed(seed, split))
   if name.startswith("repeat:"):
     base, period, repeats = derived.parse_repeat(name)
     return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed), period, repeats,
-                                    seed=seed * 1000 + tasks.SYNTHETIC_SPLIT_SEEDS[split])
+                                    seed=tasks.split_seed(seed, split))
   if name == "dict_lookup":
-    return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=seed * 1000 +
-                                         tasks.SYNTHETIC_SPLIT_SEEDS[split])
+    return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=tasks.split_seed(seed, split))
   if name.startswith("mixture:"):
     key = name.split(":", 1)[1]
     if key not in MIXTURES:

@@ -138,6 +138,11 @@ def register_text_task(corpus: str, vocab, data_dir: str | None = None, min_leng
 SYNTHETIC_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 
 
+def split_seed(seed: int, split: str) -> int:
+  """The generator seed of a synthetic source's split: disjoint documents per (run seed, split)."""
+  return seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split]
+
+
 def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: int = 0) -> str:
   """Dictionary lookup (spec section 5) as a seqio task with 'targets' and 'loss_weights' (1 on v1..v4)."""
   import tensorflow as tf
@@ -148,7 +153,7 @@ def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: 
 
   def dataset_fn(split, shuffle_files, seed_=None):
     del shuffle_files, seed_
-    docs = synthetic.DictLookupDocuments(num_docs, seed=seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split], doc_len=doc_len)
+    docs = synthetic.DictLookupDocuments(num_docs, seed=split_seed(seed, split), doc_len=doc_len)
     return tf.data.Dataset.from_generator(
         lambda: (docs[i] for i in range(len(docs))),
         output_signature={"targets": tf.TensorSpec([doc_len], tf.int32),
@@ -182,7 +187,7 @@ def register_passkey_task(vocab, length: int, num_docs: int = 1000, seed: int = 
 
   def dataset_fn(split, shuffle_files, seed_=None):
     del shuffle_files, seed_
-    base = seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split]
+    base = split_seed(seed, split)
     gen = (passkey_document(synthetic.passkey_example(base * num_docs + i, length, measure=measure), vocab)
            for i in range(num_docs))
     return tf.data.Dataset.from_generator(
