@@ -7,6 +7,10 @@ Three runs with the same model, data and budget, differing only in what the memo
   :negatives  "0:0,1:0,1:0,1:0" until step 1500, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
               other streams (FoT d=8), after a positives-only warm-up (the paper's small-to-large d curriculum)
   :negatives_from_start  "0:0,1:7,1:7,1:7" from step 0
+  :pretrain_local  the baseline mix on 'repeat:random:64:6-16x6' (repeats within the local context, at varying
+              periods): a model that learns induction heads locally, to start the others from with
+              --config.init_from=DIR, as FoT fine-tunes a pretrained LLaMA (the copy probe learns to read memory
+              within 100 steps from such a start, and only after ~1400 steps from scratch)
 Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
 exactly one chunk back, out of local reach, so only retrieval from the additional contexts predicts it; other
 documents' contexts hold the same symbols, so a key must carry enough preceding tokens to tell its own context
@@ -21,7 +25,8 @@ or all of it: bash scripts/reproduce.sh distraction
 from configs import base
 
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
-         "negatives_from_start": "0:0,1:7,1:7,1:7"}
+         "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0"}
+TASK, LOCAL_TASK = "repeat:random:64:32x8", "repeat:random:64:6-16x6"
 NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500
 
 
@@ -38,8 +43,8 @@ def get_config(variant: str = "negatives"):
   c.fot.mix = MIXES[variant]
   if variant == "negatives":
     c.fot.mix_after, c.fot.switch_step = NEGATIVES_MIX, SWITCH_STEP
-  c.data.task = "repeat:random:64:32x8"
-  c.data.vocab = "stdlib_sp2000"
+  c.data.task = LOCAL_TASK if variant == "pretrain_local" else TASK
+  c.data.vocab = "ids:2000"  # the sources are ids already: no tokenizer (and no seqio/TensorFlow) needed
   c.data.batch_size = 32
   c.data.seq_len = 32
   c.optim.schedule = "constant"  # a decaying rate delays the late retrieval transition (the copy probe's, ~step 1400)

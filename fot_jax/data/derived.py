@@ -102,39 +102,51 @@ class RandomTokenDocuments:
 
 
 class RepeatedSegments:
-  """Document i: a `period`-token segment of a random base document (at a random offset), repeated `repeats`
-  times. Base documents shorter than `period` are skipped; their loss weights, if any, are dropped."""
+  """Document i: a P_i-token segment of a random base document (at a random offset), repeated `repeats` times.
+  P_i is `period`, or drawn uniformly from [period, max_period]: a varying period makes a model find the earlier
+  copy by content (induction) instead of reading a fixed distance back. Base documents shorter than the largest
+  period are skipped; their loss weights, if any, are dropped."""
 
-  def __init__(self, base, period: int, repeats: int, num_docs: int | None = None, seed: int = 0):
-    if period <= 0 or repeats < 2:
-      raise ValueError(f"repeated segments need period > 0 and repeats >= 2, got period={period}, "
-                       f"repeats={repeats}")
+  def __init__(self, base, period: int, repeats: int, num_docs: int | None = None, seed: int = 0,
+               max_period: int | None = None):
+    max_period = period if max_period is None else max_period
+    if period <= 0 or repeats < 2 or max_period < period:
+      raise ValueError(f"repeated segments need 0 < period <= max_period and repeats >= 2, got period={period}, "
+                       f"max_period={max_period}, repeats={repeats}")
     lengths = np.asarray(base.lengths if hasattr(base, "lengths") else [len(base[i]["targets"])
                                                                          for i in range(len(base))])
-    self.eligible = np.flatnonzero(lengths >= period)
+    self.eligible = np.flatnonzero(lengths >= max_period)
     if len(self.eligible) == 0:
-      raise ValueError(f"no base document has at least period={period} tokens")
+      raise ValueError(f"no base document has at least period={max_period} tokens")
     self.base, self.base_lengths = base, lengths
-    self.period, self.repeats, self.seed = int(period), int(repeats), seed
-    # ~one segment per `period` base tokens: an epoch sees about as many distinct tokens as the base corpus
-    self.num_docs = int(num_docs) if num_docs is not None else max(1, int(lengths[self.eligible].sum()) // period)
+    self.period, self.max_period, self.repeats, self.seed = int(period), int(max_period), int(repeats), seed
+    mean_period = (self.period + self.max_period) / 2
+    # ~one segment per period base tokens: an epoch sees about as many distinct tokens as the base corpus
+    self.num_docs = (int(num_docs) if num_docs is not None
+                     else max(1, int(lengths[self.eligible].sum() // mean_period)))
+    if self.max_period == self.period:
+      self.periods = np.full(self.num_docs, self.period, np.int64)
+    else:
+      self.periods = np.random.default_rng([seed, 0x706572]).integers(self.period, self.max_period + 1,
+                                                                       self.num_docs)
 
   def __len__(self) -> int:
     return self.num_docs
 
   @property
   def lengths(self) -> np.ndarray:
-    return np.full(self.num_docs, self.period * self.repeats, np.int64)
+    return self.periods * self.repeats
 
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     if not 0 <= i < self.num_docs:
       raise IndexError(i)
+    period = int(self.periods[i])
     rng = np.random.default_rng([self.seed, i, 0x726570])
     j = int(self.eligible[rng.integers(len(self.eligible))])
-    start = int(rng.integers(self.base_lengths[j] - self.period + 1))
+    start = int(rng.integers(self.base_lengths[j] - period + 1))
     doc = self.base[j]
     tokens = np.asarray(doc["targets"] if isinstance(doc, dict) else doc, np.int32)
-    return {"targets": np.tile(tokens[start:start + self.period], self.repeats)}
+    return {"targets": np.tile(tokens[start:start + period], self.repeats)}
 
 
 def parse_blend(name: str) -> list[tuple[str, float]]:
@@ -167,14 +179,19 @@ def parse_random(name: str) -> int:
   return int(body)
 
 
-def parse_repeat(name: str) -> tuple[str, int, int]:
-  """'repeat:<source>:<period>x<repeats>' -> (source, period, repeats)."""
+def parse_repeat(name: str) -> tuple[str, int, int, int]:
+  """'repeat:<source>:<period>x<repeats>' or 'repeat:<source>:<min>-<max>x<repeats>' (period drawn per document)
+  -> (source, period, max_period, repeats)."""
   body = name[len("repeat:"):]
   src, _, shape = body.rpartition(":")
   p, _, r = shape.partition("x")
-  if not src or not p.isdigit() or not r.isdigit():
-    raise ValueError(f"{name!r}: expected 'repeat:<source>:<period>x<repeats>', e.g. 'repeat:stdlib:64x4'")
-  return src, int(p), int(r)
+  lo, dash, hi = p.partition("-")
+  hi = hi if dash else lo
+  if not src or not lo.isdigit() or not hi.isdigit() or not r.isdigit() or int(hi) < int(lo):
+    raise ValueError(f"{name!r}: expected 'repeat:<source>:<period>x<repeats>' or "
+                     f"'repeat:<source>:<min_period>-<max_period>x<repeats>' (min <= max), e.g. "
+                     f"'repeat:stdlib:64x4' or 'repeat:random:64:8-24x4'")
+  return src, int(lo), int(hi), int(r)
 
 
 def parse_passkey(name: str) -> tuple[int, int]:

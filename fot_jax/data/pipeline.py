@@ -3,8 +3,8 @@
 Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus ('pg19', 'c4'),
 'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup', 'mixture:offline', or any registered seqio task name;
 derived sources (fot_jax.data.derived): 'passkey:<max_tokens>' or 'passkey:<min>-<max>' (passkey prompts),
-'random:<num_symbols>' (uniform random tokens), 'repeat:<source>:<period>x<repeats>' (segments of a source
-repeated), and blends 'a@0.5+b@0.5' (rates are shares of tokens).
+'random:<num_symbols>' (uniform random tokens), 'repeat:<source>:<period>x<repeats>' or
+'repeat:<source>:<min>-<max>x<repeats>' (segments of a source repeated), and blends 'a@0.5+b@0.5' (rates are shares of tokens).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
     return derived.RandomTokenDocuments(RANDOM_DOCS[split], RANDOM_DOC_LEN, derived.parse_random(name),
                                         seed=tasks.split_seed(seed, split))
   if name.startswith("repeat:"):
-    base, period, repeats = derived.parse_repeat(name)
+    base, period, max_period, repeats = derived.parse_repeat(name)
     return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed), period, repeats,
-                                    seed=tasks.split_seed(seed, split))
+                                    seed=tasks.split_seed(seed, split), max_period=max_period)
   if name == "dict_lookup":
     return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=tasks.split_seed(seed, split))
   if name.startswith("mixture:"):

@@ -1,5 +1,6 @@
-"""Vocabularies: SentencePiece from any path (local or gs://), seqio.ByteVocabulary, and a deterministic
-SentencePiece trainer for the offline corpora so the default run has a real subword vocabulary.
+"""Vocabularies: SentencePiece from any path (local or gs://), seqio.ByteVocabulary, 'ids:<size>' (no tokenizer,
+for sources that are already token ids), and a deterministic SentencePiece trainer for the offline corpora so
+the default run has a real subword vocabulary.
 
 LLaMA conventions: <unk>=0, <s>=1, </s>=2, no pad piece. seqio adds no BOS and its SentencePiece vocabulary
 reports pad_id 0 (LLaMA's <unk>): the batcher adds BOS/EOS itself and uses explicit masks, never "id 0 = pad".
@@ -16,12 +17,41 @@ UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 @dataclasses.dataclass(frozen=True)
 class VocabConfig:
-  """`name`: 'byte', a SentencePiece model path (local or gs://), or '<corpus>_sp<size>' (trained on demand)."""
+  """`name`: 'byte', 'ids:<size>', a SentencePiece model path (local or gs://), or '<corpus>_sp<size>' (trained
+  on demand)."""
 
   name: str = "stdlib_sp2000"
   data_dir: str | None = None  # fot_jax data dir for trained models; default corpora.default_data_dir()
   max_sentences: int = 60_000  # bound on training lines: keeps training a few seconds
   max_sentence_chars: int = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class IdVocabulary:
+  """No tokenizer: `vocab_size` ids with LLaMA's specials, for sources that already yield ids (random:,
+  repeat:random:..., dict_lookup). Needs neither seqio nor TensorFlow, so such runs start in seconds anywhere."""
+
+  vocab_size: int
+  bos_id: int = BOS_ID
+  eos_id: int = EOS_ID
+
+  def encode(self, text: str):
+    raise ValueError(f"vocabulary 'ids:{self.vocab_size}' has no tokenizer and cannot encode text ({text[:40]!r}); "
+                     "use it only with id sources (random:, repeat:random:..., dict_lookup) or name a "
+                     "SentencePiece vocabulary")
+
+  def decode(self, ids) -> str:
+    return " ".join(str(int(i)) for i in ids)
+
+
+def parse_id_vocabulary(name: str) -> IdVocabulary | None:
+  """'ids:<size>' -> IdVocabulary(size) (size > EOS_ID); None for other names."""
+  if not name.startswith("ids:"):
+    return None
+  size = name[len("ids:"):]
+  if not size.isdigit() or int(size) <= EOS_ID:
+    raise ValueError(f"vocabulary {name!r}: expected 'ids:<size>' with size > {EOS_ID}, e.g. 'ids:2000'")
+  return IdVocabulary(int(size))
 
 
 def _exists(path: str) -> bool:
@@ -41,6 +71,8 @@ def load_sentencepiece(path: str):
 
 def special_ids(vocab) -> tuple[int | None, int | None]:
   """(bos_id, eos_id) the batcher should add; ByteVocabulary has no BOS (None)."""
+  if vocab is None or isinstance(vocab, IdVocabulary):
+    return getattr(vocab, "bos_id", None), getattr(vocab, "eos_id", None)
   import seqio
   if isinstance(vocab, seqio.ByteVocabulary):
     return None, vocab.eos_id
@@ -117,9 +149,12 @@ def ensure_trained(corpus: str, vocab_size: int, data_dir: str | None = None, ma
 
 
 def build_vocabulary(cfg: VocabConfig | str):
-  """The seqio vocabulary named by cfg: 'byte', a SentencePiece path, or '<corpus>_sp<size>'."""
-  import seqio
+  """The vocabulary named by cfg: 'byte', 'ids:<size>', a SentencePiece path, or '<corpus>_sp<size>'."""
   cfg = VocabConfig(name=cfg) if isinstance(cfg, str) else cfg
+  ids = parse_id_vocabulary(cfg.name)
+  if ids is not None:
+    return ids
+  import seqio
   if cfg.name == "byte":
     return seqio.ByteVocabulary()
   trained = parse_trained_name(cfg.name)

@@ -22,8 +22,9 @@ from fot_jax.train import tpu_specs
 # Dense bf16 peak FLOP/s per JAX device, by device_kind: TPUs from the one table in tpu_specs, plus GPUs.
 PEAK_FLOPS: dict[str, float] = {
     **{kind: tpu_specs.SPECS[gen].peak_flops for kind, gen in tpu_specs.KINDS.items()},
-    "nvidia h100": 989e12,  # SXM, dense bf16
-    "h100": 989e12,
+    "h100": 989e12,  # SXM, dense bf16 ("NVIDIA H100 80GB HBM3")
+    "h200": 989e12,  # the H100's compute with more, faster memory ("NVIDIA H200")
+    "a100": 312e12,
 }
 
 _CPU_PEAK: float | None = None

@@ -77,6 +77,21 @@ def test_byte_vocabulary_and_missing_model(tmp_path):
   assert vocab.parse_trained_name("/x/y.model") is None
 
 
+def test_id_vocabulary_feeds_id_sources_without_seqio_and_refuses_text():
+  ids = vocab.build_vocabulary("ids:2000")
+  assert ids.vocab_size == 2000 and vocab.special_ids(ids) == (vocab.BOS_ID, vocab.EOS_ID)
+  with pytest.raises(ValueError, match="ids:2000.*cannot encode text"):
+    ids.encode("hello")
+  for bad in ("ids:", "ids:2", "ids:many"):
+    with pytest.raises(ValueError, match="ids:<size>"):
+      vocab.build_vocabulary(bad)
+  from fot_jax.data import pipeline
+  batch = pipeline.make_batcher("repeat:random:64:32x2", "validation", ids, 4, 32, k=2,
+                                model_vocab_size=2000).next_batch()
+  assert (batch["inputs"][batch["input_mask"] > 0] < 67).all()
+  assert (batch["inputs"] == vocab.BOS_ID).any()  # documents start with BOS, as with a SentencePiece vocabulary
+
+
 def test_book_documents_from_texts_dirs(tmp_path):
   for sub in ("a/texts", "b/texts", "b/other"):
     (tmp_path / sub).mkdir(parents=True)

@@ -44,6 +44,22 @@ def test_repeated_segments_repeat_an_exact_segment_of_an_eligible_document():
   assert not np.array_equal(docs[5]["targets"], derived.RepeatedSegments(base, 16, 3, 40, seed=8)[5]["targets"])
 
 
+def test_repeated_segments_with_a_period_range_draw_a_seeded_period_per_document():
+  base = _Docs([10, 50, 3, 80])
+  docs = derived.RepeatedSegments(base, period=4, repeats=3, num_docs=200, seed=7, max_period=12)
+  periods = docs.lengths // 3
+  assert periods.min() == 4 and periods.max() == 12 and len(set(periods.tolist())) == 9
+  for i in range(0, 200, 7):
+    t, p = docs[i]["targets"], int(periods[i])
+    assert t.shape == (3 * p,)
+    np.testing.assert_array_equal(t[:p], t[p:2 * p])
+    np.testing.assert_array_equal(t[:p], t[2 * p:])
+    assert int(t[0]) // 100 in (1, 3)  # 10-token document 0 is shorter than the largest period
+  again = derived.RepeatedSegments(base, period=4, repeats=3, num_docs=200, seed=7, max_period=12)
+  np.testing.assert_array_equal(again.lengths, docs.lengths)
+  np.testing.assert_array_equal(again[33]["targets"], docs[33]["targets"])
+
+
 def test_repeated_segments_reject_bad_shapes():
   with pytest.raises(ValueError, match="repeats >= 2"):
     derived.RepeatedSegments(_Docs([100]), period=8, repeats=1)
@@ -96,9 +112,11 @@ def test_parse_blend_errors_name_the_part(name, match):
 
 
 def test_parse_repeat_and_passkey_names():
-  assert derived.parse_repeat("repeat:jsonl:/d/*.jsonl:64x4") == ("jsonl:/d/*.jsonl", 64, 4)
-  with pytest.raises(ValueError, match="repeat:<source>:<period>x<repeats>"):
-    derived.parse_repeat("repeat:stdlib:64")
+  assert derived.parse_repeat("repeat:jsonl:/d/*.jsonl:64x4") == ("jsonl:/d/*.jsonl", 64, 64, 4)
+  assert derived.parse_repeat("repeat:random:64:8-24x3") == ("random:64", 8, 24, 3)
+  for bad in ("repeat:stdlib:64", "repeat:stdlib:24-8x3", "repeat:stdlib:8-x3"):
+    with pytest.raises(ValueError, match="repeat:<source>:<period>x<repeats>"):
+      derived.parse_repeat(bad)
   assert derived.parse_passkey("passkey:512") == (128, 512)
   assert derived.parse_passkey("passkey:100-300") == (100, 300)
   with pytest.raises(ValueError, match="passkey:<max_tokens>"):

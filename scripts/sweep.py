@@ -1,0 +1,214 @@
+"""Runs a set of training runs in parallel (some starting from others' checkpoints), under a deadline, then one
+evaluation per run, and prints a summary: the tool behind a reproduction sweep on a lent GPU or a many-core host.
+
+  python scripts/sweep.py --runs=runs/sweep --parallel=8 --deadline_s=400 \
+      --run='pre=configs/experiments/distraction_fot.py:pretrain_local' \
+      --run='d1<pre=configs/experiments/distraction_fot.py:d1 --config.num_steps=2000' \
+      --eval='distraction --corpus=repeat:random:64:32x4 --context_length=32'
+
+A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
+once PARENT has finished. At the deadline, running trainers get SIGTERM (they save at the next step and stop)
+and are evaluated from that checkpoint, so a slow machine gives shorter runs rather than none; the summary
+says which were cut. Nothing is overwritten: a run whose workdir exists resumes, an existing result is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+
+@dataclasses.dataclass
+class Run:
+  name: str
+  parent: str | None
+  config: str
+  flags: list[str]
+  proc: subprocess.Popen | None = None
+  state: str = "waiting"  # waiting | running | done | failed | cut
+  started: float = 0.0
+  seconds: float = 0.0
+
+
+def parse_run(spec: str) -> Run:
+  """'NAME[<PARENT]=CONFIG [flags...]' -> Run, with an error naming the spec when it is malformed."""
+  head, eq, rest = spec.partition("=")
+  name, lt, parent = head.partition("<")
+  words = shlex.split(rest)
+  if not eq or not name.strip() or (lt and not parent.strip()) or not words:
+    raise ValueError(f"--run {spec!r}: expected 'NAME=CONFIG [flags]' or 'NAME<PARENT=CONFIG [flags]'")
+  if not all(c.isalnum() or c in "_-." for c in name):
+    raise ValueError(f"--run {spec!r}: the name may hold letters, digits, '_', '-' and '.' only")
+  return Run(name.strip(), parent.strip() or None, words[0], words[1:])
+
+
+def check_graph(runs: list[Run]) -> None:
+  names = [r.name for r in runs]
+  dupes = sorted({n for n in names if names.count(n) > 1})
+  if dupes:
+    raise ValueError(f"--run: duplicate names {dupes}")
+  for r in runs:
+    if r.parent is not None and r.parent not in names:
+      raise ValueError(f"--run {r.name}<{r.parent}: no run is named {r.parent!r}")
+  # parents must be acyclic: follow each chain
+  by_name = {r.name: r for r in runs}
+  for r in runs:
+    seen, cur = set(), r
+    while cur.parent is not None:
+      if cur.name in seen:
+        raise ValueError(f"--run: runs {sorted(seen)} start from each other in a cycle")
+      seen.add(cur.name)
+      cur = by_name[cur.parent]
+
+
+def log_tail(path: str, lines: int = 5) -> str:
+  try:
+    with open(path, errors="replace") as f:
+      return "".join(f.readlines()[-lines:])
+  except OSError:
+    return ""
+
+
+def last_metrics(workdir: str) -> dict:
+  """The last 'train' record of the run's metrics.jsonl ({} when none)."""
+  last = {}
+  try:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      for line in f:
+        rec = json.loads(line)
+        if rec.get("kind") == "train":
+          last = rec
+  except (OSError, ValueError):
+    pass
+  return last
+
+
+def start(run: Run, runs_dir: str) -> None:
+  workdir = os.path.join(runs_dir, run.name)
+  cmd = [sys.executable, "-m", "fot_jax.train", f"--config={run.config}", f"--workdir={workdir}", *run.flags]
+  if run.parent is not None and not os.path.exists(workdir):
+    cmd.append(f"--config.init_from={os.path.join(runs_dir, run.parent)}")
+  os.makedirs(runs_dir, exist_ok=True)
+  log = open(os.path.join(runs_dir, f"{run.name}.train.log"), "a")
+  run.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+  run.state, run.started = "running", time.time()
+  print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[1:])}", flush=True)
+
+
+def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) -> None:
+  by_name = {r.name: r for r in runs}
+  while True:
+    for r in runs:
+      if r.state == "running" and r.proc.poll() is not None:
+        r.seconds = time.time() - r.started
+        r.state = "done" if r.proc.returncode == 0 else "failed"
+        print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.name} in {r.seconds:.0f}s "
+              f"(rc {r.proc.returncode})", flush=True)
+        if r.state == "failed":
+          print(log_tail(os.path.join(runs_dir, f"{r.name}.train.log"), 15), flush=True)
+    for r in runs:  # a run whose parent failed or was cut cannot start
+      if r.state == "waiting" and r.parent and by_name[r.parent].state in ("failed", "cut", "skipped"):
+        r.state = "skipped"
+    running = sum(r.state == "running" for r in runs)
+    for r in runs:
+      if running >= parallel or time.time() >= deadline:
+        break
+      if r.state == "waiting" and (r.parent is None or by_name[r.parent].state == "done"):
+        start(r, runs_dir)
+        running += 1
+    if time.time() >= deadline:
+      break
+    if not any(r.state in ("waiting", "running") for r in runs):
+      return
+    time.sleep(1.0)
+  for r in runs:  # deadline: trainers save at the next step boundary on SIGTERM
+    if r.state == "running":
+      r.proc.send_signal(signal.SIGTERM)
+  for r in runs:
+    if r.state == "running":
+      try:
+        r.proc.wait(timeout=120)
+      except subprocess.TimeoutExpired:
+        os.killpg(r.proc.pid, signal.SIGKILL)
+        r.proc.wait()
+      r.seconds = time.time() - r.started
+      r.state = "cut"
+      print(f"[{time.strftime('%H:%M:%S')}] cut {r.name} at the deadline after {r.seconds:.0f}s", flush=True)
+    elif r.state == "waiting":
+      r.state = "skipped"
+
+
+def evaluate_all(runs: list[Run], runs_dir: str, eval_args: list[str], parallel: int) -> dict[str, str]:
+  """One `fot_jax.evaluate` per run that has a checkpoint; returns name -> result path."""
+  results, procs = {}, []
+  for r in runs:
+    workdir = os.path.join(runs_dir, r.name)
+    if r.state not in ("done", "cut") or not os.path.isdir(os.path.join(workdir, "checkpoints")):
+      continue
+    out = os.path.join(runs_dir, f"{r.name}.{eval_args[0]}.json")
+    results[r.name] = out
+    if os.path.exists(out):
+      continue
+    cmd = [sys.executable, "-m", "fot_jax.evaluate", *eval_args, f"--checkpoint={workdir}", f"--out={out}",
+           f"--label={r.name}"]
+    while sum(p.poll() is None for p in procs) >= parallel:
+      time.sleep(0.5)
+    log = open(os.path.join(runs_dir, f"{r.name}.eval.log"), "a")
+    procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+  for p in procs:
+    p.wait()
+  return results
+
+
+def summary(runs: list[Run], runs_dir: str, results: dict[str, str]) -> str:
+  lines = [f"{'run':28s} {'state':8s} {'steps':>6s} {'loss':>7s} {'secs':>6s}  r_d per memory layer (d = contexts)"]
+  for r in runs:
+    m = last_metrics(os.path.join(runs_dir, r.name))
+    rd = ""
+    if r.name in results and os.path.exists(results[r.name]):
+      res = json.load(open(results[r.name]))
+      if "layers" in res:
+        ctx = res.get("contexts", [])
+        rd = "; ".join(f"L{layer}: " + " ".join(f"{c}:{v:.3f}" for c, v in zip(ctx, val["r"]))
+                       for layer, val in res["layers"].items())
+    lines.append(f"{r.name:28s} {r.state:8s} {m.get('step', 0):6d} {m.get('loss', float('nan')):7.3f} "
+                 f"{r.seconds:6.0f}  {rd}")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python scripts/sweep.py", description=__doc__.splitlines()[0])
+  p.add_argument("--runs", required=True, help="directory of the runs' workdirs, logs and results")
+  p.add_argument("--run", action="append", required=True, help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
+  p.add_argument("--eval", default="", help="evaluate TASK and flags for every run, e.g. 'distraction --corpus=...'")
+  p.add_argument("--parallel", type=int, default=1, help="trainers (and evaluations) at a time")
+  p.add_argument("--deadline_s", type=float, default=0, help="stop training this many seconds after the start "
+                 "(0: no deadline)")
+  args = p.parse_args(argv)
+  try:
+    runs = [parse_run(s) for s in args.run]
+    check_graph(runs)
+    if args.parallel < 1:
+      raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
+  except ValueError as e:
+    print(f"sweep: {e}", file=sys.stderr)
+    return 2
+  t0 = time.time()
+  train_all(runs, args.runs, args.parallel, t0 + args.deadline_s if args.deadline_s > 0 else float("inf"))
+  results = evaluate_all(runs, args.runs, shlex.split(args.eval), args.parallel) if args.eval else {}
+  text = summary(runs, args.runs, results)
+  print(text)
+  with open(os.path.join(args.runs, "summary.txt"), "a") as f:
+    f.write(f"# sweep finished {time.strftime('%Y-%m-%d %H:%M:%S')} after {time.time() - t0:.0f}s\n{text}\n")
+  return 0 if all(r.state in ("done", "cut") for r in runs) else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())
