@@ -7,7 +7,9 @@ evaluation per run, and prints a summary: the tool behind a reproduction sweep o
       --eval='distraction --corpus=repeat:random:64:32x4 --context_length=32'
 
 A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
-once PARENT has finished. At the deadline, running trainers get SIGTERM (they save at the next step and stop)
+once PARENT has finished. An evaluation is [PATTERN[:TAG]=]TASK [flags]: `python -m fot_jax.evaluate TASK` for
+every run whose name matches the glob PATTERN (default all), written to RUNS/NAME.TAG.json (TAG defaults to
+TASK; give two evaluations of one task different tags). At the deadline, running trainers get SIGTERM (they save at the next step and stop)
 and are evaluated from that checkpoint, so a slow machine gives shorter runs rather than none; the summary
 says which were cut. Nothing is overwritten: a run whose workdir exists resumes, an existing result is kept.
 """
@@ -18,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import os
+import fnmatch
 import shlex
 import signal
 import subprocess
@@ -47,6 +50,25 @@ def parse_run(spec: str) -> Run:
   if not all(c.isalnum() or c in "_-." for c in name):
     raise ValueError(f"--run {spec!r}: the name may hold letters, digits, '_', '-' and '.' only")
   return Run(name.strip(), parent.strip() or None, words[0], words[1:])
+
+
+@dataclasses.dataclass
+class Eval:
+  pattern: str
+  tag: str
+  args: list[str]
+
+
+def parse_eval(spec: str) -> Eval:
+  """'[PATTERN[:TAG]=]TASK [flags]' -> Eval."""
+  head, eq, rest = spec.partition("=")
+  if not eq or head.startswith("-") or " " in head:  # no selector: the '=' belongs to a flag
+    head, rest = "*", spec
+  pattern, _, tag = head.partition(":")
+  words = shlex.split(rest)
+  if not words or words[0].startswith("-"):
+    raise ValueError(f"--eval {spec!r}: expected '[PATTERN[:TAG]=]TASK [flags]', e.g. 'ft_*=distraction --corpus=...'")
+  return Eval(pattern or "*", tag or words[0], words)
 
 
 def check_graph(runs: list[Run]) -> None:
@@ -134,7 +156,7 @@ def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) ->
   for r in runs:
     if r.state == "running":
       try:
-        r.proc.wait(timeout=120)
+        r.proc.wait(timeout=60)
       except subprocess.TimeoutExpired:
         os.killpg(r.proc.pid, signal.SIGKILL)
         r.proc.wait()
@@ -145,41 +167,65 @@ def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) ->
       r.state = "skipped"
 
 
-def evaluate_all(runs: list[Run], runs_dir: str, eval_args: list[str], parallel: int) -> dict[str, str]:
-  """One `fot_jax.evaluate` per run that has a checkpoint; returns name -> result path."""
+def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: int,
+                 timeout_s: float = 0) -> dict[str, list[str]]:
+  """Each matching evaluation of each run that has a checkpoint; returns name -> result paths. Evaluations still
+  running timeout_s after the first started are killed (their results are then missing)."""
   results, procs = {}, []
+  stop = time.time() + timeout_s if timeout_s > 0 else float("inf")
   for r in runs:
     workdir = os.path.join(runs_dir, r.name)
     if r.state not in ("done", "cut") or not os.path.isdir(os.path.join(workdir, "checkpoints")):
       continue
-    out = os.path.join(runs_dir, f"{r.name}.{eval_args[0]}.json")
-    results[r.name] = out
-    if os.path.exists(out):
-      continue
-    cmd = [sys.executable, "-m", "fot_jax.evaluate", *eval_args, f"--checkpoint={workdir}", f"--out={out}",
-           f"--label={r.name}"]
-    while sum(p.poll() is None for p in procs) >= parallel:
-      time.sleep(0.5)
-    log = open(os.path.join(runs_dir, f"{r.name}.eval.log"), "a")
-    procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    for e in evals:
+      if not fnmatch.fnmatchcase(r.name, e.pattern):
+        continue
+      out = os.path.join(runs_dir, f"{r.name}.{e.tag}.json")
+      results.setdefault(r.name, []).append(out)
+      if os.path.exists(out):
+        continue
+      cmd = [sys.executable, "-m", "fot_jax.evaluate", *e.args, f"--checkpoint={workdir}", f"--out={out}",
+             f"--label={r.name}"]
+      while sum(p.poll() is None for p in procs) >= parallel and time.time() < stop:
+        time.sleep(0.5)
+      if time.time() >= stop:
+        break
+      log = open(os.path.join(runs_dir, f"{r.name}.{e.tag}.eval.log"), "a")
+      procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
   for p in procs:
-    p.wait()
+    try:
+      p.wait(timeout=max(stop - time.time(), 0) if stop != float("inf") else None)
+    except subprocess.TimeoutExpired:
+      p.kill()
+      p.wait()
+      print(f"[{time.strftime('%H:%M:%S')}] evaluation killed at --eval_timeout_s: {shlex.join(p.args[2:])}",
+            flush=True)
   return results
 
 
-def summary(runs: list[Run], runs_dir: str, results: dict[str, str]) -> str:
-  lines = [f"{'run':28s} {'state':8s} {'steps':>6s} {'loss':>7s} {'secs':>6s}  r_d per memory layer (d = contexts)"]
+def result_line(path: str) -> str:
+  """The headline numbers of one result file: r_d per layer, or accuracy per memory size."""
+  if not os.path.exists(path):
+    return f"{os.path.basename(path)}: missing (see its .eval.log)"
+  res = json.load(open(path))
+  tag = os.path.basename(path).split(".")[-2]
+  if "layers" in res:
+    ctx = res.get("contexts", [])
+    return f"{tag}: " + "; ".join(f"L{layer} " + " ".join(f"{c}:{v:.3f}" for c, v in zip(ctx, val["r"]))
+                                  for layer, val in res["layers"].items())
+  if "accuracy" in res and "memory_tokens" in res:
+    return f"{tag}: " + " ".join(f"{n}:{a:.2f}" for n, a in zip(res["memory_tokens"], res["accuracy"]))
+  return f"{tag}: {sorted(res)}"
+
+
+def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> str:
+  lines = [f"{'run':28s} {'state':8s} {'steps':>6s} {'loss':>7s} {'secs':>6s}  results (r_d by contexts d; "
+           f"accuracy by memory tokens)"]
   for r in runs:
     m = last_metrics(os.path.join(runs_dir, r.name))
-    rd = ""
-    if r.name in results and os.path.exists(results[r.name]):
-      res = json.load(open(results[r.name]))
-      if "layers" in res:
-        ctx = res.get("contexts", [])
-        rd = "; ".join(f"L{layer}: " + " ".join(f"{c}:{v:.3f}" for c, v in zip(ctx, val["r"]))
-                       for layer, val in res["layers"].items())
+    found = " | ".join(result_line(p) for p in results.get(r.name, []))
     lines.append(f"{r.name:28s} {r.state:8s} {m.get('step', 0):6d} {m.get('loss', float('nan')):7.3f} "
-                 f"{r.seconds:6.0f}  {rd}")
+                 f"{r.seconds:6.0f}  {found}")
   return "\n".join(lines)
 
 
@@ -187,13 +233,17 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python scripts/sweep.py", description=__doc__.splitlines()[0])
   p.add_argument("--runs", required=True, help="directory of the runs' workdirs, logs and results")
   p.add_argument("--run", action="append", required=True, help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
-  p.add_argument("--eval", default="", help="evaluate TASK and flags for every run, e.g. 'distraction --corpus=...'")
+  p.add_argument("--eval", action="append", default=[],
+                 help="[PATTERN[:TAG]=]TASK [flags] (repeatable), e.g. 'ft_*=distraction --corpus=...'")
   p.add_argument("--parallel", type=int, default=1, help="trainers (and evaluations) at a time")
   p.add_argument("--deadline_s", type=float, default=0, help="stop training this many seconds after the start "
                  "(0: no deadline)")
+  p.add_argument("--eval_timeout_s", type=float, default=0, help="kill evaluations still running this many "
+                 "seconds after the first started (0: none)")
   args = p.parse_args(argv)
   try:
     runs = [parse_run(s) for s in args.run]
+    evals = [parse_eval(s) for s in args.eval]
     check_graph(runs)
     if args.parallel < 1:
       raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
@@ -202,7 +252,7 @@ def main(argv=None) -> int:
     return 2
   t0 = time.time()
   train_all(runs, args.runs, args.parallel, t0 + args.deadline_s if args.deadline_s > 0 else float("inf"))
-  results = evaluate_all(runs, args.runs, shlex.split(args.eval), args.parallel) if args.eval else {}
+  results = evaluate_all(runs, args.runs, evals, args.parallel, args.eval_timeout_s)
   text = summary(runs, args.runs, results)
   print(text)
   with open(os.path.join(args.runs, "summary.txt"), "a") as f:

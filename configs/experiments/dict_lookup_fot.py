@@ -7,7 +7,9 @@ put in memory (up to 32k+ tokens) before the queries:
   python -m fot_jax.train --config=configs/experiments/dict_lookup_fot.py --workdir=DIR
   python -m fot_jax.evaluate dict_lookup --checkpoint=DIR --memory_tokens=256,1k,4k,16k,32k --out=...
   (and the same with --mem_layers='' for the memory-disabled model)
-Variants: ':quick' (30 steps, for smoke tests).
+Variants: ':quick' (30 steps, for smoke tests); ':pretrain_local' (128-token dictionaries, definitions and
+queries in one local context, no additional contexts: learns the lookup locally, to start the default from with
+--config.init_from=DIR, as FoT fine-tunes a pretrained model); ':mem123' (memory layers 1-3 instead of 2).
 """
 
 from configs import base
@@ -27,12 +29,19 @@ def get_config(variant: str = ""):
   c.fot.d_after = 6
   c.fot.switch_step = 200
   c.data.task = "dict_lookup"
+  c.data.vocab = "ids:128"  # dict_lookup documents are ids already
   c.data.batch_size = 16
   c.data.seq_len = 128
   if variant == "quick":
     c.num_steps = 30
     c.fot.switch_step = 10
     c.checkpoint.every_steps = 30
+  elif variant == "pretrain_local":
+    c.data.task = "dict_lookup:128"
+    c.fot.d_schedule, c.fot.d = "fixed", 0
+  elif variant == "mem123":
+    c.model.mem_layers = (1, 2, 3)
   elif variant:
-    raise ValueError(f"dict_lookup_fot: unknown variant {variant!r}; known: '', 'quick'")
+    raise ValueError(f"dict_lookup_fot: unknown variant {variant!r}; known: '', 'quick', 'pretrain_local', "
+                     f"'mem123'")
   return c

@@ -1,10 +1,11 @@
 """Entry points the trainer calls: build the vocabulary and a batcher for a task/mixture name and split.
 
 Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus ('pg19', 'c4'),
-'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup', 'mixture:offline', or any registered seqio task name;
-derived sources (fot_jax.data.derived): 'passkey:<max_tokens>' or 'passkey:<min>-<max>' (passkey prompts),
-'random:<num_symbols>' (uniform random tokens), 'repeat:<source>:<period>x<repeats>' or
-'repeat:<source>:<min>-<max>x<repeats>' (segments of a source repeated), and blends 'a@0.5+b@0.5' (rates are shares of tokens).
+'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup' or 'dict_lookup:<doc_len>', 'mixture:offline', or any
+registered seqio task name; derived sources (fot_jax.data.derived): 'passkey:<max_tokens>' or
+'passkey:<min>-<max>' (passkey prompts), 'random:<num_symbols>' (uniform random tokens),
+'repeat:<source>:<period>x<repeats>' or 'repeat:<source>:<min>-<max>x<repeats>' (segments of a source repeated),
+and blends 'a@0.5+b@0.5' (rates are shares of tokens).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
     base, period, max_period, repeats = derived.parse_repeat(name)
     return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed), period, repeats,
                                     seed=tasks.split_seed(seed, split), max_period=max_period)
-  if name == "dict_lookup":
-    return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=tasks.split_seed(seed, split))
+  if is_dict_lookup(name):
+    return synthetic.DictLookupDocuments(DICT_LOOKUP_DOCS[split], seed=tasks.split_seed(seed, split),
+                                         doc_len=parse_dict_lookup(name))
   if name.startswith("mixture:"):
     key = name.split(":", 1)[1]
     if key not in MIXTURES:
@@ -65,6 +67,21 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
   return _nonempty(sources.task_documents_cached(task_name, split, data_dir), task_name, split, min_length)
 
 
+def is_dict_lookup(name: str) -> bool:
+  return name == "dict_lookup" or name.startswith("dict_lookup:")
+
+
+def parse_dict_lookup(name: str) -> int:
+  """'dict_lookup' -> 512, 'dict_lookup:<doc_len>' -> doc_len (short documents fit one local context: the
+  lookup is then learned locally, before FoT puts the definitions out of local reach)."""
+  if name == "dict_lookup":
+    return 512
+  body = name[len("dict_lookup:"):]
+  if not body.isdigit():
+    raise ValueError(f"{name!r}: expected 'dict_lookup' or 'dict_lookup:<doc_len>', e.g. 'dict_lookup:128'")
+  return int(body)
+
+
 def _nonempty(docs, task_name, split, min_length):
   if len(docs) == 0:
     raise ValueError(f"task {task_name!r} split {split!r} has no documents"
@@ -78,10 +95,10 @@ def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k:
                  num_epochs: int | None = None, min_length: int = 0, shuffle: bool = True,
                  model_vocab_size: int | None = None) -> DocumentBatcher:
   """A DocumentBatcher over `name`/`split` yielding this process's rows of each global batch."""
-  if model_vocab_size is not None and name != "dict_lookup":  # dict_lookup has its own ids (checked below)
+  if model_vocab_size is not None and not is_dict_lookup(name):  # dict_lookup has its own ids (checked below)
     check_model_vocab(vocab, model_vocab_size)
   docs = documents(name, split, vocab, data_dir, min_length, seed)
-  if name == "dict_lookup":
+  if is_dict_lookup(name):
     bos, eos = 1, 2
     if model_vocab_size is not None and model_vocab_size < synthetic.DICT_VOCAB_SIZE:
       raise ValueError(f"vocabulary/model mismatch: dict_lookup uses {synthetic.DICT_VOCAB_SIZE} ids but "
