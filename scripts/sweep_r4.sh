@@ -2,6 +2,7 @@
 # Round-4 sweeps of docs/RESULTS.md, run in parallel under one deadline by scripts/sweep.py, each run evaluated:
 #   distraction  (a): distraction_fot mixes from scratch (20k steps) and fine-tuned from a locally pretrained model
 #   robustness   (a): the fine-tuned recipe with seeds 1 and 2, and at a CPU-sized budget (1500 + 1000 steps)
+#   seeds        (a): the CPU-sized recipe with seeds 1-3, and with a longer (4000-step) pretraining for seeds 1-2
 #   dict         (b): dict_lookup fine-tuned from a local pretraining, one or three memory layers, vs from scratch
 # Sized for a 16-core GPU host (the device runs in RESULTS.md took 3-8 minutes); on the 2-core CPU use
 # PARALLEL=2 and no deadline, or expect far fewer steps.
@@ -39,6 +40,18 @@ for mode in "$@"; do
              --run="short_baseline<pre_short=$DIST:baseline --config.num_steps=1000 $K"
              --eval="*_s[12]=distraction --corpus=repeat:random:64:32x4 --context_length=32"
              --eval="*short*=distraction --corpus=repeat:random:64:32x4 --context_length=32") ;;
+    seeds)
+      for s in 1 2 3; do
+        args+=(--run="pre_short_s$s=$DIST:pretrain_local --config.num_steps=1500 --config.seed=$s $K"
+               --run="short_d1_s$s<pre_short_s$s=$DIST:d1 --config.num_steps=1000 --config.seed=$s $K"
+               --run="short_negatives_curriculum_s$s<pre_short_s$s=$DIST:negatives --config.num_steps=1000 --config.seed=$s --config.fot.switch_step=300 $K")
+      done
+      for s in 1 2; do
+        args+=(--run="pre_long_s$s=$DIST:pretrain_local --config.num_steps=4000 --config.seed=$s $K"
+               --run="long_d1_s$s<pre_long_s$s=$DIST:d1 --config.num_steps=1000 --config.seed=$s $K"
+               --run="long_negatives_curriculum_s$s<pre_long_s$s=$DIST:negatives --config.num_steps=1000 --config.seed=$s --config.fot.switch_step=300 $K")
+      done
+      args+=(--eval="*=distraction --corpus=repeat:random:64:32x4 --context_length=32") ;;
     dict)
       args+=(--run="dl_pre=$DICT:pretrain_local --config.num_steps=3000 $K"
              --run="dl_ft<dl_pre=$DICT $K"
@@ -47,9 +60,9 @@ for mode in "$@"; do
              --eval="dl_*=dict_lookup --memory_tokens=256,1k,4k,16k,32k"
              --eval="dl_ft*:nomem=dict_lookup --memory_tokens=256,1k,4k,16k,32k --mem_layers="
              --eval="dl_ft*:long=dict_lookup --memory_tokens=64k,256k --num_docs=4") ;;
-    *) echo "usage: bash scripts/sweep_r4.sh {distraction|robustness|dict}..." >&2; exit 2 ;;
+    *) echo "usage: bash scripts/sweep_r4.sh {distraction|robustness|seeds|dict}..." >&2; exit 2 ;;
   esac
 done
-[[ ${#args[@]} -gt 0 ]] || { echo "usage: bash scripts/sweep_r4.sh {distraction|robustness|dict}..." >&2; exit 2; }
+[[ ${#args[@]} -gt 0 ]] || { echo "usage: bash scripts/sweep_r4.sh {distraction|robustness|seeds|dict}..." >&2; exit 2; }
 python3 scripts/sweep.py --runs="$RUNS" --parallel="${PARALLEL:-2}" --deadline_s="${DEADLINE_S:-0}" \
   --eval_timeout_s="${EVAL_TIMEOUT_S:-0}" "${args[@]}"
