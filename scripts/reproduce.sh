@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces one experiment of docs/RESULTS.md end to end (training, then evaluation and figures):
-#   bash scripts/reproduce.sh distraction   # (a) round 3: r_d of baseline / d=1 / negatives on repeated random symbols
+#   bash scripts/reproduce.sh distraction   # (a) round 4: r_d of baseline / d=1 / negatives fine-tuned from a local model
+#   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
 #   bash scripts/reproduce.sh passkey       # (b) round 3: passkey accuracy up to 32k tokens, memory on and off
 #   bash scripts/reproduce.sh stdlib        # (a), (c), (d) round 1: the stdlib-trained variants, r_d and perplexity
 # Each takes 15-30 minutes on the project's 2-core CPU (more when the machine is shared).
@@ -29,6 +30,21 @@ REPEAT_CORPUS='repeat:random:64:32x4'
 
 case "${1:-}" in
   distraction)
+    train dist_pretrain_local configs/experiments/distraction_fot.py:pretrain_local
+    evaluate r4_distraction_pretrain_local distraction --checkpoint="$RUNS/dist_pretrain_local" \
+      --corpus="$REPEAT_CORPUS" --context_length=32 --label=pretrained
+    for v in baseline d1 negatives; do
+      # init_from only initialises a new run; a rerun resumes from the run's own checkpoint
+      train "dist_ft_$v" "configs/experiments/distraction_fot.py:ft_$v" --config.init_from="$RUNS/dist_pretrain_local"
+      evaluate "r4_distraction_$v" distraction --checkpoint="$RUNS/dist_ft_$v" --corpus="$REPEAT_CORPUS" \
+        --context_length=32 --label="$v"
+    done
+    [[ -e "$OUT/r4_distraction.png" ]] || python -m fot_jax.evaluate distraction --checkpoint="$RUNS/dist_ft_baseline" \
+      --corpus="$REPEAT_CORPUS" --context_length=32 --label=baseline --out="$RUNS/r4_distraction_compare.json" \
+      --figure="$OUT/r4_distraction.png" --compare="d1=$OUT/r4_distraction_d1.json" \
+      --compare="negatives=$OUT/r4_distraction_negatives.json"
+    ;;
+  distraction_scratch)
     for v in baseline d1 negatives; do
       train "dist_$v" "configs/experiments/distraction_fot.py:$v"
       evaluate "r3_distraction_$v" distraction --checkpoint="$RUNS/dist_$v" --corpus="$REPEAT_CORPUS" \
@@ -62,7 +78,7 @@ case "${1:-}" in
       --num_docs=8 --mem_layers= --label=no-memory
     ;;
   *)
-    echo "usage: bash scripts/reproduce.sh {distraction|passkey|stdlib}" >&2
+    echo "usage: bash scripts/reproduce.sh {distraction|distraction_scratch|passkey|stdlib}" >&2
     exit 2
     ;;
 esac

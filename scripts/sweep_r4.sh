@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Round-4 sweeps of docs/RESULTS.md, run in parallel under one deadline by scripts/sweep.py, each run evaluated:
+# Round-4 sweeps of docs/RESULTS.md, run in parallel under one deadline by launch.experiment, each run evaluated:
 #   distraction  (a): distraction_fot mixes from scratch (20k steps) and fine-tuned from a locally pretrained model
 #   robustness   (a): the fine-tuned recipe with seeds 1 and 2, and at a CPU-sized budget (1500 + 1000 steps)
 #   seeds        (a): the CPU-sized recipe with seeds 1-3, and with a longer (4000-step) pretraining for seeds 1-2
@@ -64,5 +64,5 @@ for mode in "$@"; do
   esac
 done
 [[ ${#args[@]} -gt 0 ]] || { echo "usage: bash scripts/sweep_r4.sh {distraction|robustness|seeds|dict}..." >&2; exit 2; }
-python3 scripts/sweep.py --runs="$RUNS" --parallel="${PARALLEL:-2}" --deadline_s="${DEADLINE_S:-0}" \
+python3 -m launch.experiment --runs="$RUNS" --parallel="${PARALLEL:-2}" --deadline_s="${DEADLINE_S:-0}" \
   --eval_timeout_s="${EVAL_TIMEOUT_S:-0}" "${args[@]}"

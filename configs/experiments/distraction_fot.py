@@ -7,19 +7,25 @@ Three runs with the same model, data and budget, differing only in what the memo
   :negatives  "0:0,1:0,1:0,1:0" until step 1500, then "0:0,1:7,1:7,1:7": the previous chunk and 7 chunks of
               other streams (FoT d=8), after a positives-only warm-up (the paper's small-to-large d curriculum)
   :negatives_from_start  "0:0,1:7,1:7,1:7" from step 0
-  :pretrain_local  the baseline mix on 'repeat:random:64:6-16x6' (repeats within the local context, at varying
-              periods): a model that learns induction heads locally, to start the others from with
-              --config.init_from=DIR, as FoT fine-tunes a pretrained LLaMA (the copy probe learns to read memory
-              within 100 steps from such a start, and only after ~1400 steps from scratch)
+  :pretrain_local  1500 steps of the baseline mix on 'repeat:random:64:6-16x6' (repeats within the local
+              context, at varying periods): a model that learns induction heads locally, as a pretrained LLaMA has
+              them before FoT fine-tuning
+  :ft_baseline, :ft_d1, :ft_negatives  1000 steps of the baseline, d1 and negatives mixes (negatives after a
+              300-step d1 warm-up), to start from pretrain_local with --config.init_from=DIR. Round 4 of
+              RESULTS.md: from scratch no mix ever learned to read memory (20k steps on a GPU); from
+              pretrain_local it does within a few hundred steps, for the seeds whose pretraining put a content
+              (induction) head in memory layer 1, which pretrain_local's own r_d shows (above 1/d)
 Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
 exactly one chunk back, out of local reach, so only retrieval from the additional contexts predicts it; other
 documents' contexts hold the same symbols, so a key must carry enough preceding tokens to tell its own context
 from theirs: the distraction issue in miniature. The model is the copy probe's (fot_jax.eval.copy_probe), with
 memory layers 1-3: a single memory layer, and natural-text data, never learned to use memory within a CPU budget
 (RESULTS.md).
-Run: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:negatives --workdir=DIR
+Run: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:pretrain_local --workdir=PRE
+then: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:ft_negatives --workdir=DIR \
+        --config.init_from=PRE
 then: python -m fot_jax.evaluate distraction --checkpoint=DIR --corpus=repeat:random:64:32x4 --context_length=32
-or all of it: bash scripts/reproduce.sh distraction
+or all of it: bash scripts/reproduce.sh distraction (round 4), bash scripts/reproduce.sh distraction_scratch (3)
 """
 
 from configs import base
@@ -27,12 +33,16 @@ from configs import base
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
          "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0"}
 TASK, LOCAL_TASK = "repeat:random:64:32x8", "repeat:random:64:6-16x6"
-NEGATIVES_MIX, SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500
+NEGATIVES_MIX, SWITCH_STEP, FT_SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500, 300
+PRETRAIN_STEPS, FT_STEPS = 1500, 1000
 
 
 def get_config(variant: str = "negatives"):
-  if variant not in MIXES:
-    raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {sorted(MIXES)}")
+  fine_tune = variant.startswith("ft_")
+  mix_name = variant[len("ft_"):] if fine_tune else variant
+  if mix_name not in MIXES or (fine_tune and mix_name not in ("baseline", "d1", "negatives")):
+    known = sorted(MIXES) + ["ft_baseline", "ft_d1", "ft_negatives"]
+    raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {known}")
   c = base.cpu_experiment_config(num_steps=3000, learning_rate=3e-3, warmup_steps=20, weight_decay=0.0,
                                  checkpoint_every=500)
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
@@ -40,9 +50,13 @@ def get_config(variant: str = "negatives"):
                               last_context_length=32)
   c.fot.k = 4
   c.fot.plan = "mix"
-  c.fot.mix = MIXES[variant]
-  if variant == "negatives":
-    c.fot.mix_after, c.fot.switch_step = NEGATIVES_MIX, SWITCH_STEP
+  c.fot.mix = MIXES[mix_name]
+  if mix_name == "negatives":
+    c.fot.mix_after, c.fot.switch_step = NEGATIVES_MIX, FT_SWITCH_STEP if fine_tune else SWITCH_STEP
+  if variant == "pretrain_local":
+    c.num_steps = PRETRAIN_STEPS
+  if fine_tune:
+    c.num_steps = FT_STEPS
   c.data.task = LOCAL_TASK if variant == "pretrain_local" else TASK
   c.data.vocab = "ids:2000"  # the sources are ids already: no tokenizer (and no seqio/TensorFlow) needed
   c.data.batch_size = 32

@@ -77,12 +77,30 @@ def test_d_values_of_schedules():
   assert d_values(c.fot) == [1, 8]
 
 
-@pytest.mark.parametrize("name,variants", [("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start")),
-                                           ("distraction_stdlib_fot", ("baseline", "d1", "negatives")),
-                                           ("passkey_fot", ("", "positives", "quick"))])
+@pytest.mark.parametrize("name,variants", [
+    ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "ft_baseline",
+                         "ft_d1", "ft_negatives")),
+    ("distraction_stdlib_fot", ("baseline", "d1", "negatives")),
+    ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
+    ("passkey_fot", ("", "positives", "quick"))])
 def test_reproduction_configs_validate(name, variants):
   module = importlib.import_module(f"configs.experiments.{name}")
   for variant in variants:
     validate(module.get_config(variant), num_devices=1)
   with pytest.raises(ValueError, match="unknown variant"):
     module.get_config("nope")
+
+
+def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraining():
+  """ft_* start from pretrain_local (config.init_from), so their parameter shapes must be the same; only the
+  fine-tuning data puts repeats out of local reach, and only ft_negatives switches to negatives (after warm-up)."""
+  from configs.experiments import distraction_fot
+  pre = distraction_fot.get_config("pretrain_local")
+  for v in ("ft_baseline", "ft_d1", "ft_negatives"):
+    ft = distraction_fot.get_config(v)
+    assert ft.model.to_dict() == pre.model.to_dict()
+    assert ft.data.task != pre.data.task
+  neg = distraction_fot.get_config("ft_negatives")
+  assert d_values(neg.fot) == [1, 8] and 0 < neg.fot.switch_step < neg.num_steps
+  with pytest.raises(ValueError, match="unknown variant"):
+    distraction_fot.get_config("ft_negatives_from_start")

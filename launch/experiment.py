@@ -1,7 +1,9 @@
-"""Runs a set of training runs in parallel (some starting from others' checkpoints), under a deadline, then one
-evaluation per run, and prints a summary: the tool behind a reproduction sweep on a lent GPU or a many-core host.
+"""An experiment: training runs of different configs in parallel, some starting from others' checkpoints (local
+pretraining, then FoT fine-tuning), under a deadline, then evaluations of each, and a summary table. The tool
+behind the round-4 reproduction sweeps (scripts/sweep_r4.sh); launch.sweep is the one for hyperparameter grids
+over a single config.
 
-  python scripts/sweep.py --runs=runs/sweep --parallel=8 --deadline_s=400 \
+  python -m launch.experiment --runs=runs/sweep --parallel=8 --deadline_s=400 \
       --run='pre=configs/experiments/distraction_fot.py:pretrain_local' \
       --run='d1<pre=configs/experiments/distraction_fot.py:d1 --config.num_steps=2000' \
       --eval='distraction --corpus=repeat:random:64:32x4 --context_length=32'
@@ -26,6 +28,12 @@ import signal
 import subprocess
 import sys
 import time
+
+from launch import results as run_files
+
+
+TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
+EVAL_COMMAND = [sys.executable, "-m", "fot_jax.evaluate"]
 
 
 @dataclasses.dataclass
@@ -99,29 +107,21 @@ def log_tail(path: str, lines: int = 5) -> str:
 
 
 def last_metrics(workdir: str) -> dict:
-  """The last 'train' record of the run's metrics.jsonl ({} when none)."""
-  last = {}
-  try:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-      for line in f:
-        rec = json.loads(line)
-        if rec.get("kind") == "train":
-          last = rec
-  except (OSError, ValueError):
-    pass
-  return last
+  """The last 'train' record of the run's metrics ({} when none)."""
+  train = [r for r in run_files.read_metrics(workdir) if r.get("kind") == "train"]
+  return train[-1] if train else {}
 
 
 def start(run: Run, runs_dir: str) -> None:
   workdir = os.path.join(runs_dir, run.name)
-  cmd = [sys.executable, "-m", "fot_jax.train", f"--config={run.config}", f"--workdir={workdir}", *run.flags]
+  cmd = [*TRAIN_COMMAND, f"--config={run.config}", f"--workdir={workdir}", *run.flags]
   if run.parent is not None and not os.path.exists(workdir):
     cmd.append(f"--config.init_from={os.path.join(runs_dir, run.parent)}")
   os.makedirs(runs_dir, exist_ok=True)
   log = open(os.path.join(runs_dir, f"{run.name}.train.log"), "a")
   run.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   run.state, run.started = "running", time.time()
-  print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[1:])}", flush=True)
+  print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[len(TRAIN_COMMAND):])}", flush=True)
 
 
 def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) -> None:
@@ -175,7 +175,7 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
   stop = time.time() + timeout_s if timeout_s > 0 else float("inf")
   for r in runs:
     workdir = os.path.join(runs_dir, r.name)
-    if r.state not in ("done", "cut") or not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    if r.state not in ("done", "cut") or run_files.latest_step(workdir) is None:
       continue
     for e in evals:
       if not fnmatch.fnmatchcase(r.name, e.pattern):
@@ -184,7 +184,7 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
       results.setdefault(r.name, []).append(out)
       if os.path.exists(out):
         continue
-      cmd = [sys.executable, "-m", "fot_jax.evaluate", *e.args, f"--checkpoint={workdir}", f"--out={out}",
+      cmd = [*EVAL_COMMAND, *e.args, f"--checkpoint={workdir}", f"--out={out}",
              f"--label={r.name}"]
       while sum(p.poll() is None for p in procs) >= parallel and time.time() < stop:
         time.sleep(0.5)
@@ -198,7 +198,7 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
     except subprocess.TimeoutExpired:
       p.kill()
       p.wait()
-      print(f"[{time.strftime('%H:%M:%S')}] evaluation killed at --eval_timeout_s: {shlex.join(p.args[2:])}",
+      print(f"[{time.strftime('%H:%M:%S')}] evaluation killed at --eval_timeout_s: {shlex.join(p.args[len(EVAL_COMMAND):])}",
             flush=True)
   return results
 
@@ -230,7 +230,7 @@ def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> st
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python scripts/sweep.py", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m launch.experiment", description=__doc__.splitlines()[0])
   p.add_argument("--runs", required=True, help="directory of the runs' workdirs, logs and results")
   p.add_argument("--run", action="append", required=True, help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
   p.add_argument("--eval", action="append", default=[],
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     if args.parallel < 1:
       raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
   except ValueError as e:
-    print(f"sweep: {e}", file=sys.stderr)
+    print(f"launch.experiment: {e}", file=sys.stderr)
     return 2
   t0 = time.time()
   train_all(runs, args.runs, args.parallel, t0 + args.deadline_s if args.deadline_s > 0 else float("inf"))
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
   text = summary(runs, args.runs, results)
   print(text)
   with open(os.path.join(args.runs, "summary.txt"), "a") as f:
-    f.write(f"# sweep finished {time.strftime('%Y-%m-%d %H:%M:%S')} after {time.time() - t0:.0f}s\n{text}\n")
+    f.write(f"# experiment finished {time.strftime('%Y-%m-%d %H:%M:%S')} after {time.time() - t0:.0f}s\n{text}\n")
   return 0 if all(r.state in ("done", "cut") for r in runs) else 1
 
 

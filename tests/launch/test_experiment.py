@@ -1,0 +1,91 @@
+"""launch.experiment: run and evaluation specs, the dependency graph, and a whole experiment with stand-in
+trainer and evaluator commands."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from launch import experiment
+
+
+def test_run_specs_parse_names_parents_and_flags():
+  r = experiment.parse_run("ft_d1<pre=configs/x.py:d1 --config.num_steps=10 --config.fot.mix='0:0,1:0'")
+  assert (r.name, r.parent, r.config) == ("ft_d1", "pre", "configs/x.py:d1")
+  assert r.flags == ["--config.num_steps=10", "--config.fot.mix=0:0,1:0"]
+  assert experiment.parse_run("pre=configs/x.py").parent is None
+  for bad in ("noconfig", "a<=c.py", "=c.py", "a b=c.py", "a="):
+    with pytest.raises(ValueError, match="--run"):
+      experiment.parse_run(bad)
+
+
+def test_eval_specs_default_to_every_run_and_the_task_as_tag():
+  e = experiment.parse_eval("distraction --corpus=repeat:random:64:32x4 --context_length=32")
+  assert (e.pattern, e.tag, e.args[0]) == ("*", "distraction", "distraction")
+  e = experiment.parse_eval("dl_*:nomem=dict_lookup --mem_layers=")
+  assert (e.pattern, e.tag, e.args) == ("dl_*", "nomem", ["dict_lookup", "--mem_layers="])
+  with pytest.raises(ValueError, match="TASK"):
+    experiment.parse_eval("x=--flag")
+
+
+def test_graph_errors_name_the_problem():
+  runs = [experiment.parse_run(s) for s in ("a<b=c.py", "b<a=c.py")]
+  with pytest.raises(ValueError, match="cycle"):
+    experiment.check_graph(runs)
+  with pytest.raises(ValueError, match="no run is named 'z'"):
+    experiment.check_graph([experiment.parse_run("a<z=c.py")])
+  with pytest.raises(ValueError, match="duplicate"):
+    experiment.check_graph([experiment.parse_run("a=c.py"), experiment.parse_run("a=d.py")])
+
+
+def _fake_trainer(tmp_path, monkeypatch, fail: str = ""):
+  """Stand-ins for `fot_jax.train` and `fot_jax.evaluate`: the trainer writes metrics and a checkpoint dir and
+  records init_from (failing for the run named `fail`); the evaluator writes an r_d result."""
+  train, evaluate = tmp_path / "fake_train.py", tmp_path / "fake_evaluate.py"
+  train.write_text(f"""
+import json, os, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+wd = args["workdir"]
+if os.path.basename(wd) == {fail!r}:
+  sys.exit(3)
+os.makedirs(os.path.join(wd, "checkpoints", "7"), exist_ok=True)
+with open(os.path.join(wd, "metrics.jsonl"), "w") as f:
+  f.write(json.dumps({{"kind": "train", "step": 7, "loss": 1.5, "init_from": args.get("config.init_from", "")}}))
+""")
+  evaluate.write_text("""
+import json, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+json.dump({"contexts": [2, 4], "layers": {"1": {"r": [0.75, 0.5]}}}, open(args["out"], "w"))
+""")
+  monkeypatch.setattr(experiment, "TRAIN_COMMAND", [sys.executable, str(train)])
+  monkeypatch.setattr(experiment, "EVAL_COMMAND", [sys.executable, str(evaluate)])
+
+
+def test_experiment_runs_children_after_parents_and_summarises(tmp_path, monkeypatch):
+  _fake_trainer(tmp_path, monkeypatch)
+  runs = tmp_path / "runs"
+  rc = experiment.main([f"--runs={runs}", "--parallel=2", "--run=pre=c.py:pre", "--run=ft<pre=c.py:ft",
+                   "--run=other=c.py:x", "--eval=ft=distraction --context_length=32"])
+  assert rc == 0
+  ft = json.loads((runs / "ft" / "metrics.jsonl").read_text())
+  assert ft["init_from"] == str(runs / "pre")
+  assert json.loads((runs / "pre" / "metrics.jsonl").read_text())["init_from"] == ""
+  assert (runs / "ft.distraction.json").exists() and not (runs / "pre.distraction.json").exists()
+  text = (runs / "summary.txt").read_text()
+  assert "distraction: L1 2:0.750 4:0.500" in text
+
+
+def test_a_failed_parent_skips_its_children_and_the_experiment_exits_nonzero(tmp_path, monkeypatch):
+  _fake_trainer(tmp_path, monkeypatch, fail="pre")
+  runs = tmp_path / "runs"
+  assert experiment.main([f"--runs={runs}", "--run=pre=c.py", "--run=ft<pre=c.py"]) == 1
+  assert not (runs / "ft").exists()
+  assert "skipped" in (runs / "summary.txt").read_text()
+
+
+def test_bad_specs_exit_2_before_any_run(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "launch.experiment", f"--runs={tmp_path / 'r'}", "--run=a<zz=c.py"],
+                       capture_output=True, text=True)
+  assert out.returncode == 2 and "no run is named 'zz'" in out.stderr
+  assert not (tmp_path / "r").exists()
