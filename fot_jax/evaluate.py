@@ -13,6 +13,7 @@ TASKS = {
     "perplexity": "fot_jax.eval.perplexity",  # loss vs context length, single-doc and multi-doc memory
     "passkey": "fot_jax.eval.passkey",  # passkey retrieval accuracy, prompt length x depth
     "dict_lookup": "fot_jax.eval.dict_lookup",  # dictionary lookup accuracy vs dictionary tokens in memory
+    "copy_distance": "fot_jax.eval.copy_distance",  # id-level passkey: copy a random needle from D tokens back
     "distraction": "fot_jax.eval.distraction",  # positive attention mass r_d vs number of contexts d
     "generate": "fot_jax.eval.generate",  # greedy generation with memory from a prompt file
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces one experiment of docs/RESULTS.md end to end (training, then evaluation and figures):
 #   bash scripts/reproduce.sh distraction   # (a) round 4: r_d of baseline / d=1 / negatives fine-tuned from a local model
+#   bash scripts/reproduce.sh copy          # (b) round 4: copying a needle from up to 16k tokens back (after distraction)
 #   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
 #   bash scripts/reproduce.sh passkey       # (b) round 3: passkey accuracy up to 32k tokens, memory on and off
 #   bash scripts/reproduce.sh stdlib        # (a), (c), (d) round 1: the stdlib-trained variants, r_d and perplexity
@@ -44,6 +45,20 @@ case "${1:-}" in
       --figure="$OUT/r4_distraction.png" --compare="d1=$OUT/r4_distraction_d1.json" \
       --compare="negatives=$OUT/r4_distraction_negatives.json"
     ;;
+  copy)
+    [[ -d "$RUNS/dist_pretrain_local" ]] || { echo "run 'bash scripts/reproduce.sh distraction' first" >&2; exit 2; }
+    train dist_ft_negatives_wide configs/experiments/distraction_fot.py:ft_negatives_wide \
+      --config.init_from="$RUNS/dist_pretrain_local"
+    COPY_FLAGS=(--distances=0,256,1k,4k,16k --num_docs=8)
+    evaluate r4_copy_nomem copy_distance --checkpoint="$RUNS/dist_ft_negatives" "${COPY_FLAGS[@]}" --mem_layers= \
+      --label=no-memory
+    for v in d1 negatives; do
+      evaluate "r4_copy_$v" copy_distance --checkpoint="$RUNS/dist_ft_$v" "${COPY_FLAGS[@]}" --label="$v"
+    done
+    evaluate r4_copy_negatives_wide copy_distance --checkpoint="$RUNS/dist_ft_negatives_wide" "${COPY_FLAGS[@]}" \
+      --label=negatives_wide --figure="$OUT/r4_copy.png" --compare="d1=$OUT/r4_copy_d1.json" \
+      --compare="negatives=$OUT/r4_copy_negatives.json" --compare="no-memory=$OUT/r4_copy_nomem.json"
+    ;;
   distraction_scratch)
     for v in baseline d1 negatives; do
       train "dist_$v" "configs/experiments/distraction_fot.py:$v"
@@ -78,7 +93,7 @@ case "${1:-}" in
       --num_docs=8 --mem_layers= --label=no-memory
     ;;
   *)
-    echo "usage: bash scripts/reproduce.sh {distraction|distraction_scratch|passkey|stdlib}" >&2
+    echo "usage: bash scripts/reproduce.sh {distraction|copy|distraction_scratch|passkey|stdlib}" >&2
     exit 2
     ;;
 esac

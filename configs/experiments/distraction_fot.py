@@ -10,6 +10,8 @@ Three runs with the same model, data and budget, differing only in what the memo
   :pretrain_local  1500 steps of the baseline mix on 'repeat:random:64:6-16x6' (repeats within the local
               context, at varying periods): a model that learns induction heads locally, as a pretrained LLaMA has
               them before FoT fine-tuning
+  :ft_negatives_wide  ft_negatives with every other stream of the batch as negatives after the warm-up:
+              "0:0,1:28,1:28,1:28" (d = 29, the most a 32-row batch with k = 4 allows)
   :ft_baseline, :ft_d1, :ft_negatives  1000 steps of the baseline, d1 and negatives mixes (negatives after a
               300-step d1 warm-up), to start from pretrain_local with --config.init_from=DIR. Round 4 of
               RESULTS.md: from scratch no mix ever learned to read memory (20k steps on a GPU); from
@@ -34,14 +36,16 @@ MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0
          "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0"}
 TASK, LOCAL_TASK = "repeat:random:64:32x8", "repeat:random:64:6-16x6"
 NEGATIVES_MIX, SWITCH_STEP, FT_SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500, 300
+WIDE_NEGATIVES_MIX = "0:0,1:28,1:28,1:28"
 PRETRAIN_STEPS, FT_STEPS = 1500, 1000
 
 
 def get_config(variant: str = "negatives"):
   fine_tune = variant.startswith("ft_")
-  mix_name = variant[len("ft_"):] if fine_tune else variant
+  wide = variant == "ft_negatives_wide"
+  mix_name = "negatives" if wide else variant[len("ft_"):] if fine_tune else variant
   if mix_name not in MIXES or (fine_tune and mix_name not in ("baseline", "d1", "negatives")):
-    known = sorted(MIXES) + ["ft_baseline", "ft_d1", "ft_negatives"]
+    known = sorted(MIXES) + ["ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide"]
     raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {known}")
   c = base.cpu_experiment_config(num_steps=3000, learning_rate=3e-3, warmup_steps=20, weight_decay=0.0,
                                  checkpoint_every=500)
@@ -52,7 +56,8 @@ def get_config(variant: str = "negatives"):
   c.fot.plan = "mix"
   c.fot.mix = MIXES[mix_name]
   if mix_name == "negatives":
-    c.fot.mix_after, c.fot.switch_step = NEGATIVES_MIX, FT_SWITCH_STEP if fine_tune else SWITCH_STEP
+    c.fot.mix_after = WIDE_NEGATIVES_MIX if wide else NEGATIVES_MIX
+    c.fot.switch_step = FT_SWITCH_STEP if fine_tune else SWITCH_STEP
   if variant == "pretrain_local":
     c.num_steps = PRETRAIN_STEPS
   if fine_tune:

@@ -82,7 +82,7 @@ def positive(name: str, value: int | None, allow_none: bool = True) -> None:
     raise EvalError(f"--{name}: expected a positive integer, found {value}")
 
 
-def int_list(name: str, text: str) -> list[int]:
+def int_list(name: str, text: str, minimum: int = 1) -> list[int]:
   """'1024,4096,32k' -> [1024, 4096, 32768]; k and m suffixes are powers of two (as in '32k tokens')."""
   out = []
   for part in str(text).split(","):
@@ -95,8 +95,8 @@ def int_list(name: str, text: str) -> list[int]:
       value = int(digits) * mult
     except ValueError as e:
       raise EvalError(f"--{name}: expected comma-separated integers (k/m suffixes allowed), found {text!r}") from e
-    if value <= 0:
-      raise EvalError(f"--{name}: values must be positive, found {value}")
+    if value < minimum:
+      raise EvalError(f"--{name}: values must be {'positive' if minimum == 1 else f'>= {minimum}'}, found {value}")
     out.append(value)
   if not out:
     raise EvalError(f"--{name}: expected at least one value, found {text!r}")

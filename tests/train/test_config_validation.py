@@ -79,7 +79,7 @@ def test_d_values_of_schedules():
 
 @pytest.mark.parametrize("name,variants", [
     ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "ft_baseline",
-                         "ft_d1", "ft_negatives")),
+                         "ft_d1", "ft_negatives", "ft_negatives_wide")),
     ("distraction_stdlib_fot", ("baseline", "d1", "negatives")),
     ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
     ("passkey_fot", ("", "positives", "quick"))])
@@ -96,11 +96,12 @@ def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraini
   fine-tuning data puts repeats out of local reach, and only ft_negatives switches to negatives (after warm-up)."""
   from configs.experiments import distraction_fot
   pre = distraction_fot.get_config("pretrain_local")
-  for v in ("ft_baseline", "ft_d1", "ft_negatives"):
+  for v in ("ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide"):
     ft = distraction_fot.get_config(v)
     assert ft.model.to_dict() == pre.model.to_dict()
     assert ft.data.task != pre.data.task
   neg = distraction_fot.get_config("ft_negatives")
   assert d_values(neg.fot) == [1, 8] and 0 < neg.fot.switch_step < neg.num_steps
+  assert d_values(distraction_fot.get_config("ft_negatives_wide").fot) == [1, 29]
   with pytest.raises(ValueError, match="unknown variant"):
     distraction_fot.get_config("ft_negatives_from_start")
