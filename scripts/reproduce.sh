@@ -2,6 +2,7 @@
 # Reproduces one experiment of docs/RESULTS.md end to end (training, then evaluation and figures):
 #   bash scripts/reproduce.sh distraction   # (a) round 4: r_d of baseline / d=1 / negatives fine-tuned from a local model
 #   bash scripts/reproduce.sh copy          # (b) round 4: copying a needle from up to 16k tokens back (after distraction)
+#   bash scripts/reproduce.sh stdlib_ft     # (a), (c), (d) round 4: the fine-tuning recipe on stdlib code
 #   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
 #   bash scripts/reproduce.sh passkey       # (b) round 3: passkey accuracy up to 32k tokens, memory on and off
 #   bash scripts/reproduce.sh stdlib        # (a), (c), (d) round 1: the stdlib-trained variants, r_d and perplexity
@@ -59,6 +60,22 @@ case "${1:-}" in
       --label=negatives_wide --figure="$OUT/r4_copy.png" --compare="d1=$OUT/r4_copy_d1.json" \
       --compare="negatives=$OUT/r4_copy_negatives.json" --compare="no-memory=$OUT/r4_copy_nomem.json"
     ;;
+  stdlib_ft)
+    S=configs/experiments/distraction_stdlib_fot.py
+    train stdlib_pretrain_local "$S:pretrain_local"
+    for v in d1 negatives; do
+      train "stdlib_ft_$v" "$S:ft_$v" --config.init_from="$RUNS/stdlib_pretrain_local"
+      evaluate "r4_stdlib_distraction_$v" distraction --checkpoint="$RUNS/stdlib_ft_$v" --context_length=64 \
+        --label="$v"
+      evaluate "r4_stdlib_ppl_multi_$v" perplexity --checkpoint="$RUNS/stdlib_ft_$v" --mode=multi \
+        --target_length=1k --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=4 --label="$v"
+    done
+    evaluate r4_stdlib_ppl_single_negatives perplexity --checkpoint="$RUNS/stdlib_ft_negatives" --mode=single \
+      --max_length=4k --num_docs=8 --label=negatives
+    evaluate r4_stdlib_ppl_single_nomem perplexity --checkpoint="$RUNS/stdlib_ft_negatives" --mode=single \
+      --max_length=4k --num_docs=8 --mem_layers= --label=no-memory \
+      --compare="negatives=$OUT/r4_stdlib_ppl_single_negatives.json" --figure="$OUT/r4_stdlib_ppl_single.png"
+    ;;
   distraction_scratch)
     for v in baseline d1 negatives; do
       train "dist_$v" "configs/experiments/distraction_fot.py:$v"
@@ -93,7 +110,7 @@ case "${1:-}" in
       --num_docs=8 --mem_layers= --label=no-memory
     ;;
   *)
-    echo "usage: bash scripts/reproduce.sh {distraction|copy|distraction_scratch|passkey|stdlib}" >&2
+    echo "usage: bash scripts/reproduce.sh {distraction|copy|stdlib_ft|distraction_scratch|passkey|stdlib}" >&2
     exit 2
     ;;
 esac

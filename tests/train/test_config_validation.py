@@ -80,7 +80,8 @@ def test_d_values_of_schedules():
 @pytest.mark.parametrize("name,variants", [
     ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "ft_baseline",
                          "ft_d1", "ft_negatives", "ft_negatives_wide")),
-    ("distraction_stdlib_fot", ("baseline", "d1", "negatives")),
+    ("distraction_stdlib_fot", ("baseline", "d1", "negatives", "pretrain_local", "ft_baseline", "ft_d1",
+                                "ft_negatives")),
     ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
     ("passkey_fot", ("", "positives", "quick"))])
 def test_reproduction_configs_validate(name, variants):
