@@ -10,6 +10,9 @@ Three runs with the same model, data and budget, differing only in what the memo
   :pretrain_local  1500 steps of the baseline mix on 'repeat:random:64:6-16x6' (repeats within the local
               context, at varying periods): a model that learns induction heads locally, as a pretrained LLaMA has
               them before FoT fine-tuning
+  :pretrain_mixed  pretrain_local's steps with the d1 mix on a token-share blend of the local repeats and the
+              one-chunk-back repeats: memory use may form together with the induction heads (a robustness
+              candidate; RESULTS.md round 4)
   :ft_negatives_wide  ft_negatives with every other stream of the batch as negatives after the warm-up:
               "0:0,1:28,1:28,1:28" (d = 29, the most a 32-row batch with k = 4 allows)
   :ft_baseline, :ft_d1, :ft_negatives  1000 steps of the baseline, d1 and negatives mixes (negatives after a
@@ -33,8 +36,10 @@ or all of it: bash scripts/reproduce.sh distraction (round 4), bash scripts/repr
 from configs import base
 
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
-         "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0"}
+         "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0",
+         "pretrain_mixed": "0:0,1:0,1:0,1:0"}
 TASK, LOCAL_TASK = "repeat:random:64:32x8", "repeat:random:64:6-16x6"
+MIXED_TASK = f"{LOCAL_TASK}@0.5+{TASK}@0.5"
 NEGATIVES_MIX, SWITCH_STEP, FT_SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500, 300
 WIDE_NEGATIVES_MIX = "0:0,1:28,1:28,1:28"
 PRETRAIN_STEPS, FT_STEPS = 1500, 1000
@@ -58,11 +63,11 @@ def get_config(variant: str = "negatives"):
   if mix_name == "negatives":
     c.fot.mix_after = WIDE_NEGATIVES_MIX if wide else NEGATIVES_MIX
     c.fot.switch_step = FT_SWITCH_STEP if fine_tune else SWITCH_STEP
-  if variant == "pretrain_local":
+  if variant in ("pretrain_local", "pretrain_mixed"):
     c.num_steps = PRETRAIN_STEPS
   if fine_tune:
     c.num_steps = FT_STEPS
-  c.data.task = LOCAL_TASK if variant == "pretrain_local" else TASK
+  c.data.task = {"pretrain_local": LOCAL_TASK, "pretrain_mixed": MIXED_TASK}.get(variant, TASK)
   c.data.vocab = "ids:2000"  # the sources are ids already: no tokenizer (and no seqio/TensorFlow) needed
   c.data.batch_size = 32
   c.data.seq_len = 32

@@ -78,7 +78,8 @@ def test_d_values_of_schedules():
 
 
 @pytest.mark.parametrize("name,variants", [
-    ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "ft_baseline",
+    ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "pretrain_mixed",
+                         "ft_baseline",
                          "ft_d1", "ft_negatives", "ft_negatives_wide")),
     ("distraction_stdlib_fot", ("baseline", "d1", "negatives", "pretrain_local", "ft_baseline", "ft_d1",
                                 "ft_negatives")),
