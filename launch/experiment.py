@@ -11,18 +11,19 @@ over a single config.
 A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
 once PARENT has finished. An evaluation is [PATTERN[:TAG]=]TASK [flags]: `python -m fot_jax.evaluate TASK` for
 every run whose name matches the glob PATTERN (default all), written to RUNS/NAME.TAG.json (TAG defaults to
-TASK; give two evaluations of one task different tags). At the deadline, running trainers get SIGTERM (they save at the next step and stop)
-and are evaluated from that checkpoint, so a slow machine gives shorter runs rather than none; the summary
-says which were cut. Nothing is overwritten: a run whose workdir exists resumes, an existing result is kept.
+TASK; give two evaluations of one task different tags). At the deadline, running trainers get SIGTERM (they
+save at the next step and stop) and are evaluated from that checkpoint, so a slow machine gives shorter runs
+rather than none; the summary says which were cut. Nothing is overwritten: a run whose workdir exists resumes,
+an existing result is kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import os
-import fnmatch
 import shlex
 import signal
 import subprocess
@@ -30,7 +31,6 @@ import sys
 import time
 
 from launch import results as run_files
-
 
 TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
 EVAL_COMMAND = [sys.executable, "-m", "fot_jax.evaluate"]
@@ -43,7 +43,7 @@ class Run:
   config: str
   flags: list[str]
   proc: subprocess.Popen | None = None
-  state: str = "waiting"  # waiting | running | done | failed | cut
+  state: str = "waiting"  # waiting | running | done | failed | cut (at the deadline) | skipped
   started: float = 0.0
   seconds: float = 0.0
 
@@ -75,7 +75,8 @@ def parse_eval(spec: str) -> Eval:
   pattern, _, tag = head.partition(":")
   words = shlex.split(rest)
   if not words or words[0].startswith("-"):
-    raise ValueError(f"--eval {spec!r}: expected '[PATTERN[:TAG]=]TASK [flags]', e.g. 'ft_*=distraction --corpus=...'")
+    raise ValueError(f"--eval {spec!r}: expected '[PATTERN[:TAG]=]TASK [flags]', "
+                     f"e.g. 'ft_*=distraction --corpus=...'")
   return Eval(pattern or "*", tag or words[0], words)
 
 
@@ -118,8 +119,8 @@ def start(run: Run, runs_dir: str) -> None:
   if run.parent is not None and not os.path.exists(workdir):
     cmd.append(f"--config.init_from={os.path.join(runs_dir, run.parent)}")
   os.makedirs(runs_dir, exist_ok=True)
-  log = open(os.path.join(runs_dir, f"{run.name}.train.log"), "a")
-  run.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+  with open(os.path.join(runs_dir, f"{run.name}.train.log"), "a") as log:  # the child keeps its own handle
+    run.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   run.state, run.started = "running", time.time()
   print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[len(TRAIN_COMMAND):])}", flush=True)
 
@@ -184,22 +185,21 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
       results.setdefault(r.name, []).append(out)
       if os.path.exists(out):
         continue
-      cmd = [*EVAL_COMMAND, *e.args, f"--checkpoint={workdir}", f"--out={out}",
-             f"--label={r.name}"]
+      cmd = [*EVAL_COMMAND, *e.args, f"--checkpoint={workdir}", f"--out={out}", f"--label={r.name}"]
       while sum(p.poll() is None for p in procs) >= parallel and time.time() < stop:
         time.sleep(0.5)
       if time.time() >= stop:
         break
-      log = open(os.path.join(runs_dir, f"{r.name}.{e.tag}.eval.log"), "a")
-      procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+      with open(os.path.join(runs_dir, f"{r.name}.{e.tag}.eval.log"), "a") as log:
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
   for p in procs:
     try:
       p.wait(timeout=max(stop - time.time(), 0) if stop != float("inf") else None)
     except subprocess.TimeoutExpired:
       p.kill()
       p.wait()
-      print(f"[{time.strftime('%H:%M:%S')}] evaluation killed at --eval_timeout_s: {shlex.join(p.args[len(EVAL_COMMAND):])}",
-            flush=True)
+      print(f"[{time.strftime('%H:%M:%S')}] evaluation killed at --eval_timeout_s: "
+            f"{shlex.join(p.args[len(EVAL_COMMAND):])}", flush=True)
   return results
 
 
@@ -207,7 +207,8 @@ def result_line(path: str) -> str:
   """The headline numbers of one result file: r_d per layer, or accuracy per memory size."""
   if not os.path.exists(path):
     return f"{os.path.basename(path)}: missing (see its .eval.log)"
-  res = json.load(open(path))
+  with open(path) as f:
+    res = json.load(f)
   tag = os.path.basename(path).split(".")[-2]
   if "layers" in res:
     ctx = res.get("contexts", [])
@@ -255,6 +256,7 @@ def main(argv=None) -> int:
   results = evaluate_all(runs, args.runs, evals, args.parallel, args.eval_timeout_s)
   text = summary(runs, args.runs, results)
   print(text)
+  os.makedirs(args.runs, exist_ok=True)
   with open(os.path.join(args.runs, "summary.txt"), "a") as f:
     f.write(f"# experiment finished {time.strftime('%Y-%m-%d %H:%M:%S')} after {time.time() - t0:.0f}s\n{text}\n")
   return 0 if all(r.state in ("done", "cut") for r in runs) else 1

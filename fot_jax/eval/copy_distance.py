@@ -6,8 +6,8 @@ the filler is full of distractors that share X's tokens), then X again. The seco
 teacher-forced: token accuracy on its tokens 2..S (each predicted from the copy's own earlier tokens plus
 whatever the model retrieves), and the share of documents with all of them right. The first copy is S + D
 tokens back, in memory once that exceeds the window; without usable memory the second copy is at chance
-(1/symbols per token). D is rounded up to a multiple of the window W so the copies sit at the same offset
-within their chunks, as in training on period-W repeats (`repeat:random:<symbols>:<W>x<R>`).
+(1/symbols per token). D is rounded up until S + D is a multiple of the window W, so the copies sit at the same
+offset within their chunks, as in training on period-W repeats (`repeat:random:<symbols>:<W>x<R>`).
 """
 
 from __future__ import annotations
