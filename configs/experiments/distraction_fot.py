@@ -15,6 +15,8 @@ Three runs with the same model, data and budget, differing only in what the memo
               candidate; RESULTS.md round 4)
   :ft_negatives_wide  ft_negatives with every other stream of the batch as negatives after the warm-up:
               "0:0,1:28,1:28,1:28" (d = 29, the most a 32-row batch with k = 4 allows)
+  :ft_negatives_unaligned  ft_negatives on 'repeat:random:64:20-44x8': periods around L, so a copy sits in the
+              previous chunk at a varying offset (or locally): no positional shortcut, content retrieval only
   :ft_baseline, :ft_d1, :ft_negatives  1000 steps of the baseline, d1 and negatives mixes (negatives after a
               300-step d1 warm-up), to start from pretrain_local with --config.init_from=DIR. Round 4 of
               RESULTS.md: from scratch no mix ever learned to read memory (20k steps on a GPU); from
@@ -40,6 +42,7 @@ MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0
          "pretrain_mixed": "0:0,1:0,1:0,1:0"}
 TASK, LOCAL_TASK = "repeat:random:64:32x8", "repeat:random:64:6-16x6"
 MIXED_TASK = f"{LOCAL_TASK}@0.5+{TASK}@0.5"
+UNALIGNED_TASK = "repeat:random:64:20-44x8"
 NEGATIVES_MIX, SWITCH_STEP, FT_SWITCH_STEP = "0:0,1:7,1:7,1:7", 1500, 300
 WIDE_NEGATIVES_MIX = "0:0,1:28,1:28,1:28"
 PRETRAIN_STEPS, FT_STEPS = 1500, 1000
@@ -47,10 +50,10 @@ PRETRAIN_STEPS, FT_STEPS = 1500, 1000
 
 def get_config(variant: str = "negatives"):
   fine_tune = variant.startswith("ft_")
-  wide = variant == "ft_negatives_wide"
-  mix_name = "negatives" if wide else variant[len("ft_"):] if fine_tune else variant
+  wide, unaligned = variant == "ft_negatives_wide", variant == "ft_negatives_unaligned"
+  mix_name = "negatives" if wide or unaligned else variant[len("ft_"):] if fine_tune else variant
   if mix_name not in MIXES or (fine_tune and mix_name not in ("baseline", "d1", "negatives")):
-    known = sorted(MIXES) + ["ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide"]
+    known = sorted(MIXES) + ["ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned"]
     raise ValueError(f"distraction_fot: unknown variant {variant!r}; known: {known}")
   c = base.cpu_experiment_config(num_steps=3000, learning_rate=3e-3, warmup_steps=20, weight_decay=0.0,
                                  checkpoint_every=500)
@@ -67,7 +70,8 @@ def get_config(variant: str = "negatives"):
     c.num_steps = PRETRAIN_STEPS
   if fine_tune:
     c.num_steps = FT_STEPS
-  c.data.task = {"pretrain_local": LOCAL_TASK, "pretrain_mixed": MIXED_TASK}.get(variant, TASK)
+  c.data.task = {"pretrain_local": LOCAL_TASK, "pretrain_mixed": MIXED_TASK,
+                 "ft_negatives_unaligned": UNALIGNED_TASK}.get(variant, TASK)
   c.data.vocab = "ids:2000"  # the sources are ids already: no tokenizer (and no seqio/TensorFlow) needed
   c.data.batch_size = 32
   c.data.seq_len = 32

@@ -80,7 +80,7 @@ def test_d_values_of_schedules():
 @pytest.mark.parametrize("name,variants", [
     ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "pretrain_mixed",
                          "ft_baseline",
-                         "ft_d1", "ft_negatives", "ft_negatives_wide")),
+                         "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned")),
     ("distraction_stdlib_fot", ("baseline", "d1", "negatives", "pretrain_local", "ft_baseline", "ft_d1",
                                 "ft_negatives")),
     ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
@@ -98,7 +98,7 @@ def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraini
   fine-tuning data puts repeats out of local reach, and only ft_negatives switches to negatives (after warm-up)."""
   from configs.experiments import distraction_fot
   pre = distraction_fot.get_config("pretrain_local")
-  for v in ("ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide"):
+  for v in ("ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned"):
     ft = distraction_fot.get_config(v)
     assert ft.model.to_dict() == pre.model.to_dict()
     assert ft.data.task != pre.data.task
