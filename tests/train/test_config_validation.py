@@ -79,8 +79,7 @@ def test_d_values_of_schedules():
 
 @pytest.mark.parametrize("name,variants", [
     ("distraction_fot", ("baseline", "d1", "negatives", "negatives_from_start", "pretrain_local", "pretrain_mixed",
-                         "ft_baseline",
-                         "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned")),
+                         "ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned")),
     ("distraction_stdlib_fot", ("baseline", "d1", "negatives", "pretrain_local", "ft_baseline", "ft_d1",
                                 "ft_negatives")),
     ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
@@ -94,8 +93,8 @@ def test_reproduction_configs_validate(name, variants):
 
 
 def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraining():
-  """ft_* start from pretrain_local (config.init_from), so their parameter shapes must be the same; only the
-  fine-tuning data puts repeats out of local reach, and only ft_negatives switches to negatives (after warm-up)."""
+  """ft_* start from pretrain_local (config.init_from), so their parameter shapes must be the same; their data
+  puts repeats out of local reach, and the negatives variants switch to negatives after a d1 warm-up."""
   from configs.experiments import distraction_fot
   pre = distraction_fot.get_config("pretrain_local")
   for v in ("ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned"):
