@@ -4,7 +4,6 @@ the first copy leaves its window), and the command on a tiny checkpoint."""
 import json
 
 import numpy as np
-import pytest
 
 from fot_jax.eval import copy_distance
 from tests.eval.fakes import InductionRunner, RandomRunner
