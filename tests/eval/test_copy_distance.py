@@ -1,5 +1,5 @@
-"""copy_distance: the needle layout, an oracle that remembers everything (100%), a windowed model (chance once
-the first copy leaves its window), and the command on a tiny checkpoint."""
+"""copy_distance: the needle layout, an oracle that remembers everything (>= 90%), a model with a short window
+and a guessing one (they lose the copy), and the command on a tiny checkpoint."""
 
 import json
 
