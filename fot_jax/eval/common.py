@@ -250,6 +250,26 @@ def answer_match(predictions, tokens, answer_mask) -> tuple[np.ndarray, np.ndarr
   return exact, hits & answer_mask
 
 
+def batched_answer_hits(runner_factory, tokens, answer_masks, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """answer_match over rows of tokens [N, L] in batches of batch_size, memory reset for every batch (single-doc):
+  (exact [N] bool, token_hits [N, L] bool). The last batch is padded with copies of its last row, unscored."""
+  tokens, answer_masks = np.asarray(tokens), np.asarray(answer_masks, bool)
+  runner = runner_factory(min(batch_size, len(tokens)))
+  exact, hits = [], []
+  for start in range(0, len(tokens), batch_size):
+    t, m = tokens[start:start + batch_size], answer_masks[start:start + batch_size]
+    n = len(t)
+    if n < runner.batch:
+      t = np.concatenate([t, np.repeat(t[-1:], runner.batch - n, 0)])
+      m = np.concatenate([m, np.repeat(m[-1:], runner.batch - n, 0)])
+    runner.reset()
+    _, preds = stream_scores(runner, t)
+    ex, h = answer_match(preds, t, m)
+    exact.append(ex[:n])
+    hits.append(h[:n])
+  return np.concatenate(exact), np.concatenate(hits)
+
+
 # ---- output ----------------------------------------------------------------------------------------------------
 def write_json(path: str, result: dict) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

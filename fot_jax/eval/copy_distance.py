@@ -40,20 +40,8 @@ def build_inputs(num_docs: int, distance: int, segment: int, symbols: int, seed:
 
 def score(runner_factory, tokens: np.ndarray, masks: np.ndarray, batch_size: int) -> dict:
   """Token accuracy and all-tokens-right share of the second copies; memory reset for every batch."""
-  runner = runner_factory(min(batch_size, len(tokens)))
-  exact, token_hits = [], []
-  for start in range(0, len(tokens), batch_size):
-    t, m = tokens[start:start + batch_size], masks[start:start + batch_size]
-    n = len(t)
-    if n < runner.batch:
-      t = np.concatenate([t, np.repeat(t[-1:], runner.batch - n, 0)])
-      m = np.concatenate([m, np.repeat(m[-1:], runner.batch - n, 0)])
-    runner.reset()
-    _, preds = common.stream_scores(runner, t)
-    ex, hits = common.answer_match(preds, t, m)
-    exact.extend(ex[:n].tolist())
-    token_hits.extend(hits[:n][m[:n]].tolist())
-  return {"accuracy": float(np.mean(token_hits)), "exact": float(np.mean(exact)), "documents": len(exact)}
+  exact, hits = common.batched_answer_hits(runner_factory, tokens, masks, batch_size)
+  return {"accuracy": float(np.mean(hits[masks])), "exact": float(np.mean(exact)), "documents": len(exact)}
 
 
 def plot(result: dict, path: str, compare=(), label: str = "") -> None:

@@ -39,21 +39,12 @@ def build_inputs(num_docs: int, n_defs: int, doc_len: int, seed: int):
 
 def score(runner_factory, tokens: np.ndarray, masks: np.ndarray, batch_size: int) -> dict:
   """Per-query exact match (4 value tokens) and per-token accuracy; memory reset for every batch."""
-  runner = runner_factory(min(batch_size, len(tokens)))
+  _, hits = common.batched_answer_hits(runner_factory, tokens, masks, batch_size)
   exact, token_hits = [], []
-  for start in range(0, len(tokens), batch_size):
-    t, m = tokens[start:start + batch_size], masks[start:start + batch_size]
-    n = len(t)
-    if n < runner.batch:
-      t = np.concatenate([t, np.repeat(t[-1:], runner.batch - n, 0)])
-      m = np.concatenate([m, np.repeat(m[-1:], runner.batch - n, 0)])
-    runner.reset()
-    _, preds = common.stream_scores(runner, t)
-    _, hits = common.answer_match(preds, t, m)
-    for b in range(n):
-      h = hits[b][m[b]].reshape(-1, synthetic.DICT_KEY_LEN)
-      exact.extend(h.all(axis=1).tolist())
-      token_hits.extend(h.reshape(-1).tolist())
+  for h, m in zip(hits, masks):
+    per_query = h[m].reshape(-1, synthetic.DICT_KEY_LEN)
+    exact.extend(per_query.all(axis=1).tolist())
+    token_hits.extend(per_query.reshape(-1).tolist())
   return {"accuracy": float(np.mean(exact)), "token_accuracy": float(np.mean(token_hits)), "queries": len(exact)}
 
 
