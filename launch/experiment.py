@@ -107,12 +107,6 @@ def log_tail(path: str, lines: int = 5) -> str:
     return ""
 
 
-def last_metrics(workdir: str) -> dict:
-  """The last 'train' record of the run's metrics ({} when none)."""
-  train = [r for r in run_files.read_metrics(workdir) if r.get("kind") == "train"]
-  return train[-1] if train else {}
-
-
 def start(run: Run, runs_dir: str) -> None:
   workdir = os.path.join(runs_dir, run.name)
   cmd = [*TRAIN_COMMAND, f"--config={run.config}", f"--workdir={workdir}", *run.flags]
@@ -223,9 +217,10 @@ def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> st
   lines = [f"{'run':28s} {'state':8s} {'steps':>6s} {'loss':>7s} {'secs':>6s}  results (r_d by contexts d; "
            f"accuracy by memory tokens)"]
   for r in runs:
-    m = last_metrics(os.path.join(runs_dir, r.name))
+    m = run_files.summarize(os.path.join(runs_dir, r.name))
     found = " | ".join(result_line(p) for p in results.get(r.name, []))
-    lines.append(f"{r.name:28s} {r.state:8s} {m.get('step', 0):6d} {m.get('loss', float('nan')):7.3f} "
+    lines.append(f"{r.name:28s} {r.state:8s} {m.last_step or 0:6d} "
+                 f"{m.final_train_loss if m.final_train_loss is not None else float('nan'):7.3f} "
                  f"{r.seconds:6.0f}  {found}")
   return "\n".join(lines)
 
