@@ -30,21 +30,29 @@ evaluate() {  # evaluate RESULT TASK [flags...]: skipped when $OUT/RESULT.json e
 
 REPEAT_CORPUS='repeat:random:64:32x4'
 
+distraction_set() {  # distraction_set RESULT RUN_PREFIX VARIANT_PREFIX [trainer flags...]
+  # distraction_fot's d1, negatives and baseline variants, the r_d of each, and one figure of all three
+  # ($OUT/RESULT.png, drawn by the baseline's evaluation, which runs last)
+  local result=$1 run=$2 variant=$3 v; shift 3
+  for v in d1 negatives baseline; do
+    train "$run$v" "configs/experiments/distraction_fot.py:$variant$v" "$@"
+  done
+  for v in d1 negatives; do
+    evaluate "${result}_$v" distraction --checkpoint="$RUNS/$run$v" --corpus="$REPEAT_CORPUS" --context_length=32 \
+      --label="$v"
+  done
+  evaluate "${result}_baseline" distraction --checkpoint="$RUNS/${run}baseline" --corpus="$REPEAT_CORPUS" \
+    --context_length=32 --label=baseline --figure="$OUT/$result.png" --compare="d1=$OUT/${result}_d1.json" \
+    --compare="negatives=$OUT/${result}_negatives.json"
+}
+
 case "${1:-}" in
   distraction)
     train dist_pretrain_local configs/experiments/distraction_fot.py:pretrain_local
     evaluate r4_distraction_pretrain_local distraction --checkpoint="$RUNS/dist_pretrain_local" \
       --corpus="$REPEAT_CORPUS" --context_length=32 --label=pretrained
-    for v in baseline d1 negatives; do
-      # init_from only initialises a new run; a rerun resumes from the run's own checkpoint
-      train "dist_ft_$v" "configs/experiments/distraction_fot.py:ft_$v" --config.init_from="$RUNS/dist_pretrain_local"
-      evaluate "r4_distraction_$v" distraction --checkpoint="$RUNS/dist_ft_$v" --corpus="$REPEAT_CORPUS" \
-        --context_length=32 --label="$v"
-    done
-    [[ -e "$OUT/r4_distraction.png" ]] || python -m fot_jax.evaluate distraction --checkpoint="$RUNS/dist_ft_baseline" \
-      --corpus="$REPEAT_CORPUS" --context_length=32 --label=baseline --out="$RUNS/r4_distraction_compare.json" \
-      --figure="$OUT/r4_distraction.png" --compare="d1=$OUT/r4_distraction_d1.json" \
-      --compare="negatives=$OUT/r4_distraction_negatives.json"
+    # init_from only initialises a new run; a rerun resumes from the run's own checkpoint
+    distraction_set r4_distraction dist_ft_ ft_ --config.init_from="$RUNS/dist_pretrain_local"
     ;;
   copy)
     [[ -d "$RUNS/dist_pretrain_local" ]] || { echo "run 'bash scripts/reproduce.sh distraction' first" >&2; exit 2; }
@@ -77,15 +85,7 @@ case "${1:-}" in
       --compare="negatives=$OUT/r4_stdlib_ppl_single_negatives.json" --figure="$OUT/r4_stdlib_ppl_single.png"
     ;;
   distraction_scratch)
-    for v in baseline d1 negatives; do
-      train "dist_$v" "configs/experiments/distraction_fot.py:$v"
-      evaluate "r3_distraction_$v" distraction --checkpoint="$RUNS/dist_$v" --corpus="$REPEAT_CORPUS" \
-        --context_length=32 --label="$v"
-    done
-    [[ -e "$OUT/r3_distraction.png" ]] || python -m fot_jax.evaluate distraction --checkpoint="$RUNS/dist_baseline" \
-      --corpus="$REPEAT_CORPUS" --context_length=32 --label=baseline --out="$RUNS/r3_distraction_compare.json" \
-      --figure="$OUT/r3_distraction.png" --compare="d1=$OUT/r3_distraction_d1.json" \
-      --compare="negatives=$OUT/r3_distraction_negatives.json"
+    distraction_set r3_distraction dist_ ""
     ;;
   passkey)
     train passkey configs/experiments/passkey_fot.py
