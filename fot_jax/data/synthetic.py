@@ -79,6 +79,34 @@ PASSKEY_QUESTION = "What is the pass key? The pass key is"
 PASSKEY_MAX_KEY = 50000
 
 
+LANDMARK_FILLER_REPEATS = 5000  # the filler block is repeated this often before it is cut by characters
+
+
+def landmark_prompt(n_garbage: int, seed: int) -> tuple[str, str]:
+  """The Landmark Attention / LongLLaMA passkey prompt for `n_garbage` filler characters: (text, pass key).
+
+  Byte for byte the authors' generator: numpy's global generator is seeded with `seed` (and restored after),
+  the key line goes after randint(0, n_garbage) filler characters, the rest of the filler follows it, both
+  cut by characters from the start of the repeated filler; the key is randint(1, 50000).
+  """
+  if n_garbage < 1:
+    raise ValueError(f"landmark_prompt: n_garbage must be >= 1 (numpy's randint(0, n_garbage)), got {n_garbage}")
+  block = " ".join(PASSKEY_FILLER)
+  filler = " ".join([block] * LANDMARK_FILLER_REPEATS)
+  if n_garbage > len(filler):
+    raise ValueError(f"landmark_prompt: n_garbage={n_garbage} exceeds the filler's {len(filler)} characters")
+  state = np.random.get_state()
+  try:
+    np.random.seed(seed)
+    prefix = np.random.randint(0, n_garbage)
+    suffix = n_garbage - prefix
+    key = np.random.randint(1, PASSKEY_MAX_KEY)
+  finally:
+    np.random.set_state(state)
+  info = f"The pass key is {key}. Remember it. {key} is the pass key."
+  return "\n".join([PASSKEY_INSTRUCTION, filler[:prefix], info, filler[:suffix], PASSKEY_QUESTION]), str(key)
+
+
 @dataclasses.dataclass(frozen=True)
 class PasskeyExample:
   prompt: str  # ends with PASSKEY_QUESTION; the model should continue with " <key>"

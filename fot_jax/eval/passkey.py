@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from fot_jax.data.synthetic import landmark_prompt  # noqa: F401  (the authors' prompt, re-exported)
 from fot_jax.eval import common
 
 DEFAULT_LENGTHS = "512,1k,2k,4k,8k"
