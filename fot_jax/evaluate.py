@@ -11,7 +11,7 @@ import sys
 TASKS = {
     "logprobs": "fot_jax.eval.logprobs",  # per-token log-probabilities with memory inference
     "perplexity": "fot_jax.eval.perplexity",  # loss vs context length, single-doc and multi-doc memory
-    "passkey": "fot_jax.eval.passkey",  # passkey retrieval accuracy, prompt length x depth
+    "passkey": "fot_jax.eval.passkey",  # passkey retrieval accuracy: the authors' prompts (or length x depth)
     "dict_lookup": "fot_jax.eval.dict_lookup",  # dictionary lookup accuracy vs dictionary tokens in memory
     "copy_distance": "fot_jax.eval.copy_distance",  # id-level passkey: copy a random needle from D tokens back
     "distraction": "fot_jax.eval.distraction",  # positive attention mass r_d vs number of contexts d

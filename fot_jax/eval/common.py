@@ -82,14 +82,15 @@ def positive(name: str, value: int | None, allow_none: bool = True) -> None:
     raise EvalError(f"--{name}: expected a positive integer, found {value}")
 
 
-def int_list(name: str, text: str, minimum: int = 1) -> list[int]:
-  """'1024,4096,32k' -> [1024, 4096, 32768]; k and m suffixes are powers of two (as in '32k tokens')."""
+def int_list(name: str, text: str, minimum: int = 1, kilo: int = 1024) -> list[int]:
+  """'1024,4096,32k' -> [1024, 4096, 32768]; k and m suffixes are powers of two (as in '32k tokens'), or of
+  `kilo` (1000 for character counts: '30k' -> 30000)."""
   out = []
   for part in str(text).split(","):
     part = part.strip().lower()
     if not part:
       continue
-    mult = {"k": 1024, "m": 1024 * 1024}.get(part[-1], 1)
+    mult = {"k": kilo, "m": kilo * kilo}.get(part[-1], 1)
     digits = part[:-1] if mult > 1 else part
     try:
       value = int(digits) * mult
