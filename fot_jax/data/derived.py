@@ -72,6 +72,65 @@ class PasskeyDocuments:
     return self._lengths
 
 
+# Generator seeds of landmark training prompts start here: evaluations use the authors' small seeds (0, 1, ...),
+# so no training prompt is ever an evaluation prompt. numpy's legacy seeds must stay below 2**32.
+LANDMARK_TRAIN_SEED_BASE = 2_000_000_000
+LANDMARK_SEEDS_PER_SPLIT = 1_000_000
+
+
+class LandmarkPasskeyDocuments:
+  """`num_docs` passkey prompts from the authors' generator (synthetic.landmark_prompt) plus their answer.
+
+  Document i uses n_garbage ~ U[min_garbage, max_garbage] filler characters (drawn from default_rng([seed, i]))
+  and generator seed LANDMARK_TRAIN_SEED_BASE + seed * LANDMARK_SEEDS_PER_SPLIT + i, disjoint from evaluation
+  seeds. Every token carries loss (the filler is learned at once; the answer needs retrieval), or with
+  answer_only only the answer tokens do.
+  """
+
+  def __init__(self, encode: Callable[[str], Sequence[int]], num_docs: int, min_garbage: int, max_garbage: int,
+               seed: int = 0, answer_only: bool = False):
+    if not 1 <= min_garbage <= max_garbage:
+      raise ValueError(f"landmark training prompts need 1 <= min_garbage <= max_garbage characters, got "
+                       f"{min_garbage}..{max_garbage}")
+    if not 0 <= seed < (2**32 - LANDMARK_TRAIN_SEED_BASE) // LANDMARK_SEEDS_PER_SPLIT or num_docs > \
+        LANDMARK_SEEDS_PER_SPLIT:
+      raise ValueError(f"landmark training prompts: seed {seed} / num_docs {num_docs} leave numpy's seed range")
+    self.encode, self.num_docs, self.seed, self.answer_only = encode, int(num_docs), int(seed), answer_only
+    self.min_garbage, self.max_garbage = int(min_garbage), int(max_garbage)
+    self._lengths: np.ndarray | None = None
+
+  def __len__(self) -> int:
+    return self.num_docs
+
+  def generator_args(self, i: int) -> tuple[int, int]:
+    """(n_garbage, generator seed) of document i."""
+    if not 0 <= i < self.num_docs:
+      raise IndexError(i)
+    n_garbage = int(np.random.default_rng([self.seed, i, 0x6c6d]).integers(self.min_garbage,
+                                                                             self.max_garbage + 1))
+    return n_garbage, LANDMARK_TRAIN_SEED_BASE + self.seed * LANDMARK_SEEDS_PER_SPLIT + i
+
+  def prompt(self, i: int) -> tuple[str, str]:
+    return synthetic.landmark_prompt(*self.generator_args(i))
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    text, key = self.prompt(i)
+    prompt_ids = list(self.encode(text))
+    prompt = np.asarray(prompt_ids, np.int32)
+    answer = np.asarray(synthetic.answer_in_place(self.encode, text, prompt_ids, " " + key), np.int32)
+    out = {"targets": np.concatenate([prompt, answer])}
+    if self.answer_only:
+      out["loss_weights"] = np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])
+    return out
+
+  @property
+  def lengths(self) -> np.ndarray:
+    """Token counts (tokenizes every document once, on first use; only resume and epoch counts need them)."""
+    if self._lengths is None:
+      self._lengths = np.array([len(self[i]["targets"]) for i in range(self.num_docs)], np.int64)
+    return self._lengths
+
+
 class RandomTokenDocuments:
   """`num_docs` documents of `length` tokens drawn uniformly from ids [first_id, first_id + num_symbols).
 
@@ -205,3 +264,15 @@ def parse_passkey(name: str) -> tuple[int, int]:
     raise ValueError(f"{name!r}: expected 'passkey:<max_tokens>' or 'passkey:<min>-<max>', e.g. 'passkey:512'") \
         from None
   return lo_i, hi_i
+
+
+def parse_landmark(name: str) -> tuple[int, int, bool]:
+  """'landmark:<min>-<max>' or 'landmark_answers:<min>-<max>' (answer-only loss) -> (min, max, answer_only),
+  in filler characters (the authors' n_garbage)."""
+  head, _, body = name.partition(":")
+  lo, _, hi = body.partition("-")
+  if head not in ("landmark", "landmark_answers") or not lo.isdigit() or not hi.isdigit() or int(lo) < 1 \
+      or int(hi) < int(lo):
+    raise ValueError(f"{name!r}: expected 'landmark:<min_chars>-<max_chars>' or 'landmark_answers:<min>-<max>' "
+                     f"with 1 <= min <= max filler characters, e.g. 'landmark:200-900'")
+  return int(lo), int(hi), head == "landmark_answers"

@@ -3,7 +3,9 @@
 Names: an offline corpus ('stdlib', 'shakespeare'), a user-prepared TFDS corpus ('pg19', 'c4'),
 'jsonl:<glob>' / 'arrayrecord:<glob>', 'dict_lookup' or 'dict_lookup:<doc_len>', 'mixture:offline', or any
 registered seqio task name; derived sources (fot_jax.data.derived): 'passkey:<max_tokens>' or
-'passkey:<min>-<max>' (passkey prompts), 'random:<num_symbols>' (uniform random tokens),
+'passkey:<min>-<max>' (passkey prompts),
+'landmark:<min>-<max>' / 'landmark_answers:<min>-<max>' (the authors' passkey prompts with that many filler
+characters, training seeds disjoint from evaluation seeds), 'random:<num_symbols>' (uniform random tokens),
 'repeat:<source>:<period>x<repeats>' or 'repeat:<source>:<min>-<max>x<repeats>' (segments of a source repeated),
 and blends 'a@0.5+b@0.5' (rates are shares of tokens).
 """
@@ -18,6 +20,7 @@ from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab,
 MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_MIXTURE}
 DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
 PASSKEY_DOCS = {"train": 50_000, "validation": 500, "test": 500}
+LANDMARK_DOCS = {"train": 20_000, "validation": 500, "test": 500}
 RANDOM_DOCS, RANDOM_DOC_LEN = {"train": 2000, "validation": 200, "test": 200}, 4096
 
 
@@ -32,6 +35,10 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
     lo, hi = derived.parse_passkey(name)
     return derived.PasskeyDocuments(vocab.encode, PASSKEY_DOCS[split], lo, hi,
                                     seed=tasks.split_seed(seed, split))
+  if name.startswith(("landmark:", "landmark_answers:")):
+    lo, hi, answer_only = derived.parse_landmark(name)
+    return derived.LandmarkPasskeyDocuments(vocab.encode, LANDMARK_DOCS[split], lo, hi,
+                                            seed=tasks.split_seed(seed, split), answer_only=answer_only)
   if name.startswith("random:"):
     return derived.RandomTokenDocuments(RANDOM_DOCS[split], RANDOM_DOC_LEN, derived.parse_random(name),
                                         seed=tasks.split_seed(seed, split))

@@ -7,7 +7,7 @@ any number of processes; tasks.py wraps the same generators as seqio tasks.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -105,6 +105,21 @@ def landmark_prompt(n_garbage: int, seed: int) -> tuple[str, str]:
     np.random.set_state(state)
   info = f"The pass key is {key}. Remember it. {key} is the pass key."
   return "\n".join([PASSKEY_INSTRUCTION, filler[:prefix], info, filler[:suffix], PASSKEY_QUESTION]), str(key)
+
+
+def answer_in_place(encode: Callable[[str], Sequence[int]], prompt: str, prompt_ids: Sequence[int],
+                    answer: str) -> list[int]:
+  """The tokens of `answer` where they follow `prompt`: encode(prompt + answer) minus the prompt's tokens.
+
+  Tokenizing the answer alone can differ: stdlib_sp2000 (a SentencePiece model that, like LLaMA's, keeps
+  repeated whitespace) encodes " 15338" alone as '▁▁', '1', ... where "...is 15338" has '▁', '1', ....
+  """
+  full = list(encode(prompt + answer))
+  n = len(prompt_ids)
+  if full[:n] != list(prompt_ids) or len(full) == n:
+    raise ValueError(f"the vocabulary tokenizes the prompt differently when {answer!r} follows it; cannot split "
+                     "the answer tokens off")
+  return full[n:]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,16 +108,8 @@ def landmark_filler_chars() -> int:
 
 
 def answer_tokens(vocab, prompt: str, prompt_ids: Sequence[int], key) -> np.ndarray:
-  """The tokens of " <key>" where they follow the prompt: encode(prompt + " " + key) minus the prompt's tokens.
-
-  Tokenizing " <key>" alone can differ: stdlib_sp2000 (a SentencePiece model that, like LLaMA's, keeps repeated
-  whitespace) encodes " 15338" as '▁▁', '1', ... where "...is 15338" has '▁', '1', ...."""
-  full = list(vocab.encode(f"{prompt} {key}"))
-  n = len(prompt_ids)
-  if full[:n] != list(prompt_ids) or len(full) == n:
-    raise ValueError(f"the vocabulary tokenizes the prompt differently when ' {key}' follows it; cannot split "
-                     "the answer tokens off")
-  return np.asarray(full[n:], np.int32)
+  """The tokens of " <key>" where they follow the prompt (synthetic.answer_in_place): what the authors score."""
+  return np.asarray(synthetic.answer_in_place(vocab.encode, prompt, prompt_ids, f" {key}"), np.int32)
 
 
 def landmark_case(vocab, n_garbage: int, seed: int, length: int | None = None) -> LandmarkCase:

@@ -145,3 +145,33 @@ def test_random_token_documents_and_their_repeats():
   d = rep[0]["targets"]
   assert d.shape == (512,)
   np.testing.assert_array_equal(d[:64], d[448:])
+
+
+def test_landmark_documents_are_the_authors_prompts_with_training_seeds(byte_vocab):
+  docs = pipeline.documents("landmark:50-400", "train", byte_vocab)
+  assert len(docs) == pipeline.LANDMARK_DOCS["train"]
+  evaluation_prompts = {synthetic.landmark_prompt(n, s) for n in range(50, 401, 50) for s in range(20)}
+  for i in range(12):
+    text, key = docs.prompt(i)
+    n_garbage, seed = docs.generator_args(i)
+    assert 50 <= n_garbage <= 400 and seed == derived.LANDMARK_TRAIN_SEED_BASE + i  # run seed 0, train split
+    assert (text, key) == synthetic.landmark_prompt(n_garbage, seed)
+    fixed = len(synthetic.PASSKEY_INSTRUCTION) + len(synthetic.PASSKEY_QUESTION) + 4  # four newlines
+    assert len(text) == fixed + n_garbage + len(f"The pass key is {key}. Remember it. {key} is the pass key.")
+    assert (text, key) not in evaluation_prompts
+    doc = docs[i]
+    assert "loss_weights" not in doc  # every token carries loss
+    np.testing.assert_array_equal(doc["targets"], byte_vocab.encode(text) + byte_vocab.encode(" " + key))
+  val = pipeline.documents("landmark:50-400", "validation", byte_vocab)
+  assert {val.prompt(i) for i in range(20)}.isdisjoint({docs.prompt(i) for i in range(20)})
+
+
+def test_landmark_answer_only_weights_and_name_errors(byte_vocab):
+  doc = pipeline.documents("landmark_answers:10-20", "train", byte_vocab)[0]
+  answer = doc["loss_weights"] > 0
+  key = byte_vocab.decode(doc["targets"][answer].tolist())
+  assert key.strip().isdigit() and key.startswith(" ")
+  assert not answer[:-len(key)].any()
+  for bad in ("landmark:0-5", "landmark:9-3", "landmark:abc", "landmarks:1-2"):
+    with pytest.raises(ValueError, match="landmark"):
+      derived.parse_landmark(bad)
