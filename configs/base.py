@@ -53,6 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.seq_len = 64  # L: local context
   c.data.micro_batches = 1  # M: gradient accumulation; crossbatch mixes entries within a micro-batch only
   c.data.shuffle = True
+  # True: each document starts a new group of fot.k chunks (padding fills the rest), so positives never hold
+  # another document: for short synthetic documents (passkey prompts), where packing would mix keys
+  c.data.align_documents = False
   c.data.max_docs = 0  # >0: use only the first max_docs documents of each split (quick runs)
   c.data.sentencepiece_model = ""  # filled in by the trainer with the resolved path (export reads it)
 

@@ -32,6 +32,14 @@ class BatcherConfig:
   bos_id: int | None = 1  # LLaMA <s>; None: add no BOS (e.g. seqio.ByteVocabulary has none)
   eos_id: int | None = 2  # LLaMA </s>
   pad_id: int = 0  # value of padding tokens; masks, not this id, say what is padding (0 is LLaMA's <unk>)
+  # True: every document starts a new group of k chunks (its stream piece is padded to a multiple of k*L), so
+  # a chunk's positives never hold another document (short documents, e.g. synthetic tasks)
+  align_documents: bool = False
+
+  @property
+  def align(self) -> int:
+    """Stream pieces are padded to a multiple of this many tokens."""
+    return self.k * self.seq_len if self.align_documents else 1
 
   @property
   def num_streams(self) -> int:
@@ -140,8 +148,14 @@ class DocumentBatcher:
   def _exhausted(self, epoch: int) -> bool:
     return self.cfg.num_epochs is not None and epoch >= self.cfg.num_epochs
 
-  def _stream_doc(self, slot: int, cur: _Cursor) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens and per-token target weights of the current document's stream piece: BOS + doc + EOS."""
+  def _piece_sizes(self, lengths: np.ndarray) -> np.ndarray:
+    """Stream tokens of documents of these lengths: BOS + doc + EOS, padded to a multiple of cfg.align."""
+    a = self.cfg.align
+    return -(-(np.asarray(lengths, np.int64) + self._extra()) // a) * a
+
+  def _stream_doc(self, slot: int, cur: _Cursor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens, per-token target weights and the real-token mask of the current document's stream piece:
+    BOS + doc + EOS, then padding up to a multiple of cfg.align."""
     key = (cur.epoch, cur.index)
     cache = self._doc_cache.setdefault(slot, {})
     if key in cache:
@@ -157,7 +171,10 @@ class DocumentBatcher:
     if self.cfg.eos_id is not None:  # predicting the end counts for plain text, not for weighted (task) docs
       parts_t.append(np.array([self.cfg.eos_id], np.int32))
       parts_w.append(np.full(1, 1.0 if weights is None else 0.0, np.float32))
-    out = (np.concatenate(parts_t), np.concatenate(parts_w))
+    t, w = np.concatenate(parts_t), np.concatenate(parts_w)
+    pad = int(self._piece_sizes([len(tokens)])[0]) - len(t)
+    out = (np.concatenate([t, np.full(pad, self.cfg.pad_id, np.int32)]), np.concatenate([w, np.zeros(pad, np.float32)]),
+           np.arange(len(t) + pad) < len(t))
     if len(cache) >= 2:  # the current document and the one the peek reached are all a slot needs
       cache.pop(next(iter(cache)))
     cache[key] = out
@@ -175,11 +192,11 @@ class DocumentBatcher:
       if c.index >= len(ids):
         c.epoch, c.index, c.offset = c.epoch + 1, 0, 0
         continue
-      t, w = self._stream_doc(slot, c)
+      t, w, m = self._stream_doc(slot, c)
       take = min(n - pos, len(t) - c.offset)
       tokens[pos:pos + take] = t[c.offset:c.offset + take]
       weights[pos:pos + take] = w[c.offset:c.offset + take]
-      real[pos:pos + take] = True
+      real[pos:pos + take] = m[c.offset:c.offset + take]
       pos += take
       c.offset += take
       if c.offset == len(t):
@@ -194,8 +211,8 @@ class DocumentBatcher:
     per_batch = self.cfg.k * self.cfg.seq_len
     most = 0
     for slot in range(self.cfg.num_streams):
-      total = sum(int(self.lengths[self.slot_documents(slot, e)].sum()) + self._extra() *
-                  len(self.slot_documents(slot, e)) for e in range(self.cfg.num_epochs))
+      total = sum(int(self._piece_sizes(self.lengths[self.slot_documents(slot, e)]).sum())
+                  for e in range(self.cfg.num_epochs))
       most = max(most, -(-max(total - 1, 0) // per_batch))
     return most
 
@@ -233,7 +250,8 @@ class DocumentBatcher:
   def _fingerprint(self) -> dict[str, Any]:
     c = self.cfg
     return {"batch_size": c.batch_size, "seq_len": c.seq_len, "k": c.k, "seed": c.seed, "shuffle": c.shuffle,
-            "num_epochs": c.num_epochs, "bos_id": c.bos_id, "eos_id": c.eos_id, "num_docs": self.num_docs}
+            "num_epochs": c.num_epochs, "bos_id": c.bos_id, "eos_id": c.eos_id, "num_docs": self.num_docs,
+            **({"align_documents": True} if c.align_documents else {})}
 
   def get_state(self) -> dict[str, Any]:
     """JSON-serialisable state: the step count plus a fingerprint of everything the stream layout depends on."""
@@ -261,7 +279,7 @@ class DocumentBatcher:
       ids = self.slot_documents(slot, epoch)
       if consumed == 0:
         return _Cursor(epoch, 0, 0)
-      sizes = self.lengths[ids] + self._extra()
+      sizes = self._piece_sizes(self.lengths[ids])
       total = int(sizes.sum())
       if consumed < total:
         ends = np.cumsum(sizes)

@@ -100,7 +100,7 @@ def _nonempty(docs, task_name, split, min_length):
 def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k: int = 1, micro_batches: int = 1,
                  seed: int = 0, process_index: int = 0, process_count: int = 1, data_dir: str | None = None,
                  num_epochs: int | None = None, min_length: int = 0, shuffle: bool = True,
-                 model_vocab_size: int | None = None) -> DocumentBatcher:
+                 model_vocab_size: int | None = None, align_documents: bool = False) -> DocumentBatcher:
   """A DocumentBatcher over `name`/`split` yielding this process's rows of each global batch."""
   if model_vocab_size is not None and not is_dict_lookup(name):  # dict_lookup has its own ids (checked below)
     check_model_vocab(vocab, model_vocab_size)
@@ -113,5 +113,6 @@ def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k:
   else:
     bos, eos = special_ids(vocab)
   cfg = BatcherConfig(batch_size=batch_size, seq_len=seq_len, k=k, micro_batches=micro_batches, seed=seed,
-                      shuffle=shuffle, num_epochs=num_epochs, bos_id=bos, eos_id=eos)
+                      shuffle=shuffle, num_epochs=num_epochs, bos_id=bos, eos_id=eos,
+                      align_documents=align_documents)
   return DocumentBatcher(docs, cfg, process_index=process_index, process_count=process_count)

@@ -172,3 +172,26 @@ def test_two_process_split_covers_every_document_once_and_matches_global():
   it0 = DocumentBatcher(docs, cfg, process_index=0, process_count=2)
   own = set(np.concatenate([it0.slot_documents(s, 0) for s in range(*it0.slot_range)]).tolist())
   assert set((seen[0][seen[0] >= 1000] // 1000 - 1).tolist()) == own
+
+
+def test_aligned_documents_start_a_group_and_pad_the_rest():
+  """align_documents: each document starts chunk 0 of a k-chunk group; padding is masked out; resume is exact."""
+  docs = _docs([3, 9, 2, 5, 12, 4])  # k*L = 8 stream tokens per group: BOS + 9 + EOS and BOS + 12 + EOS need two
+  cfg = BatcherConfig(batch_size=2, seq_len=4, k=2, shuffle=False, num_epochs=1, align_documents=True)
+  batcher = DocumentBatcher(docs, cfg)  # one stream: every batch is one group of 2 chunks
+  batches = list(batcher)
+  assert len(batches) == batcher.num_batches() == 8
+  starts = [i for i, b in enumerate(batches) if b["inputs"][0, 0] == BOS]
+  assert starts == [0, 1, 3, 4, 5, 7]  # every document begins a group
+  stream = np.concatenate([b["inputs"].reshape(-1) for b in batches])
+  real = np.concatenate([b["input_mask"].reshape(-1) for b in batches])
+  np.testing.assert_array_equal(stream[real], _stream(docs)[:real.sum()])
+  assert (stream[~real] == cfg.pad_id).all() and (~real).sum() == 8 * 8 - len(_stream(docs))
+  for b in batches:  # nothing is learned from or about padding
+    assert (b["loss_mask"][~b["input_mask"]] == 0).all()
+  resumed = DocumentBatcher(docs, cfg)
+  resumed.set_state({**batcher.get_state(), "step": 4})
+  np.testing.assert_array_equal(resumed.next_batch()["inputs"], batches[4]["inputs"])
+  unaligned = BatcherConfig(batch_size=2, seq_len=4, k=2, shuffle=False, num_epochs=1)
+  with pytest.raises(ValueError, match="align_documents"):
+    DocumentBatcher(docs, unaligned).set_state(batcher.get_state())
