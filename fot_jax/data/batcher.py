@@ -263,7 +263,7 @@ class DocumentBatcher:
       raise ValueError(f"batcher state version {state.get('version')!r} != {STATE_VERSION}")
     fp = self._fingerprint()
     saved = dict(state.get("fingerprint", {}))
-    diff = {k: (saved.get(k), v) for k, v in fp.items() if saved.get(k) != v}
+    diff = {k: (saved.get(k), fp.get(k)) for k in {**saved, **fp} if saved.get(k) != fp.get(k)}
     if diff:
       raise ValueError(f"batcher state was saved with different settings (saved, now): {diff}")
     self.step = int(state["step"])
