@@ -228,6 +228,24 @@ def stream_scores(runner: Runner, tokens) -> tuple[np.ndarray, np.ndarray]:
   return np.concatenate(logprobs, 1)[:, :-1], np.concatenate(preds, 1)[:, :-1]
 
 
+def end_scores(runner: Runner, tokens, first_needed: int) -> tuple[np.ndarray, np.ndarray]:
+  """stream_scores when only predictions from position first_needed on are read (e.g. an answer at the end).
+
+  When those positions all lie in the final window and the runner can feed (MemoryInference.feed), the front
+  only goes into memory (no logits, no read of the top memory layer): the same numbers at a fraction of the cost
+  of a long prompt. Positions before the final window are then NaN (logprobs) and -1 (predictions).
+  """
+  tokens = np.asarray(tokens, np.int32)
+  b, n = tokens.shape
+  start = runner.windows(n)[-1][0]
+  if not hasattr(runner, "feed") or first_needed < start or start == 0:
+    return stream_scores(runner, tokens)
+  runner.feed(tokens[:, :start])
+  logprobs, preds = stream_scores(runner, tokens[:, start:])
+  pad = lambda a, value: np.concatenate([np.full((b, start), value, a.dtype), a], axis=1)  # noqa: E731
+  return pad(logprobs, np.nan), pad(preds, -1)
+
+
 def stream_feed(runner: Runner, tokens) -> None:
   """Runs tokens [B, N] into the runner's memory like stream_scores, without scoring (distractor documents)."""
   tokens = np.asarray(tokens, np.int32)

@@ -169,7 +169,8 @@ def score_cases(runner: common.Runner, cases: Sequence[Case | LandmarkCase], pro
   rows = []
   for i, case in enumerate(cases):
     runner.reset()
-    logprobs, preds = common.stream_scores(runner, case.tokens[None])
+    first_answer = int(np.argmax(case.answer_mask))
+    logprobs, preds = common.end_scores(runner, case.tokens[None], first_answer - 1)
     exact, hits = common.answer_match(preds, case.tokens[None], case.answer_mask[None])
     answer_lp = logprobs[0][case.answer_mask[1:]]
     rows.append({**case.info(), "correct": bool(exact[0]),

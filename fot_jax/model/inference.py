@@ -92,6 +92,36 @@ def window_step(params: Params, state: InferenceState, tokens: jax.Array, valid:
   return unembed(params, x, config), state
 
 
+@functools.partial(jax.jit, static_argnames=("config", "options"), donate_argnames=("state",))
+def feed_step(params: Params, state: InferenceState, tokens: jax.Array, valid: jax.Array, *,
+              config: ModelConfig, options: MemoryOptions) -> InferenceState:
+  """window_step for a window whose outputs nobody reads (it only goes to memory): runs the layers up to the
+  top memory layer, which only projects its keys and values; its memory read and the layers above it are
+  skipped, because no stored key or value depends on them. Memory afterwards is exactly window_step's.
+  The cache must be empty; cache slots of the skipped layers stay empty (a flush drops them anyway)."""
+  top = max(config.mem_layers)
+  x = embed(params, tokens, config)
+  new_k, new_v = [], []
+  for layer in range(top):
+    x, k, v = _infer_layer(layer_slice(params["layers"], layer), x, layer, state, valid, True, config, options)
+    new_k.append(k)
+    new_v.append(v)
+  lp = layer_slice(params["layers"], top)
+  q, k, v = project_qkv(lp, rms_norm(x, lp["input_layernorm"], config.norm_eps), config)
+  _, k, _ = memory_qk(lp, q, k, config)
+  new_k.append(k)
+  new_v.append(v)
+  skipped = config.num_layers - top - 1
+  zeros = jnp.zeros((skipped, *k.shape), state.cache_k.dtype)
+  cache_k = jnp.concatenate([jnp.stack(new_k).astype(state.cache_k.dtype), zeros])
+  cache_v = jnp.concatenate([jnp.stack(new_v).astype(state.cache_v.dtype), zeros])
+  at = (0, 0, 0, 0, 0)
+  return dataclasses.replace(state, cache_k=jax.lax.dynamic_update_slice(state.cache_k, cache_k, at),
+                             cache_v=jax.lax.dynamic_update_slice(state.cache_v, cache_v, at),
+                             cache_valid=jax.lax.dynamic_update_slice(state.cache_valid, valid, (0, 0)),
+                             cache_len=jnp.asarray(tokens.shape[1], jnp.int32))
+
+
 _flush = jax.jit(flush_cache, static_argnames=("config", "count"), donate_argnames=("state",))
 
 
@@ -188,6 +218,23 @@ class MemoryInference:
       if i < len(spans) - 1:
         self.flush()
     return jnp.concatenate(outputs, axis=1)
+
+  def feed(self, tokens, valid=None) -> None:
+    """Runs a whole input [B, N] into memory without producing logits: every window (of W tokens) is flushed.
+
+    Exactly the memory that encode() of the same tokens followed by a flush leaves when N is a multiple of W,
+    at a fraction of the cost (feed_step skips the top memory layer's read and everything above it). For
+    scoring only the end of a long input: feed the front, then encode the rest."""
+    tokens, valid = self._check(tokens, valid)
+    self.flush()
+    if not self.config.mem_layers:
+      return
+    for start in range(0, tokens.shape[1], self.window):
+      stop = min(start + self.window, tokens.shape[1])
+      self.state = feed_step(self.params, self.state, jnp.asarray(tokens[:, start:stop], jnp.int32),
+                             jnp.asarray(valid[:, start:stop], bool), config=self.config, options=self.options)
+      self.cache_len = stop - start
+      self.flush()
 
   def step(self, tokens, valid=None) -> jax.Array:
     """Appends a few tokens [B, T] to the local cache (generation); evicts the whole cache first if it is full."""

@@ -119,3 +119,27 @@ def test_bad_inputs_are_rejected():
     runner.step(np.zeros((2, 9), np.int32))
   with pytest.raises(ValueError, match="top-k"):
     MemoryInference(tiny_params(config), config, 1, options=MemoryOptions(topk=0))
+
+
+@pytest.mark.parametrize("mem_layers, topk, overrides", [
+    ((1,), None, {}),  # one memory layer: its read and everything above it are skipped while feeding
+    ((0, 2), None, {"qk_norm": True}),  # the lower memory layer still reads memory while feeding
+    ((1,), 3, {"mem_positionals": "none"}),
+])
+def test_feeding_the_front_then_encoding_the_end_equals_encoding_everything(mem_layers, topk, overrides):
+  config = tiny_config(mem_layers=mem_layers, **overrides)
+  tokens = random_tokens((2, 53), config.vocab_size, seed=7)
+  window, lcl = 8, 11
+  options = MemoryOptions(topk=topk)
+  _, full = _encode(config, tokens, window, lcl, options)
+  runner = MemoryInference(tiny_params(config), config, 2, window=window, last_context_length=lcl,
+                           mem_dtype="float32", options=options)
+  n_mem = runner.windows(53)[-1][0]
+  runner.feed(tokens[:, :n_mem])
+  assert runner.memory_size == n_mem and runner.cache_len == 0
+  tail = np.asarray(runner.encode(tokens[:, n_mem:]))
+  np.testing.assert_allclose(tail, full[:, n_mem:], atol=2e-5, rtol=0)
+  wrong = MemoryInference(tiny_params(config), config, 2, window=window, last_context_length=lcl,
+                          mem_dtype="float32", options=options)
+  wrong.feed(tokens[:, 1:n_mem + 1])  # a shifted front: the guard must be able to fail
+  assert np.abs(np.asarray(wrong.encode(tokens[:, n_mem:])) - full[:, n_mem:]).max() > 1e-3
