@@ -16,6 +16,7 @@ TASKS = {
     "copy_distance": "fot_jax.eval.copy_distance",  # id-level passkey: copy a random needle from D tokens back
     "distraction": "fot_jax.eval.distraction",  # positive attention mass r_d vs number of contexts d
     "generate": "fot_jax.eval.generate",  # greedy generation with memory from a prompt file
+    "summary": "fot_jax.eval.summary",  # the main job's table: passkey, loss beyond local, r_d; memory on vs off
 }
 
 

@@ -59,6 +59,9 @@ def make_parser(task: str, description: str, figure: bool = True) -> argparse.Ar
   p.add_argument("--mem_layers", default=None,
                  help="comma-separated memory layers, e.g. 2 or 6,12,18; '' disables memory (baseline)")
   p.add_argument("--mem_dtype", default=None, help="float32|bfloat16|float16 (default: the checkpoint's)")
+  p.add_argument("--no_memory", action="store_true",
+                 help="memory off: memory layers keep nothing and read only their local window (unlike "
+                      "--mem_layers='', they stay memory layers, e.g. without positions under mem_positionals=none)")
   p.add_argument("--topk", type=int, default=None, help="top-k memory: each query keeps its k best memory keys")
   p.add_argument("--approx_topk", action="store_true", help="with --topk: approximate top-k (lax.approx_max_k)")
   p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data")
@@ -130,6 +133,7 @@ class Model:
   checkpoint: str
   step: int | None
   source: str
+  no_memory: bool = False  # memory layers keep nothing (--no_memory)
 
 
 def load(args) -> Model:
@@ -149,7 +153,8 @@ def load(args) -> Model:
   if config.last_context_length > config.max_position_embeddings:
     raise EvalError(f"--last_context_length={config.last_context_length} exceeds the window "
                     f"W={config.max_position_embeddings} (--window)")
-  return Model(loaded.params, config, args.checkpoint, loaded.step, loaded.source)
+  return Model(loaded.params, config, args.checkpoint, loaded.step, loaded.source,
+               bool(getattr(args, "no_memory", False)))
 
 
 def make_runner_factory(model: Model, options) -> Callable[[int], Runner]:
@@ -157,8 +162,27 @@ def make_runner_factory(model: Model, options) -> Callable[[int], Runner]:
   from fot_jax.model.inference import MemoryInference
 
   def factory(batch: int = 1) -> Runner:
-    return MemoryInference(model.params, model.config, batch, options=options)
+    runner = MemoryInference(model.params, model.config, batch, options=options)
+    return WithoutMemory(runner) if model.no_memory else runner
   return factory
+
+
+class WithoutMemory:
+  """A MemoryInference whose memory stays empty: every flush forgets what it moved to memory (memory off)."""
+
+  def __init__(self, runner):
+    self.runner = runner
+
+  def __getattr__(self, name):
+    return getattr(self.runner, name)
+
+  def flush(self) -> None:
+    self.runner.flush()
+    self.runner.forget()
+
+  def feed(self, tokens, valid=None) -> None:
+    """A front that goes into memory is simply gone."""
+    self.flush()
 
 
 def stored_vocab_name(checkpoint: str, step: int | None = None) -> str | None:
@@ -342,7 +366,7 @@ def model_summary(model: Model, options) -> dict:
   return {"checkpoint": os.path.abspath(model.checkpoint), "step": model.step, "source": model.source,
           "mem_layers": list(c.mem_layers), "window": c.max_position_embeddings,
           "last_context_length": c.last_context_length, "mem_dtype": c.mem_dtype,
-          "topk": options.topk, "approx_topk": options.approx}
+          "topk": options.topk, "approx_topk": options.approx, "memory": "off" if model.no_memory else "on"}
 
 
 class Progress:

@@ -159,6 +159,13 @@ class MemoryInference:
     self.cache_len = 0
     self.mem_len = 0
 
+  def forget(self) -> None:
+    """Empties memory, keeps the local cache: with a forget() after every flush, memory layers read only their
+    local window (memory off, the layers otherwise unchanged)."""
+    self.state = dataclasses.replace(self.state, mem_valid=jnp.zeros_like(self.state.mem_valid),
+                                     mem_len=jnp.zeros_like(self.state.mem_len))
+    self.mem_len = 0
+
   @property
   def memory_size(self) -> int:
     return self.mem_len
