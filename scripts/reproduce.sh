@@ -4,7 +4,8 @@
 #   bash scripts/reproduce.sh copy          # (b) round 4: copying a needle from up to 16k tokens back (after distraction)
 #   bash scripts/reproduce.sh stdlib_ft     # (a), (c), (d) round 4: the fine-tuning recipe on stdlib code
 #   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
-#   bash scripts/reproduce.sh passkey       # (b) round 3: passkey accuracy up to 32k tokens, memory on and off
+#   bash scripts/reproduce.sh passkey       # (b): the authors' passkey test from 1k to 200k tokens after training at
+#                                           #     <= 512 tokens (dense and top-k memory, memory off, stage 1)
 #   bash scripts/reproduce.sh stdlib        # (a), (c), (d) round 1: the stdlib-trained variants, r_d and perplexity
 # Each takes 15-30 minutes on the project's 2-core CPU (more when the machine is shared).
 # Runs land in $RUNS (default runs/reproduce); results and figures in $OUT (default runs/reproduce/results, so
@@ -88,12 +89,16 @@ case "${1:-}" in
     distraction_set r3_distraction dist_ ""
     ;;
   passkey)
-    train passkey configs/experiments/passkey_fot.py
-    evaluate r3_passkey passkey --checkpoint="$RUNS/passkey" --lengths=1k,4k,16k,32k --depths=0,0.25,0.5,0.75,1 \
-      --samples=2 --label=FoT
-    evaluate r3_passkey_nomem passkey --checkpoint="$RUNS/passkey" --lengths=1k,4k,16k,32k \
-      --depths=0,0.25,0.5,0.75,1 --samples=2 --mem_layers= --label=no-memory \
-      --compare="FoT=$OUT/r3_passkey.json" --figure="$OUT/r3_passkey.png"
+    train passkey_local configs/experiments/passkey_fot.py:pretrain_local
+    train passkey_ft configs/experiments/passkey_fot.py:ft --config.init_from="$RUNS/passkey_local"
+    PASSKEY_FLAGS=(--tokens=1k,8k,32k,128k,200k --seeds=0-9)
+    evaluate passkey_off passkey --checkpoint="$RUNS/passkey_ft" "${PASSKEY_FLAGS[@]}" --no_memory \
+      --label=memory-off
+    evaluate passkey_local passkey --checkpoint="$RUNS/passkey_local" "${PASSKEY_FLAGS[@]}" --label=stage-1
+    evaluate passkey_topk passkey --checkpoint="$RUNS/passkey_ft" "${PASSKEY_FLAGS[@]}" --topk=32 --label=top-32
+    evaluate passkey_dense passkey --checkpoint="$RUNS/passkey_ft" "${PASSKEY_FLAGS[@]}" --label=dense \
+      --compare="top-32=$OUT/passkey_topk.json" --compare="stage-1=$OUT/passkey_local.json" \
+      --compare="memory-off=$OUT/passkey_off.json" --figure="$OUT/passkey.png"
     ;;
   stdlib)
     for v in baseline d1 negatives; do

@@ -3,7 +3,8 @@
 For the final model with memory on and with memory off (its memory layers read only their local window), and
 optionally a baseline checkpoint beside them (e.g. the locally pretrained stage-1 model, memory on):
   - passkey accuracy of the authors' prompts (synthetic.landmark_prompt) at lengths beyond the training context;
-  - held-out loss of the tokens beyond the local context (positions > last_context_length);
+  - held-out loss of the tokens beyond the local context (positions > last_context_length), on held-out passkey
+    prompts (the training task) and on held-out text;
   - r_d of the first memory layer at d = 2 .. 64 (the positive attention mass; 1/d means no focus).
 Prints the table, writes the JSON (`{"passkey": [{"tokens", "memory_on", "memory_off", ...}], "loss_beyond_local":
 {...}, "r_d": {"<d>": r}, ...}`) and a three-panel figure.
@@ -19,8 +20,9 @@ import numpy as np
 
 from fot_jax.eval import common, distraction, passkey, perplexity
 
-DEFAULT_PASSKEY_TOKENS = "1k,2k,4k"
+DEFAULT_PASSKEY_TOKENS = "1k,4k,16k"
 DEFAULT_CONTEXTS = "2,4,8,16,32,64"
+TASK_CORPUS = "landmark:4500-9000"  # held-out passkey prompts of ~2k-4k tokens (validation seeds)
 
 
 def build_parser():
@@ -29,7 +31,10 @@ def build_parser():
   p.add_argument("--baseline", default=None, help="a second checkpoint reported beside (memory on), e.g. stage 1")
   p.add_argument("--passkey_tokens", default=DEFAULT_PASSKEY_TOKENS, help="passkey prompt lengths (k = 1024)")
   p.add_argument("--passkey_seeds", type=int, default=10, help="prompts per length (the authors' seeds 0..N-1)")
-  p.add_argument("--text_corpus", default="stdlib", help="held-out text for the loss and r_d (pipeline name)")
+  p.add_argument("--loss_corpora", default=f"{TASK_CORPUS},stdlib",
+                 help="held-out documents (pipeline names, comma-separated) for the loss beyond the local context; "
+                      "the first is summary.json's loss_beyond_local")
+  p.add_argument("--text_corpus", default="stdlib", help="held-out text for r_d (pipeline name)")
   p.add_argument("--text_split", default="validation")
   p.add_argument("--loss_docs", type=int, default=4, help="documents for the loss beyond the local context")
   p.add_argument("--loss_length", default="2k", help="tokens per document for that loss")
@@ -94,8 +99,9 @@ def table(result: dict) -> str:
   for row in result["passkey"]:
     lines.append(f"{'passkey accuracy, ' + str(row['tokens']) + ' tokens':34s}"
                  + "".join(f"{row[n]:12.2f}" for n in names))
-  loss = result["loss_beyond_local"]
-  lines.append(f"{'held-out loss beyond local context':34s}" + "".join(f"{loss[n]:12.3f}" for n in names))
+  for corpus, loss in result["loss_beyond_local_by_corpus"].items():
+    label = "passkey prompts" if corpus.startswith("landmark") else corpus
+    lines.append(f"{'loss beyond local, ' + label:34s}" + "".join(f"{loss[n]:12.3f}" for n in names))
   r_rows = result["r_d_by_variant"]
   for d in result["contexts"]:
     cells = "".join(f"{r_rows[n][str(d)]:12.3f}" if r_rows.get(n) else f"{'-':>12s}" for n in names)
@@ -112,7 +118,7 @@ def plot(result: dict, path: str) -> None:
   axes[0].set(xscale="log", xlabel="prompt tokens", ylabel="passkey accuracy", ylim=(-0.03, 1.03),
               title="passkey (authors' prompt)")
   axes[1].bar(names, [result["loss_beyond_local"][n] for n in names], color=["C0", "C1", "C2"][:len(names)])
-  axes[1].set(ylabel="loss", title=f"held-out loss beyond {result['local_context']} tokens")
+  axes[1].set(ylabel="loss", title=f"loss beyond {result['local_context']} tokens, held-out {result['loss_corpus']}")
   ds = np.array(result["contexts"])
   axes[2].plot(ds, 1 / ds, ls=":", color="gray", label="1/d")
   for n in names:
@@ -140,11 +146,17 @@ def run(args) -> dict:
   variants = _variants(args)
   common.check_vocab_fits(vocab, variants[0][1].config)
   lcl = variants[0][1].config.last_context_length
-  docs = common.load_documents(_with(args, corpus=args.text_corpus, split=args.text_split), vocab,
-                               max(loss_length, 2 * lcl))
-  if len(docs) < args.loss_docs:
-    raise common.EvalError(f"--text_corpus {args.text_corpus!r}: {len(docs)} documents of >= {loss_length} tokens, "
-                           f"--loss_docs={args.loss_docs} asked for")
+  corpora = [c for c in args.loss_corpora.split(",") if c]
+  if not corpora:
+    raise common.EvalError("--loss_corpora: expected at least one pipeline name")
+  loss_docs = {}
+  for corpus in corpora:
+    found = common.load_documents(_with(args, corpus=corpus, split=args.text_split), vocab, loss_length)
+    if len(found) < args.loss_docs:
+      raise common.EvalError(f"--loss_corpora {corpus!r}: {len(found)} {args.text_split} documents of >= {loss_length} "
+                             f"tokens, --loss_docs={args.loss_docs} asked for")
+    loss_docs[corpus] = found[:args.loss_docs]
+  docs = common.load_documents(_with(args, corpus=args.text_corpus, split=args.text_split), vocab, 2 * lcl)
   progress = common.Progress("summary", len(variants) * (len(lengths) + 2), args.quiet, every=0.0)
   passkey_rows = {}
   losses, rds = {}, {}
@@ -153,17 +165,19 @@ def run(args) -> dict:
     passkey_rows[name] = passkey_accuracy(model, options, vocab, lengths, range(args.passkey_seeds))
     done += len(lengths)
     progress(done, f"{name}: passkey {[r['accuracy'] for r in passkey_rows[name]]}")
-    losses[name] = loss_beyond_local(model, options, docs[:args.loss_docs], loss_length)
+    for corpus in corpora:
+      losses.setdefault(corpus, {})[name] = loss_beyond_local(model, options, loss_docs[corpus], loss_length)
     rds[name] = r_d(model, options, docs, ds, args.rd_queries, args.seed)
     done += 2
-    progress(done, f"{name}: loss beyond local {losses[name]:.3f}")
+    progress(done, f"{name}: loss beyond local {[round(losses[c][name], 3) for c in corpora]}")
   names = [n for n, _ in variants]
   result = {
       "task": "summary", "label": os.path.basename(os.path.normpath(args.checkpoint)), "variants": names,
       "model": common.model_summary(variants[0][1], options), "local_context": lcl,
       "passkey": [{"tokens": row["tokens"], "target_tokens": row["target_tokens"],
                    **{n: passkey_rows[n][i]["accuracy"] for n in names}} for i, row in enumerate(passkey_rows[names[0]])],
-      "passkey_seeds": args.passkey_seeds, "loss_beyond_local": losses, "loss_length": loss_length,
+      "passkey_seeds": args.passkey_seeds, "loss_beyond_local": losses[corpora[0]],
+      "loss_corpus": corpora[0], "loss_beyond_local_by_corpus": losses, "loss_length": loss_length,
       "text_corpus": args.text_corpus, "contexts": ds, "r_d": rds["memory_on"], "r_d_by_variant": rds,
   }
   common.write_json(args.out, result)

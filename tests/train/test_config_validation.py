@@ -83,13 +83,26 @@ def test_d_values_of_schedules():
     ("distraction_stdlib_fot", ("baseline", "d1", "negatives", "pretrain_local", "ft_baseline", "ft_d1",
                                 "ft_negatives")),
     ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
-    ("passkey_fot", ("", "positives", "quick"))])
+    ("passkey_fot", ("pretrain_local", "ft", "ft_negatives")),
+    ("tiny_fot", ("", "quick", "local", "local_quick"))])
 def test_reproduction_configs_validate(name, variants):
   module = importlib.import_module(f"configs.experiments.{name}")
   for variant in variants:
     validate(module.get_config(variant), num_devices=1)
   with pytest.raises(ValueError, match="unknown variant"):
     module.get_config("nope")
+
+
+@pytest.mark.parametrize("name,local,fine_tuned", [
+    ("passkey_fot", "pretrain_local", ("ft", "ft_negatives")), ("tiny_fot", "local", ("", "quick"))])
+def test_two_stage_configs_fine_tune_the_model_of_their_first_stage(name, local, fine_tuned):
+  module = importlib.import_module(f"configs.experiments.{name}")
+  stage1 = module.get_config(local)
+  assert stage1.fot.mix in ("0:0", "0:0,0:0,0:0,0:0")  # no additional contexts in stage 1
+  for variant in fine_tuned:
+    c = module.get_config(variant)
+    assert c.model.to_dict() == stage1.model.to_dict()  # init_from needs the same parameter shapes
+    assert c.fot.k > 1 and c.data.align_documents and c.data.seq_len == stage1.data.seq_len
 
 
 def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraining():
