@@ -124,7 +124,9 @@ def plot(result: dict, path: str) -> None:
   for n in names:
     if result["r_d_by_variant"].get(n):
       axes[2].plot(ds, [result["r_d_by_variant"][n][str(d)] for d in ds], marker="o", label=n)
-  axes[2].set(xscale="log", yscale="log", xlabel="d", ylabel="r_d", title="positive attention mass")
+  axes[2].set_xscale("log", base=2)
+  axes[2].set_yscale("log", base=2)
+  axes[2].set(xlabel="d", ylabel="r_d", title="positive attention mass (first memory layer)")
   for ax in axes[[0, 2]]:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
