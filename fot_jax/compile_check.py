@@ -43,8 +43,9 @@ class Built:
   model: Any  # ModelConfig
   mesh: Mesh
   jitted: Any  # jax.jit(train_step, shardings, donation)
-  args: tuple  # abstract (state, batch, sources, visible) with shardings
+  args: tuple  # abstract (state, batch, visible) with shardings
   d: int
+  window: int  # W: the crossbatch window of the compiled plan (slots; offsets 1..W)
   tokens_per_step: int
 
 
@@ -64,11 +65,9 @@ def build(config, devices) -> Built:
            "input_mask": jax.ShapeDtypeStruct((b, length), jnp.bool_, sharding=bs)}
   d = max(config_validation.d_values(config.fot))  # the largest d needs the most memory
   plan = plans.make_plan(config.fot, b // config.data.micro_batches, d)
-  rep = replicated(mesh)
-  sources = jax.ShapeDtypeStruct(plan.sources.shape, jnp.int32, sharding=rep)
-  visible = jax.ShapeDtypeStruct(plan.visible.shape, jnp.bool_, sharding=rep)
+  visible = jax.ShapeDtypeStruct(plan.visible.shape, jnp.bool_, sharding=replicated(mesh))
   jitted = jit_train_step(config, model, mesh, optimizer, schedule, shardings)
-  return Built(model, mesh, jitted, (state, batch, sources, visible), d, b * length)
+  return Built(model, mesh, jitted, (state, batch, visible), d, plan.window, b * length)
 
 
 def biggest_arguments(args, top: int = 5) -> list[tuple[str, int]]:
@@ -371,7 +370,7 @@ def analyse(compiled, built: Built, config, topology: str, devices, mfu: float, 
                 d=built.d, tokens_per_step=built.tokens_per_step, params=built.model.num_params(), memory=memory,
                 hbm_bytes=spec.hbm_bytes, compiled_flops=float(cost.get("flops", 0.0)), analytic_flops=analytic,
                 collectives=collective_stats(hlo, loops), loops=loops,
-                implied_trips=implied_trip_counts(config, built.model, built.d), peak_flops=spec.peak_flops, mfu=mfu,
+                implied_trips=implied_trip_counts(config, built.model, built.window), peak_flops=spec.peak_flops, mfu=mfu,
                 compile_s=compile_s)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fot_jax.model import retrieval
+from fot_jax.model import exchange, retrieval
 
 MASK_VALUE = -1e6
 
@@ -53,36 +53,38 @@ def causal_attention(q, k, v, key_valid, scale):
   return attend(q, k, v, causal_mask(key_valid), scale)
 
 
-def gather_contexts(x: jax.Array, sources: jax.Array) -> jax.Array:
-  """x [B, L, ...], sources [B, d] -> [B, d*L, ...]: the additional contexts of every entry, in slot order."""
-  b, d = sources.shape
-  gathered = x[sources]  # [B, d, L, ...]
-  return gathered.reshape((b, d * x.shape[1]) + x.shape[2:])
+def window_contexts(ext: jax.Array, window: int, rows: int) -> jax.Array:
+  """Windowed rows ext [W + n, L, ...] -> [n, W*L, ...]: the additional contexts of every entry, in slot order."""
+  slots = [exchange.slot_rows(ext, c, window, rows) for c in range(window)]  # W x [n, L, ...]
+  stacked = jnp.stack(slots, axis=1)  # [n, W, L, ...]
+  return stacked.reshape((rows, window * ext.shape[1]) + ext.shape[2:])
 
 
-def crossbatch_mask(key_valid: jax.Array, sources: jax.Array, visible: jax.Array) -> jax.Array:
-  """[B, L, L + d*L] visibility: causal local block, then every token of each visible additional context."""
-  b, length = key_valid.shape
-  extra = (visible[:, :, None] & key_valid[sources]).reshape(b, 1, -1)  # [B, 1, d*L]
-  extra = jnp.broadcast_to(extra, (b, length, extra.shape[-1]))
-  return jnp.concatenate([causal_mask(key_valid), extra], axis=-1)
+def context_valid(valid_ext: jax.Array, visible: jax.Array) -> jax.Array:
+  """[n, W*L]: key t of slot c is visible to entry b iff visible[b, c] and it is a real token of its entry."""
+  rows, window = visible.shape
+  return (visible[:, :, None] & window_contexts(valid_ext, window, rows).reshape(rows, window, -1)).reshape(rows, -1)
 
 
-def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate=None):
-  """FoT crossbatch attention (spec section 2), materialising all L x (d+1)L logits.
+def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, gate=None, ring=None):
+  """FoT crossbatch attention (spec section 2), materialising all L x (W+1)L logits.
 
   q [B, L, H, hd] and k_local [B, L, K, hd] carry local positions; k_mem [B, L, K, hd] are the same keys as
-  additional contexts ("at position 0", unrotated); v [B, L, K, hd]; key_valid [B, L]; sources/visible [B, d]
-  from a CrossbatchPlan. gate [H] (optional) switches to the Memorizing-Transformer mix of two softmaxes.
+  additional contexts ("at position 0", unrotated); v [B, L, K, hd]; key_valid [B, L]; visible [B, W] from a
+  CrossbatchPlan (slot c holds entry b - c - 1). ring: this is one shard of a batch-sharded mesh and the window
+  arrives by neighbour exchange (fot_jax.model.exchange). gate [H] (optional) switches to the
+  Memorizing-Transformer mix of two softmaxes.
   """
-  keys_add = gather_contexts(k_mem, sources)
-  values_add = gather_contexts(v, sources)
+  b, length = key_valid.shape
+  window = visible.shape[1]
+  keys_add = window_contexts(exchange.window_rows(k_mem, window, ring), window, b)  # [B, W*L, K, hd]
+  values_add = window_contexts(exchange.window_rows(v, window, ring), window, b)
+  valid_add = context_valid(exchange.window_rows(key_valid, window, ring), visible)  # [B, W*L]
+  mask_add = jnp.broadcast_to(valid_add[:, None, :], (b, length, valid_add.shape[-1]))
   if gate is None:
     keys = jnp.concatenate([k_local, keys_add], axis=1)
     values = jnp.concatenate([v, values_add], axis=1)
-    return attend(q, keys, values, crossbatch_mask(key_valid, sources, visible), scale)
-  length = q.shape[1]
-  mask_add = crossbatch_mask(key_valid, sources, visible)[:, :, length:]
+    return attend(q, keys, values, jnp.concatenate([causal_mask(key_valid), mask_add], axis=-1), scale)
   return gated_mix(attend(q, k_local, v, causal_mask(key_valid), scale),
                    attend(q, keys_add, values_add, mask_add, scale), mask_add, gate)
 

@@ -1,15 +1,16 @@
-"""Memory-efficient crossbatch attention (issue 2 item 4): online softmax over key blocks with a custom VJP.
+"""Memory-efficient crossbatch attention: online softmax over key blocks with a custom VJP.
 
 Same semantics as `attention.crossbatch_attention_dense`, but a memory layer never holds more than one block of
-L x chunk_size logits per (entry, head): the key axis [local | slot 1 | ... | slot d] is walked block by block in
-a `lax.scan` (compile time independent of d), the additional contexts are gathered one block at a time, and the
-backward pass recomputes block probabilities from the saved log-sum-exp (flash-attention style).
+L x chunk_size logits per (entry, head): the key axis [local | slot 1 | ... | slot W] is walked block by block in
+a `lax.scan` (compile time independent of W), each slot's block is a slice of the windowed rows at a static
+offset (fot_jax.model.exchange), and the backward pass recomputes block probabilities from the saved
+log-sum-exp (flash-attention style).
 
 Key blocks: the local context (causal + key_valid) and each additional-context slot c (all L keys of entry
-sources[b, c], visible iff visible[b, c] & key_valid), each split into ceil(L / chunk_size) sub-blocks. L is
-padded up to a multiple of chunk_size with keys whose logit is PAD_VALUE (< MASK_VALUE), so any L works and the
-padding never takes part in a softmax, not even in a fully masked row. Fully masked rows behave as in the dense
-path: every real key has logit MASK_VALUE, so the row is the finite uniform average over all L + d*L values.
+b - c - 1, visible iff visible[b, c] & key_valid), each split into ceil(L / chunk_size) sub-blocks. L is padded
+up to a multiple of chunk_size with keys whose logit is PAD_VALUE (< MASK_VALUE), so any L works and the padding
+never takes part in a softmax, not even in a fully masked row. Fully masked rows behave as in the dense path:
+every real key has logit MASK_VALUE, so the row is the finite uniform average over all L + W*L values.
 """
 
 from __future__ import annotations
@@ -20,46 +21,79 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fot_jax.model.attention import MASK_VALUE, crossbatch_attention_dense, gated_mix
+from fot_jax.model import exchange
+from fot_jax.model.attention import MASK_VALUE, context_valid, crossbatch_attention_dense, gated_mix
 
 # Logit of padding keys (beyond L): exp(PAD_VALUE - MASK_VALUE) == 0 in float32, so padding is invisible even
 # in rows whose real keys are all masked.
 PAD_VALUE = 2 * MASK_VALUE
 
 
-def crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, sources, visible, scale, chunk_size=512):
+def crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size=512, ring=None):
   """FoT crossbatch attention (spec section 2) by online softmax over key blocks of `chunk_size` keys.
 
   q [B, L, H, hd]; k_local [B, L, K, hd] (rotated at local positions); k_mem [B, L, K, hd] (keys as additional
-  contexts, unrotated); v [B, L, K, hd]; key_valid [B, L] bool; sources [B, d] int32; visible [B, d] bool
-  (d may be 0). Returns [B, L, H, hd] in q's dtype; logits, softmax and accumulation are float32.
+  contexts, unrotated); v [B, L, K, hd]; key_valid [B, L] bool; visible [B, W] bool (W may be 0); ring: see
+  `attention.crossbatch_attention_dense`. Returns [B, L, H, hd] in q's dtype; logits, softmax and accumulation
+  are float32.
   """
-  return _chunked(q, k_local, k_mem, v, key_valid, sources, visible, float(scale), _block_size(q, chunk_size),
-                  True)
+  window = visible.shape[1]
+  ext = _windowed(k_mem, v, key_valid, window, ring)
+  return _chunked(q, k_local, v, key_valid, *ext, visible, float(scale), _block_size(q, chunk_size), True)
 
 
-def crossbatch_attention(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate=None,
+def _windowed(k_mem, v, key_valid, window, ring):
+  """(k_ext, v_ext, valid_ext): the windowed rows [W + n, L, ...] of the additional contexts."""
+  return tuple(exchange.window_rows(x, window, ring) for x in (k_mem, v, key_valid))
+
+
+KERNELS = ("dense", "chunked", "splash")
+
+
+def crossbatch_attention(q, k_local, k_mem, v, key_valid, visible, scale, gate=None,
                          impl: str = "dense", chunk_size: int = 512):
-  """Dispatches a memory layer's crossbatch attention to the dense, chunked or splash path (attention_impl)."""
-  if impl == "dense":
-    return crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate)
-  if impl == "splash":  # TPU kernel path (imports Pallas only when chosen)
-    from fot_jax.model.splash_attention import crossbatch_attention_splash
-    return crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate)
-  if impl != "chunked":
+  """A memory layer's crossbatch attention through the dense, chunked or splash path (attention_impl).
+
+  Under a batch-sharded context mesh (jax.set_mesh) it runs per device on its own rows (shard_map) and the
+  window's keys/values arrive from the neighbouring devices (fot_jax.model.exchange); without one, or with W = 0
+  (nothing to exchange), it runs on the whole batch.
+  """
+  if impl not in KERNELS:
     raise ValueError(f"attention_impl: expected 'dense', 'chunked' or 'splash', found {impl!r}")
+  b, _, heads, _ = q.shape
+  kv_heads = k_local.shape[2]
+
+  def kernel(q, k_local, k_mem, v, key_valid, visible, *gate_arg, ring, partition=False):
+    g = gate_arg[0] if gate_arg else None
+    if impl == "dense":
+      return crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, g, ring)
+    if impl == "splash":  # TPU kernel path (imports Pallas only when chosen)
+      from fot_jax.model.splash_attention import crossbatch_attention_splash
+      return crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale, g, ring=ring,
+                                         partition=partition)
+    return _chunked_dispatch(q, k_local, k_mem, v, key_valid, visible, scale, g, chunk_size, ring)
+
+  arrays = (q, k_local, k_mem, v, key_valid, visible) + (() if gate is None else (gate,))
+  if visible.shape[1] == 0:
+    return kernel(*arrays, ring=None, partition=True)
+  layouts = ("bthd",) * 4 + ("bt", "bt") + (() if gate is None else ("h",))
+  with jax.named_scope("crossbatch"):
+    return exchange.per_shard(kernel, b, heads, kv_heads, layouts)(*arrays)
+
+
+def _chunked_dispatch(q, k_local, k_mem, v, key_valid, visible, scale, gate, chunk_size, ring):
   if gate is None:
-    return crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, sources, visible, scale, chunk_size)
+    return crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size, ring)
   # Memorizing-Transformer gate: a local-only softmax and a memory-only softmax, mixed per head.
-  b, d = sources.shape
+  window = visible.shape[1]
   cs = _block_size(q, chunk_size)
-  no_sources = jnp.zeros((b, 0), jnp.int32)
-  out_local = _chunked(q, k_local, k_mem, v, key_valid, no_sources, no_sources.astype(bool), float(scale), cs,
-                       True)
-  if d == 0:
+  no_slots = jnp.zeros((q.shape[0], 0), bool)
+  out_local = _chunked(q, k_local, v, key_valid, k_mem, v, key_valid, no_slots, float(scale), cs, True)
+  if window == 0:
     return out_local
-  out_mem = _chunked(q, k_local, k_mem, v, key_valid, sources, visible, float(scale), cs, False)
-  has_mem = jnp.any(visible[:, :, None] & key_valid[sources], axis=(1, 2))  # [B]
+  ext = _windowed(k_mem, v, key_valid, window, ring)
+  out_mem = _chunked(q, k_local, v, key_valid, *ext, visible, float(scale), cs, False)
+  has_mem = jnp.any(context_valid(ext[2], visible), axis=1)  # [B]
   return gated_mix(out_local, out_mem, has_mem[:, None, None], gate)
 
 
@@ -74,15 +108,10 @@ def _block_size(q, chunk_size: int) -> int:
 # Block iteration shared by forward and backward.
 
 
-def _prepare(k_local, k_mem, v, key_valid, cs):
-  """Pads the key axis L up to a multiple of cs. Returns padded arrays and the number of sub-blocks."""
-  length = k_local.shape[1]
-  n_sub = math.ceil(length / cs)
-  pad = n_sub * cs - length
-  widths = ((0, 0), (0, pad), (0, 0), (0, 0))
-  k_local, k_mem, v = (jnp.pad(x, widths) for x in (k_local, k_mem, v))  # [B, Lp, K, hd]
-  key_valid = jnp.pad(key_valid, ((0, 0), (0, pad)))  # [B, Lp], padding invalid
-  return k_local, k_mem, v, key_valid, n_sub
+def _pad_keys(x, cs):
+  """Pads axis 1 (keys) up to a multiple of cs with zeros / False."""
+  pad = -x.shape[1] % cs
+  return jnp.pad(x, ((0, 0), (0, pad)) + ((0, 0),) * (x.ndim - 2))
 
 
 def _local_block(j, k_local, v, key_valid, length, cs):
@@ -96,20 +125,19 @@ def _local_block(j, k_local, v, key_valid, length, cs):
   return kb, vb, causal[None] & valid[:, None, :], key_pos < length
 
 
-def _extra_block(i, k_mem, v, key_valid, sources, visible, n_sub, length, cs):
-  """Block i of the additional contexts (slot i // n_sub, sub-block i % n_sub), gathered from its sources.
-
-  Returns keys/values [B, cs, K, hd], the source indices [B], start, mask [B, 1, cs], in_range [cs].
-  """
+def _extra_block(i, k_ext, v_ext, valid_ext, visible, n_sub, length, cs):
+  """Block i of the additional contexts (slot i // n_sub, sub-block i % n_sub): a static-offset slice of the
+  windowed rows. Returns keys/values [B, cs, K, hd], (first windowed row, first key), mask [B, 1, cs], in_range."""
+  rows, window = visible.shape
   slot, sub = i // n_sub, i % n_sub
-  start = sub * cs
-  src = jax.lax.dynamic_index_in_dim(sources, slot, axis=1, keepdims=False)  # [B]
+  row, start = window - 1 - slot, sub * cs
+
+  def block(x):
+    return jax.lax.dynamic_slice(x, (row, start) + (0,) * (x.ndim - 2), (rows, cs) + x.shape[2:])
+
   vis = jax.lax.dynamic_index_in_dim(visible, slot, axis=1, keepdims=False)  # [B]
-  kb = jax.lax.dynamic_slice_in_dim(k_mem, start, cs, axis=1)[src]
-  vb = jax.lax.dynamic_slice_in_dim(v, start, cs, axis=1)[src]
-  valid = jax.lax.dynamic_slice_in_dim(key_valid, start, cs, axis=1)[src]  # [B, cs]
   key_pos = start + jnp.arange(cs)
-  return kb, vb, src, start, (vis[:, None] & valid)[:, None, :], key_pos < length
+  return block(k_ext), block(v_ext), (row, start), (vis[:, None] & block(valid_ext))[:, None, :], key_pos < length
 
 
 def _logits(qt, kb, mask, in_range, scale):
@@ -133,9 +161,11 @@ def _from_heads_first(x):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Forward (online softmax) and backward (recompute), tied together by a custom VJP.
+# Arguments: q [B, L, H, hd]; local k_local, v [B, L, K, hd], key_valid [B, L]; windowed rows k_ext, v_ext
+# [W + B, L, K, hd], valid_ext [W + B, L]; visible [B, W].
 
 
-def _forward(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_local):
+def _forward(q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, scale, cs, with_local):
   """Returns out [B, K, G, L, hd] float32 and the log-sum-exp as (row max, log of the sum) [B, K, G, L].
 
   The log-sum-exp stays split: in a fully masked row m = MASK_VALUE = -1e6, where float32 steps are 0.0625, so
@@ -143,9 +173,11 @@ def _forward(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_
   """
   b, length, h, hd = q.shape
   kh = k_local.shape[2]
-  d = sources.shape[1]
+  window = visible.shape[1]
   qt = _to_heads_first(q, kh)
-  kl, km, vp, valid, n_sub = _prepare(k_local, k_mem, v, key_valid, cs)
+  n_sub = math.ceil(length / cs)
+  kl, vl, valid = (_pad_keys(x, cs) for x in (k_local, v, key_valid))
+  ke, ve, valid_e = (_pad_keys(x, cs) for x in (k_ext, v_ext, valid_ext))
 
   def update(carry, kb, vb, mask, in_range):
     m, l, acc = carry
@@ -154,15 +186,15 @@ def _forward(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_
     alpha = jnp.exp(m - m_new)
     p = jnp.exp(s - m_new[..., None])
     l = alpha * l + p.sum(axis=-1)
-    pv = jnp.einsum("bkgls,bskd->bkgld", p.astype(v.dtype), vb, preferred_element_type=jnp.float32)
+    pv = jnp.einsum("bkgls,bskd->bkgld", p.astype(vb.dtype), vb, preferred_element_type=jnp.float32)
     return m_new, l, alpha[..., None] * acc + pv
 
   def local_step(carry, j):
-    kb, vb, mask, in_range = _local_block(j, kl, vp, valid, length, cs)
+    kb, vb, mask, in_range = _local_block(j, kl, vl, valid, length, cs)
     return update(carry, kb, vb, mask, in_range), None
 
   def extra_step(carry, i):
-    kb, vb, _, _, mask, in_range = _extra_block(i, km, vp, valid, sources, visible, n_sub, length, cs)
+    kb, vb, _, mask, in_range = _extra_block(i, ke, ve, valid_e, visible, n_sub, length, cs)
     return update(carry, kb, vb, mask, in_range), None
 
   stats = (b, kh, h // kh, length)
@@ -171,35 +203,37 @@ def _forward(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_
   # Every block has finite logits (MASK_VALUE or PAD_VALUE), so after the first block m is finite.
   if with_local:
     carry, _ = jax.lax.scan(local_step, carry, jnp.arange(n_sub))
-  if d:
-    carry, _ = jax.lax.scan(extra_step, carry, jnp.arange(d * n_sub))
+  if window:
+    carry, _ = jax.lax.scan(extra_step, carry, jnp.arange(window * n_sub))
   m, l, acc = carry
   return acc / l[..., None], (m, jnp.log(l))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
-def _chunked(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_local):
-  out, _ = _forward(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_local)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10))
+def _chunked(q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, scale, cs, with_local):
+  out, _ = _forward(q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, scale, cs, with_local)
   return _from_heads_first(out).astype(q.dtype)
 
 
-def _chunked_fwd(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_local):
-  out, lse = _forward(q, k_local, k_mem, v, key_valid, sources, visible, scale, cs, with_local)
-  res = (q, k_local, k_mem, v, key_valid, sources, visible, out, lse)
+def _chunked_fwd(q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, scale, cs, with_local):
+  out, lse = _forward(q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, scale, cs, with_local)
+  res = (q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, out, lse)
   return _from_heads_first(out).astype(q.dtype), res
 
 
 def _chunked_bwd(scale, cs, with_local, res, g):
-  """Recomputes each block's probabilities from the log-sum-exp; dk/dv of additional contexts are
-  scatter-added back to their source entries."""
-  q, k_local, k_mem, v, key_valid, sources, visible, out, lse = res
+  """Recomputes each block's probabilities from the log-sum-exp; dk/dv of additional contexts are added into
+  the windowed rows they were sliced from (the exchange's transpose returns them to their source entries)."""
+  q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, out, lse = res
   b, length, h, hd = q.shape
   kh = k_local.shape[2]
-  d = sources.shape[1]
+  window = visible.shape[1]
   qt = _to_heads_first(q, kh)  # [B, K, G, L, hd]
   do = _to_heads_first(g, kh).astype(jnp.float32)  # [B, K, G, L, hd]
   delta = jnp.sum(do * out, axis=-1)  # [B, K, G, L]
-  kl, km, vp, valid, n_sub = _prepare(k_local, k_mem, v, key_valid, cs)
+  n_sub = math.ceil(length / cs)
+  kl, vl, valid = (_pad_keys(x, cs) for x in (k_local, v, key_valid))
+  ke, ve, valid_e = (_pad_keys(x, cs) for x in (k_ext, v_ext, valid_ext))
 
   def grads(kb, vb, mask, in_range):
     """Block gradients: dq contribution [B, K, G, L, hd], dk and dv [B, cs, K, hd]."""
@@ -214,35 +248,34 @@ def _chunked_bwd(scale, cs, with_local, res, g):
     return dq, dk, dv
 
   def add_at(x, blk, start):
-    return jax.lax.dynamic_update_slice_in_dim(x, jax.lax.dynamic_slice_in_dim(x, start, cs, 1) + blk, start, 1)
+    """x[start[0]:+blk rows, start[1]:+cs] += blk."""
+    idx = tuple(start) + (0,) * (x.ndim - 2)
+    return jax.lax.dynamic_update_slice(x, jax.lax.dynamic_slice(x, idx, blk.shape) + blk, idx)
 
   def local_step(carry, j):
-    dq, dkl, dkm, dv = carry
-    kb, vb, mask, in_range = _local_block(j, kl, vp, valid, length, cs)
+    dq, dkl, dvl, dke, dve = carry
+    kb, vb, mask, in_range = _local_block(j, kl, vl, valid, length, cs)
     gq, gk, gv = grads(kb, vb, mask, in_range)
-    start = j * cs
-    return (dq + gq, add_at(dkl, gk, start), dkm, add_at(dv, gv, start)), None
+    start = (0, j * cs)
+    return (dq + gq, add_at(dkl, gk, start), add_at(dvl, gv, start), dke, dve), None
 
   def extra_step(carry, i):
-    dq, dkl, dkm, dv = carry
-    kb, vb, src, start, mask, in_range = _extra_block(i, km, vp, valid, sources, visible, n_sub, length, cs)
+    dq, dkl, dvl, dke, dve = carry
+    kb, vb, start, mask, in_range = _extra_block(i, ke, ve, valid_e, visible, n_sub, length, cs)
     gq, gk, gv = grads(kb, vb, mask, in_range)
+    return (dq + gq, dkl, dvl, add_at(dke, gk, start), add_at(dve, gv, start)), None
 
-    def scatter(x, blk):  # several entries may share a source: .add accumulates duplicates
-      part = jax.lax.dynamic_slice_in_dim(x, start, cs, 1).at[src].add(blk)
-      return jax.lax.dynamic_update_slice_in_dim(x, part, start, 1)
-
-    return (dq + gq, dkl, scatter(dkm, gk), scatter(dv, gv)), None
-
-  zeros = jnp.zeros(kl.shape, jnp.float32)  # [B, Lp, K, hd]
-  carry = (jnp.zeros(qt.shape, jnp.float32), zeros, zeros, zeros)
+  local_zeros = jnp.zeros(kl.shape, jnp.float32)  # [B, Lp, K, hd]
+  ext_zeros = jnp.zeros(ke.shape, jnp.float32)  # [W + B, Lp, K, hd]
+  carry = (jnp.zeros(qt.shape, jnp.float32), local_zeros, local_zeros, ext_zeros, ext_zeros)
   if with_local:
     carry, _ = jax.lax.scan(local_step, carry, jnp.arange(n_sub))
-  if d:
-    carry, _ = jax.lax.scan(extra_step, carry, jnp.arange(d * n_sub))
-  dq, dkl, dkm, dv = carry
+  if window:
+    carry, _ = jax.lax.scan(extra_step, carry, jnp.arange(window * n_sub))
+  dq, dkl, dvl, dke, dve = carry
   return (_from_heads_first(dq).astype(q.dtype), dkl[:, :length].astype(k_local.dtype),
-          dkm[:, :length].astype(k_mem.dtype), dv[:, :length].astype(v.dtype), None, None, None)
+          dvl[:, :length].astype(v.dtype), None, dke[:, :length].astype(k_ext.dtype),
+          dve[:, :length].astype(v_ext.dtype), None, None)
 
 
 _chunked.defvjp(_chunked_fwd, _chunked_bwd)

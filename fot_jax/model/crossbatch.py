@@ -1,10 +1,14 @@
 """Which additional contexts each batch entry sees in crossbatch training (spec section 2).
 
-A plan is two host-side arrays for one micro-batch of B entries and a crossbatch dimension d:
-  sources [B, d] int32: the entry whose keys/values fill additional-context slot c of entry b;
-  visible [B, d] bool:  whether slot c takes part in entry b's softmax.
-Plans are runtime inputs of the jitted step, so any mix of positives and negatives runs under one compilation
-per distinct d; parameters never depend on d.
+Every plan reads its additional contexts from a window of W earlier entries of the same micro-batch: slot c
+(0-based) of entry b holds entry (b - offsets[c]) mod B with the STATIC offsets 1..W (nearest first), so the
+window is a fixed shape of the compiled step and its contexts come from the same device or its neighbours
+(fot_jax.model.exchange). Which slots take part in entry b's softmax is a RUNTIME mask:
+  visible [B, W] bool: whether slot c takes part in entry b's softmax.
+A plan is that one host-side array for one micro-batch. Changing the mix of positives and negatives only changes
+`visible`, so it never recompiles; each distinct window W compiles once; parameters never depend on W.
+Released plans have W = d; a per-position mix has W = the largest j + n_j over chunk positions j with negatives
+(positives only: the largest p_j).
 """
 
 from __future__ import annotations
@@ -17,48 +21,67 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class CrossbatchPlan:
-  sources: np.ndarray  # [B, d] int32, indices inside the micro-batch
-  visible: np.ndarray  # [B, d] bool
+  visible: np.ndarray  # [B, W] bool; slot c holds entry (b - c - 1) mod B
 
   @property
   def batch(self) -> int:
-    return self.sources.shape[0]
+    return self.visible.shape[0]
+
+  @property
+  def window(self) -> int:
+    """W: the number of slots (the compiled shape)."""
+    return self.visible.shape[1]
 
   @property
   def d(self) -> int:
-    return self.sources.shape[1]
+    """The largest number of additional contexts any entry sees (the paper's crossbatch dimension)."""
+    return int(self.visible.sum(axis=1).max(initial=0))
+
+  @property
+  def offsets(self) -> tuple[int, ...]:
+    """offsets[c]: how many entries back slot c reaches (static)."""
+    return tuple(range(1, self.window + 1))
+
+  @property
+  def sources(self) -> np.ndarray:
+    """[B, W] int32: the entry each slot holds (derived from the static offsets; for reading plans)."""
+    return window_sources(self.batch, self.window)
 
   def visible_entries(self) -> list[list[int]]:
-    """For each entry: itself first, then the visible sources in slot order (the spec's check tables)."""
-    return [[b] + [int(s) for s, v in zip(self.sources[b], self.visible[b]) if v] for b in range(self.batch)]
+    """For each entry: itself first, then the visible sources nearest first (the spec's check tables)."""
+    sources = self.sources
+    return [[b] + [int(s) for s, v in zip(sources[b], self.visible[b]) if v] for b in range(self.batch)]
 
   def positives_negatives(self, k: int) -> list[tuple[int, int]]:
     """(positives, negatives) per entry, with streams of k consecutive entries."""
     out = []
-    for b in range(self.batch):
-      srcs = [int(s) for s, v in zip(self.sources[b], self.visible[b]) if v]
-      pos = sum(1 for s in srcs if s // k == b // k)
-      out.append((pos, len(srcs) - pos))
+    for b, seen in enumerate(self.visible_entries()):
+      pos = sum(1 for s in seen[1:] if s // k == b // k)
+      out.append((pos, len(seen) - 1 - pos))
     return out
 
 
-def _check_common(batch: int, k: int, d: int) -> None:
+def window_sources(batch: int, window: int) -> np.ndarray:
+  """[B, W] int32: slot c of entry b holds entry (b - c - 1) mod B."""
+  return ((np.arange(batch)[:, None] - np.arange(1, window + 1)[None, :]) % max(batch, 1)).astype(np.int32)
+
+
+def _check_common(batch: int, k: int, window: int, name: str = "d") -> None:
   if batch <= 0:
     raise ValueError(f"crossbatch: batch (micro-batch size) must be positive, found {batch}")
   if k <= 0:
     raise ValueError(f"crossbatch: k (entries per document stream) must be positive, found {k}")
   if batch % k:
     raise ValueError(f"crossbatch: batch={batch} must be divisible by k={k} (entries per document stream)")
-  if d < 0:
-    raise ValueError(f"crossbatch: d (additional contexts) must be >= 0, found {d}")
+  if window < 0:
+    raise ValueError(f"crossbatch: {name} (additional contexts) must be >= 0, found {window}")
 
 
 def released_plan(batch: int, k: int, d: int, stepping: bool = True) -> CrossbatchPlan:
-  """The released LongLLaMA visibility: slot c-1 holds entry b-c, visible when c < n_b (spec section 2)."""
+  """The released LongLLaMA visibility: slot c-1 holds entry b-c, visible when c < n_b (spec section 2). W = d."""
   _check_common(batch, k, d)
   if d >= batch:
     raise ValueError(f"crossbatch: d={d} must be smaller than the micro-batch size {batch}")
-  sources = np.zeros((batch, d), np.int32)
   visible = np.zeros((batch, d), bool)
   for i in range(batch):
     if stepping and k > 1:
@@ -66,29 +89,35 @@ def released_plan(batch: int, k: int, d: int, stepping: bool = True) -> Crossbat
       n_i = min((i % k) * step + 1, d + 1)
     else:
       n_i = d + 1
-    n_i = min(n_i, i + 1)
-    for c in range(1, d + 1):
-      sources[i, c - 1] = (i - c) % batch  # invisible slots point at a valid entry and are masked
-      visible[i, c - 1] = c < n_i
-  return CrossbatchPlan(sources, visible)
+    n_i = min(n_i, i + 1)  # slots reaching before entry 0 wrap around the micro-batch: never visible
+    visible[i, :max(n_i - 1, 0)] = True
+  return CrossbatchPlan(visible)
 
 
-def mix_plan(batch: int, k: int, mix: Sequence[tuple[int, int]], d: int | None = None) -> CrossbatchPlan:
+def mix_window(mix: Sequence[tuple[int, int]]) -> int:
+  """W of a per-position mix: chunk position j reads offsets 1..p_j (positives) and j+1..j+n_j (negatives)."""
+  return max(((j + n) if n else p for j, (p, n) in enumerate(mix)), default=0)
+
+
+def mix_plan(batch: int, k: int, mix: Sequence[tuple[int, int]], window: int | None = None) -> CrossbatchPlan:
   """A per-position (positives, negatives) mix, e.g. the paper's 7B mix ((0,0),(1,2),(2,5),(3,4)) with k=4.
 
-  mix[j] applies to the j-th chunk of every document stream. Positives are the j nearest earlier chunks of the
-  same stream (nearest first); negatives are the nearest entries before b from other streams, wrapping around
-  the micro-batch. d defaults to the largest positives+negatives; slots beyond an entry's count are invisible.
+  mix[j] applies to the j-th chunk of every document stream. Positives are the p_j nearest earlier chunks of the
+  same stream (offsets 1..p_j); negatives are the n_j nearest entries before the stream's chunk 0 (offsets
+  j+1..j+n_j, other streams, wrapping around the micro-batch). window defaults to mix_window(mix); slots beyond
+  an entry's choice are invisible.
   """
   mix = [tuple(int(x) for x in pn) for pn in mix]
   if len(mix) != k:
     raise ValueError(f"crossbatch.mix: expected one (positives, negatives) pair per chunk position (k={k}), "
                      f"found {len(mix)} pairs")
-  need = max((p + n for p, n in mix), default=0)
-  d = need if d is None else d
-  _check_common(batch, k, d)
-  if need > d:
-    raise ValueError(f"crossbatch.mix: needs d >= {need}, found d={d}")
+  need = mix_window(mix)
+  window = need if window is None else window
+  _check_common(batch, k, window, "window")
+  if need > window:
+    raise ValueError(f"crossbatch.mix: needs a window >= {need}, found window={window}")
+  if window >= batch:
+    raise ValueError(f"crossbatch.mix: window={window} must be smaller than the micro-batch size {batch}")
   for j, (p, n) in enumerate(mix):
     if p < 0 or n < 0:
       raise ValueError(f"crossbatch.mix[{j}]: counts must be >= 0, found {(p, n)}")
@@ -98,20 +127,13 @@ def mix_plan(batch: int, k: int, mix: Sequence[tuple[int, int]], d: int | None =
     if n > batch - k:
       raise ValueError(f"crossbatch.mix[{j}]: {n} negatives asked, but a micro-batch of {batch} with k={k} has "
                        f"only {batch - k} entries from other streams")
-  sources = np.zeros((batch, d), np.int32)
-  visible = np.zeros((batch, d), bool)
+  visible = np.zeros((batch, window), bool)
   for b in range(batch):
-    p, n = mix[b % k]
-    stream = b // k
-    chosen = [b - c for c in range(1, p + 1)]
-    others = [(b - c) % batch for c in range(1, batch)]
-    chosen += [o for o in others if o // k != stream][:n]
-    for slot in range(d):
-      if slot < len(chosen):
-        sources[b, slot], visible[b, slot] = chosen[slot], True
-      else:
-        sources[b, slot] = b  # masked
-  return CrossbatchPlan(sources, visible)
+    j = b % k
+    p, n = mix[j]
+    visible[b, :p] = True  # offsets 1..p
+    visible[b, j:j + n] = True  # offsets j+1..j+n
+  return CrossbatchPlan(visible)
 
 
 def parse_mix(text: str) -> tuple[tuple[int, int], ...]:
@@ -130,5 +152,5 @@ def parse_mix(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def empty_plan(batch: int) -> CrossbatchPlan:
-  """d = 0: memory layers see only their local context (a standard transformer)."""
-  return CrossbatchPlan(np.zeros((batch, 0), np.int32), np.zeros((batch, 0), bool))
+  """W = 0: memory layers see only their local context (a standard transformer)."""
+  return CrossbatchPlan(np.zeros((batch, 0), bool))

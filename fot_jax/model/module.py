@@ -33,5 +33,5 @@ class FoTLlama(nnx.Module):
             "layers": {name: p[...] for name, p in self.layers.items()}}
 
   def __call__(self, tokens: jax.Array, **kwargs) -> jax.Array:
-    """Training-mode logits [B, L, V]; kwargs as transformer.forward (input_mask, sources, visible, ...)."""
+    """Training-mode logits [B, L, V]; kwargs as transformer.forward (input_mask, visible, ...)."""
     return forward(self.params(), tokens, self.config, **kwargs)

@@ -7,12 +7,12 @@ How FoT visibility becomes a splash mask. Splash masks a logit when either of tw
   * a STATIC mask over [queries, keys], known when the kernel is built (NumPy or a lazily computed function,
     from which splash derives block sparsity: fully masked key blocks are skipped);
   * RUNTIME segment ids: query i may see key j only if q_ids[i] == kv_ids[j].
-Each entry's keys are laid out as [local context (L) | slot 1 (L) | ... | slot d (L)] (gathered like the dense
-path). The static part is `BlockCausalMask`: causal on the local block, everything visible after it; it depends
-only on (L, d), so one compiled kernel serves every plan with that d. The plan (sources/visible [B, d]) and the
-padding (key_valid) are runtime values carried by the segment ids: every query has id 1, a key has id 1 when it
-is visible (local: key_valid; slot c: visible[b, c] & key_valid[sources[b, c]]) and id 0 otherwise. Plans never
-recompile, exactly as in the dense/chunked paths.
+Each entry's keys are laid out as [local context (L) | slot 1 (L) | ... | slot W (L)] (static slices of the
+windowed rows, like the dense path). The static part is `BlockCausalMask`: causal on the local block, everything
+visible after it; it depends only on (L, W), so one compiled kernel serves every plan with that window. The plan
+(visible [B, W]) and the padding (key_valid) are runtime values carried by the segment ids: every query has id 1,
+a key has id 1 when it is visible (local: key_valid; slot c: visible[b, c] & key_valid of entry b - c - 1) and
+id 0 otherwise. Plans never recompile, exactly as in the dense/chunked paths.
 
 Inference (`memory_attention_splash`) uses the same scheme with keys [local cache + window | memory] and the
 causal block on the window's own tokens.
@@ -35,11 +35,11 @@ from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_ke
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as mask_lib
 from jax.sharding import PartitionSpec as P
 
-from fot_jax.model.attention import MASK_VALUE, gated_mix, gather_contexts
+from fot_jax.model import exchange
+from fot_jax.model.attention import MASK_VALUE, context_valid, gated_mix, window_contexts
 
 LANES = 128  # splash block sizes (and so the padded lengths) are multiples of this
-BATCH_AXES = ("data", "fsdp")  # mesh axes of the batch rows (fot_jax.train.sharding.LOGICAL_RULES["batch"])
-HEAD_AXIS = "tensor"  # mesh axis of the heads
+BATCH_AXES, HEAD_AXIS = exchange.BATCH_AXES, exchange.HEAD_AXIS
 
 
 class BlockCausalMask(mask_lib.Mask):
@@ -133,9 +133,10 @@ def _mesh_specs(batch: int, heads: int, kv_heads: int):
   return mesh, (rows or None), head
 
 
-def _splash(q, k, v, kv_ids, start: int, causal_len: int, interpret: bool | None):
+def _splash(q, k, v, kv_ids, start: int, causal_len: int, interpret: bool | None, partition: bool = True):
   """One joint softmax per query over keys k/v [B, S, K, hd] under BlockCausalMask(start, causal_len) AND
-  kv_ids [B, S] (1 = visible). q [B, T, H, hd] is already scaled. Returns [B, T, H, hd] in q's dtype."""
+  kv_ids [B, S] (1 = visible). q [B, T, H, hd] is already scaled. Returns [B, T, H, hd] in q's dtype.
+  partition False: the caller already runs per shard (inside shard_map), so the kernel runs on what it gets."""
   b, t, h, hd = q.shape
   s, kh = k.shape[1], k.shape[2]
   tp, sp = _round_up(t, LANES), _round_up(s, LANES)
@@ -151,7 +152,7 @@ def _splash(q, k, v, kv_ids, start: int, causal_len: int, interpret: bool | None
     kernel = _kernel(qt.shape[1], tp, sp, start, causal_len, interpret)
     return jax.vmap(kernel)(qt, kt, vt, segment_ids=splash.SegmentIds(q=q_ids, kv=kv_ids))
 
-  specs = _mesh_specs(b, h, kh)
+  specs = _mesh_specs(b, h, kh) if partition else None
   if specs is None:
     out = run(qt, kt, vt, q_ids, kv_ids)
   else:
@@ -166,25 +167,27 @@ def _scaled(q, scale):
   return (q.astype(jnp.float32) * scale).astype(q.dtype)
 
 
-def crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, sources, visible, scale, gate=None,
-                                interpret: bool | None = None):
+def crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale, gate=None,
+                                interpret: bool | None = None, ring=None, partition: bool = True):
   """FoT crossbatch attention (spec section 2) through splash; same arguments and result as
-  `attention.crossbatch_attention_dense`. interpret: None -> Pallas interpret mode unless compiling for TPU."""
+  `attention.crossbatch_attention_dense`. interpret: None -> Pallas interpret mode unless compiling for TPU.
+  partition: shard the kernel over the context mesh itself (False when already called per shard)."""
   b, length = key_valid.shape
-  keys_add = gather_contexts(k_mem, sources)  # [B, d*L, K, hd]
-  values_add = gather_contexts(v, sources)
-  valid_add = (visible[:, :, None] & key_valid[sources]).reshape(b, -1)  # [B, d*L]
+  window = visible.shape[1]
+  keys_add = window_contexts(exchange.window_rows(k_mem, window, ring), window, b)  # [B, W*L, K, hd]
+  values_add = window_contexts(exchange.window_rows(v, window, ring), window, b)
+  valid_add = context_valid(exchange.window_rows(key_valid, window, ring), visible)  # [B, W*L]
   qs = _scaled(q, scale)
   if gate is None:
     keys = jnp.concatenate([k_local, keys_add], axis=1)
     values = jnp.concatenate([v, values_add], axis=1)
     ids = jnp.concatenate([key_valid, valid_add], axis=1)
-    return _splash(qs, keys, values, ids, 0, length, interpret)
+    return _splash(qs, keys, values, ids, 0, length, interpret, partition)
   # Memorizing-Transformer gate: a local-only (causal) and a memory-only (full) softmax, mixed per head.
-  out_local = _splash(qs, k_local, v, key_valid, 0, length, interpret)
-  if sources.shape[1] == 0:
+  out_local = _splash(qs, k_local, v, key_valid, 0, length, interpret, partition)
+  if window == 0:
     return out_local
-  out_mem = _splash(qs, keys_add, values_add, valid_add, 0, 0, interpret)
+  out_mem = _splash(qs, keys_add, values_add, valid_add, 0, 0, interpret, partition)
   return gated_mix(out_local, out_mem, jnp.any(valid_add, axis=1)[:, None, None], gate)
 
 

@@ -1,6 +1,6 @@
 """The decoder stack in training mode: ordinary layers attend causally, memory layers attend crossbatch.
 
-forward(params, tokens, config, plan=...) is a pure function, jit-able and differentiable; runs of identical
+forward(params, tokens, config, visible=...) is a pure function, jit-able and differentiable; runs of identical
 ordinary layers are scanned (memory layers break the runs), each layer optionally rematerialised.
 """
 
@@ -54,9 +54,9 @@ def finish_layer(lp: Params, x: jax.Array, attn_out: jax.Array, config: ModelCon
   return x + swiglu_mlp(h, lp["gate_proj"], lp["up_proj"], lp["down_proj"])
 
 
-def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, sources: jax.Array, visible: jax.Array,
-                is_mem: bool, config: ModelConfig) -> jax.Array:
-  """One decoder layer on [B, L, D]; memory layers attend crossbatch to the plan's additional contexts."""
+def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, visible: jax.Array, is_mem: bool,
+                config: ModelConfig) -> jax.Array:
+  """One decoder layer on [B, L, D]; memory layers attend crossbatch to the plan's window of earlier entries."""
   length = x.shape[1]
   positions = jnp.arange(length)
   h = rms_norm(x, lp["input_layernorm"], config.norm_eps)
@@ -68,8 +68,8 @@ def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, sources: jax.Arr
     else:
       q_pos, k_local = q, k
     gate = lp.get("mem_gate") if config.mem_gate else None
-    out = crossbatch_attention(q_pos, k_local, k, v, key_valid, sources, visible, scale, gate,
-                               config.attention_impl, config.attention_chunk_size)
+    out = crossbatch_attention(q_pos, k_local, k, v, key_valid, visible, scale, gate, config.attention_impl,
+                               config.attention_chunk_size)
   else:
     q = apply_rope(q, positions, config.rope_theta)
     k = apply_rope(k, positions, config.rope_theta)
@@ -88,25 +88,27 @@ def unembed(params: Params, x: jax.Array, config: ModelConfig) -> jax.Array:
 
 
 def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mask: jax.Array | None = None,
-            sources: jax.Array | None = None, visible: jax.Array | None = None, scan_layers: bool = True,
+            visible: jax.Array | None = None, scan_layers: bool = True,
             remat: str = "none", activation_sharding: jax.sharding.Sharding | None = None,
             return_hidden: bool = False) -> Any:
   """Training-mode forward: tokens [B, L] -> logits [B, L, V] float32.
 
-  input_mask [B, L] marks real tokens (padding keys are masked); sources/visible [B, d] are a CrossbatchPlan's
-  arrays (None -> d = 0: memory layers see only their local context). activation_sharding [B, L, D] pins each
-  layer's input and output (batch over the data axes), so XLA gathers weights rather than activations.
+  input_mask [B, L] marks real tokens (padding keys are masked); visible [B, W] is a CrossbatchPlan's runtime
+  mask over its static window (slot c of entry b holds entry b - c - 1; None -> W = 0: memory layers see only
+  their local context). Under a batch-sharded context mesh (jax.set_mesh) the window's keys/values come from
+  neighbouring devices (fot_jax.model.exchange). activation_sharding [B, L, D] pins each layer's input and
+  output (batch over the data axes), so XLA gathers weights rather than activations.
   """
   b, length = tokens.shape
   if input_mask is None:
     input_mask = jnp.ones((b, length), bool)
-  if sources is None:
-    sources, visible = jnp.zeros((b, 0), jnp.int32), jnp.zeros((b, 0), bool)
+  if visible is None:
+    visible = jnp.zeros((b, 0), bool)
   if remat not in REMAT_POLICIES:
     raise ValueError(f"remat: expected one of {sorted(REMAT_POLICIES)}, found {remat!r}")
 
   def make_layer(is_mem: bool):
-    fn = lambda lp, x: train_layer(lp, x, input_mask, sources, visible, is_mem, config)
+    fn = lambda lp, x: train_layer(lp, x, input_mask, visible, is_mem, config)
     if remat != "none":
       fn = jax.checkpoint(fn, policy=REMAT_POLICIES[remat])
     if activation_sharding is None:

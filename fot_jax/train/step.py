@@ -2,8 +2,8 @@
 
 Train state: {"params": ..., "opt_state": ..., "step": int32 scalar} (the checkpoint layout).
 Batch: {inputs, targets [B, L] int32, loss_mask [B, L] float32, input_mask [B, L] bool}.
-Plan: sources/visible [B_micro, d], built for ONE micro-batch and shared by all of them (crossbatch mixes entries
-within a micro-batch only). Loss = sum(token CE * loss_mask) / sum(loss_mask) over the whole global batch, so
+Plan: visible [B_micro, W], built for ONE micro-batch and shared by all of them (crossbatch mixes entries
+within a micro-batch only; slot c of entry b holds entry b - c - 1 of the same micro-batch, cyclically). Loss = sum(token CE * loss_mask) / sum(loss_mask) over the whole global batch, so
 accumulating over M micro-batches gives exactly the big-batch gradient under the same per-micro-batch plan.
 """
 
@@ -32,28 +32,30 @@ def token_stats(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array) -> 
   return ce.sum(), correct.sum()
 
 
-def summed_loss(params, batch: Batch, sources, visible, model: ModelConfig, scan_layers: bool = True,
+def summed_loss(params, batch: Batch, visible, model: ModelConfig, scan_layers: bool = True,
                 remat: str = "none", activation_sharding: NamedSharding | None = None):
   """Sum of token CE over a (micro-)batch, with the summed correct count as aux."""
-  logits = forward(params, batch["inputs"], model, input_mask=batch["input_mask"], sources=sources,
-                   visible=visible, scan_layers=scan_layers, remat=remat, activation_sharding=activation_sharding)
+  logits = forward(params, batch["inputs"], model, input_mask=batch["input_mask"], visible=visible,
+                   scan_layers=scan_layers, remat=remat, activation_sharding=activation_sharding)
   ce, correct = token_stats(logits, batch["targets"], batch["loss_mask"])
   return ce, correct
 
 
-def loss_and_grads(params, batch: Batch, sources, visible, model: ModelConfig, micro_batches: int = 1,
+def loss_and_grads(params, batch: Batch, visible, model: ModelConfig, micro_batches: int = 1,
                    scan_layers: bool = True, remat: str = "none", micro_sharding: NamedSharding | None = None,
                    activation_sharding: NamedSharding | None = None):
   """(mean loss, grads of the mean loss, accuracy, token count) with accumulation over micro_batches.
 
   The batch is split into M contiguous micro-batches of B/M entries (whole k-entry streams each); every
-  micro-batch runs the same plan. Sums are accumulated and divided once by the global token count.
+  micro-batch runs the same plan. Sums are accumulated and divided once by the global token count. Layout rule
+  of the crossbatch exchange: micro-batch m is global rows [m*B/M, (m+1)*B/M), spread in row order over the
+  mesh's batch axes (micro_sharding), so each device holds B/(M*shards) consecutive entries of it and the
+  window's entries live on the devices just before it; the batcher's stream-to-row order is this order.
   """
   grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
   tokens = jnp.maximum(batch["loss_mask"].sum(), 1.0)
   if micro_batches == 1:
-    (ce, correct), grads = grad_fn(params, batch, sources, visible, model, scan_layers, remat,
-                                       activation_sharding)
+    (ce, correct), grads = grad_fn(params, batch, visible, model, scan_layers, remat, activation_sharding)
   else:
     def split(x):
       x = x.reshape((micro_batches, x.shape[0] // micro_batches) + x.shape[1:])
@@ -65,8 +67,7 @@ def loss_and_grads(params, batch: Batch, sources, visible, model: ModelConfig, m
 
     def body(carry, mb):
       g_acc, ce_acc, c_acc = carry
-      (ce, correct), g = grad_fn(params, mb, sources, visible, model, scan_layers, remat,
-                                  activation_sharding)
+      (ce, correct), g = grad_fn(params, mb, visible, model, scan_layers, remat, activation_sharding)
       g_acc = jax.tree.map(lambda a, b: a + b.astype(jnp.float32), g_acc, g)
       return (g_acc, ce_acc + ce, c_acc + correct), None
     (grads, ce, correct), _ = jax.lax.scan(body, (zeros, jnp.float32(0), jnp.float32(0)), micro)
@@ -78,14 +79,14 @@ def make_train_step(model: ModelConfig, optimizer: optax.GradientTransformation,
                     micro_batches: int = 1, scan_layers: bool = True, remat: str = "none",
                     micro_sharding: NamedSharding | None = None,
                     activation_sharding: NamedSharding | None = None) -> Callable:
-  """(state, batch, sources, visible) -> (new state, metrics). Jit it with donate_argnums=0.
+  """(state, batch, visible) -> (new state, metrics). Jit it with donate_argnums=0.
 
   activation_sharding: [B_micro, L, D] sharding of layer activations (see activation_sharding_for).
   """
 
-  def train_step(state: State, batch: Batch, sources, visible):
+  def train_step(state: State, batch: Batch, visible):
     params = state["params"]
-    loss, grads, accuracy, tokens = loss_and_grads(params, batch, sources, visible, model, micro_batches,
+    loss, grads, accuracy, tokens = loss_and_grads(params, batch, visible, model, micro_batches,
                                                    scan_layers, remat, micro_sharding, activation_sharding)
     updates, opt_state = optimizer.update(grads, state["opt_state"], params)
     new_params = optax.apply_updates(params, updates)
@@ -97,10 +98,10 @@ def make_train_step(model: ModelConfig, optimizer: optax.GradientTransformation,
 
 def make_eval_step(model: ModelConfig, scan_layers: bool = True,
                    activation_sharding: NamedSharding | None = None) -> Callable:
-  """(params, batch, sources, visible) -> {ce_sum, correct_sum, tokens} for averaging over batches."""
+  """(params, batch, visible) -> {ce_sum, correct_sum, tokens} for averaging over batches."""
 
-  def eval_step(params, batch: Batch, sources, visible):
-    ce, correct = summed_loss(params, batch, sources, visible, model, scan_layers,
+  def eval_step(params, batch: Batch, visible):
+    ce, correct = summed_loss(params, batch, visible, model, scan_layers,
                               activation_sharding=activation_sharding)
     return {"ce_sum": ce, "correct_sum": correct, "tokens": batch["loss_mask"].sum()}
   return eval_step

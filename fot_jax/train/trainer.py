@@ -156,9 +156,9 @@ def global_array(mesh_sharding: NamedSharding, value: np.ndarray, global_shape: 
   return jax.make_array_from_process_local_data(mesh_sharding, np.asarray(value), global_shape)
 
 
-def plan_arrays(plan, mesh: Mesh) -> tuple[jax.Array, jax.Array]:
-  rep = replicated(mesh)
-  return (global_array(rep, plan.sources, plan.sources.shape), global_array(rep, plan.visible, plan.visible.shape))
+def plan_array(plan, mesh: Mesh) -> jax.Array:
+  """The plan's runtime mask visible [B_micro, W], replicated (its window W is the compiled shape)."""
+  return global_array(replicated(mesh), plan.visible, plan.visible.shape)
 
 
 # ---- the loop ------------------------------------------------------------------------------------------------
@@ -253,12 +253,12 @@ def _init_or_restore(config, workdir, manager, model, optimizer, abstract, shard
 def _evaluate(eval_fn, params, data: DataBundle, config, mesh) -> dict[str, float]:
   e = config.eval
   plan = plans.make_plan(_eval_fot(config), e.batch_size, int(e.d))
-  sources, visible = plan_arrays(plan, mesh)
+  visible = plan_array(plan, mesh)
   sharding = batch_sharding(mesh)
   ce = correct = tokens = 0.0
   for batch in data.make_eval():
     gb = {k: global_array(sharding, v, (e.batch_size,) + v.shape[1:]) for k, v in batch.items()}
-    out = jax.device_get(eval_fn(params, gb, sources, visible))
+    out = jax.device_get(eval_fn(params, gb, visible))
     ce, correct, tokens = ce + out["ce_sum"], correct + out["correct_sum"], tokens + out["tokens"]
   tokens = max(tokens, 1.0)
   return {"loss": ce / tokens, "accuracy": correct / tokens, "tokens": tokens}
@@ -271,7 +271,7 @@ def _eval_fot(config):
 
 
 def jit_train_step(config, model, mesh, optimizer, schedule, shardings):
-  """The jitted train step: state/batch shardings, donation of the state; compiles once per distinct d."""
+  """The jitted train step: state/batch shardings, donation of the state; compiles once per distinct window W."""
   d_cfg = config.data
   micro_size = d_cfg.batch_size // d_cfg.micro_batches
   sharding = batch_sharding(mesh)
@@ -282,7 +282,7 @@ def jit_train_step(config, model, mesh, optimizer, schedule, shardings):
                                         config.mesh.remat, micro_sharding, activations)
   batch_sh = {k: sharding for k in ("inputs", "targets", "loss_mask", "input_mask")}
   rep = replicated(mesh)
-  return jax.jit(train_step, in_shardings=(shardings, batch_sh, rep, rep), out_shardings=(shardings, rep),
+  return jax.jit(train_step, in_shardings=(shardings, batch_sh, rep), out_shardings=(shardings, rep),
                  donate_argnums=0)
 
 
@@ -296,7 +296,7 @@ def _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, sta
   rep = replicated(mesh)
   eval_fn = jax.jit(step_lib.make_eval_step(model, config.mesh.scan_layers,
                                             step_lib.activation_sharding_for(mesh, config.eval.batch_size)),
-                    in_shardings=(shardings["params"], batch_sh, rep, rep), out_shardings=rep)
+                    in_shardings=(shardings["params"], batch_sh, rep), out_shardings=rep)
   plan_cache = plans.PlanCache(config.fot, micro_size)
   logger = metrics_lib.MetricLogger(workdir, tensorboard=config.log.tensorboard, enabled=is_main)
   peak = metrics_lib.device_peak_flops(jax.devices()[0], config.log.device_peak_flops)
@@ -315,12 +315,12 @@ def _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, sta
     with _Preemption() as preemption:
       while step < config.num_steps:
         d = plans.d_at(config.fot, step, config.seed)
-        sources, visible = plan_arrays(plan_cache(d), mesh)
+        visible = plan_array(plan_cache(d), mesh)
         local = data.train.next_batch()
         batch = {k: global_array(sharding, v, (d_cfg.batch_size,) + v.shape[1:]) for k, v in local.items()}
         new_d = d not in compiled_d
         t_step = time.perf_counter()
-        state, m = jitted(state, batch, sources, visible)
+        state, m = jitted(state, batch, visible)
         m = jax.device_get(m)
         if new_d:
           log.info("step %d: compiled and ran the train step for d=%d in %.1fs", step + 1, d,
