@@ -71,14 +71,14 @@ def train_copy(mode: str, mem_layers=(1, 2, 3), steps: int = 500, mem_positional
   config = ModelConfig(vocab_size=VOCAB, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
                        intermediate_size=128, mem_layers=tuple(mem_layers), max_position_embeddings=2 * length,
                        last_context_length=length, mem_positionals=mem_positionals)
-  plan = mix_plan(2 * streams, 2, [(0, 0), (1 if memory_visible else 0, 0)], d=1)
-  sources, visible = jnp.asarray(plan.sources), jnp.asarray(plan.visible)
+  plan = mix_plan(2 * streams, 2, [(0, 0), (1 if memory_visible else 0, 0)], window=1)
+  visible = jnp.asarray(plan.visible)
   params = init_params(config, seed) if params is None else params
   opt = optax.adam(3e-3)
   state = opt.init(params)
 
   def loss_fn(p, tokens, targets, mask):
-    kw = {"sources": sources, "visible": visible} if mode == "memory" else {}
+    kw = {"visible": visible} if mode == "memory" else {}
     logits = forward(p, tokens, config, **kw)
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
     return (nll * mask).sum() / mask.sum()

@@ -55,6 +55,8 @@ def causal_attention(q, k, v, key_valid, scale):
 
 def window_contexts(ext: jax.Array, window: int, rows: int) -> jax.Array:
   """Windowed rows ext [W + n, L, ...] -> [n, W*L, ...]: the additional contexts of every entry, in slot order."""
+  if window == 0:
+    return jnp.zeros((rows, 0) + ext.shape[2:], ext.dtype)
   slots = [exchange.slot_rows(ext, c, window, rows) for c in range(window)]  # W x [n, L, ...]
   stacked = jnp.stack(slots, axis=1)  # [n, W, L, ...]
   return stacked.reshape((rows, window * ext.shape[1]) + ext.shape[2:])
@@ -63,7 +65,9 @@ def window_contexts(ext: jax.Array, window: int, rows: int) -> jax.Array:
 def context_valid(valid_ext: jax.Array, visible: jax.Array) -> jax.Array:
   """[n, W*L]: key t of slot c is visible to entry b iff visible[b, c] and it is a real token of its entry."""
   rows, window = visible.shape
-  return (visible[:, :, None] & window_contexts(valid_ext, window, rows).reshape(rows, window, -1)).reshape(rows, -1)
+  length = valid_ext.shape[1]
+  slots = window_contexts(valid_ext, window, rows).reshape(rows, window, length)
+  return (visible[:, :, None] & slots).reshape(rows, window * length)
 
 
 def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, gate=None, ring=None):

@@ -1,4 +1,4 @@
-"""Chunked (online-softmax, custom VJP) crossbatch attention equals the dense reference path (issue 2 item 4)."""
+"""Chunked (online-softmax, custom VJP) crossbatch attention equals the dense reference path."""
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,7 @@ def _inputs(plan, length, heads, kv_heads, head_dim=8, pad_frac=0.0, seed=0):
     for i in range(0, b, 2):  # every other entry ends with padding
       key_valid[i, length - max(1, int(pad_frac * length)):] = False
   probe = jnp.asarray(rng.normal(size=(b, length, heads, head_dim)), jnp.float32)
-  return arrays, (jnp.asarray(key_valid), jnp.asarray(plan.sources), jnp.asarray(plan.visible)), probe
+  return arrays, (jnp.asarray(key_valid), jnp.asarray(plan.visible)), probe
 
 
 def _value_and_grads(attn, arrays, rest, probe, scale):
@@ -62,9 +62,9 @@ def test_chunked_equals_dense(plan, length, heads, kv_heads, chunk_size, pad_fra
 def test_fully_masked_rows_match_dense_and_invisible_contexts_get_no_key_gradient():
   """Left padding with no visible context: the dense path's finite uniform row, reproduced exactly."""
   plan = released_plan(4, 4, 3)  # entry 0 sees no additional context
-  arrays, (key_valid, sources, visible), probe = _inputs(plan, 6, 2, 2)
+  arrays, (key_valid, visible), probe = _inputs(plan, 6, 2, 2)
   key_valid = key_valid.at[0, :2].set(False)  # rows 0 and 1 of entry 0 see no key at all
-  rest = (key_valid, sources, visible)
+  rest = (key_valid, visible)
   out_d, grads_d = _value_and_grads(crossbatch_attention_dense, arrays, rest, probe, 0.3)
   chunked = lambda *a: crossbatch_attention_chunked(*a, chunk_size=4)
   out_c, grads_c = _value_and_grads(chunked, arrays, rest, probe, 0.3)

@@ -119,16 +119,29 @@ def _assert_equal_to_legacy(impl, index, mesh_shape):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), b, atol=TOL, rtol=TOL), grads, ref_grads)
 
 
-@pytest.mark.parametrize("index", range(len(PLANS)), ids=[p[0] for p in PLANS])
-@pytest.mark.parametrize("mesh_shape", [None, (1, 8, 1), (2, 4, 1)], ids=["1dev", "mesh181", "mesh241"])
-def test_dense_model_equals_runtime_gather(index, mesh_shape):
-  _assert_equal_to_legacy("dense", index, mesh_shape)
+MESHES = {"1dev": None, "mesh181": (1, 8, 1), "mesh241": (2, 4, 1)}
+# The default suite runs one case per path and mesh kind; the whole grid is slow (each case compiles twice).
+FAST = [("dense", 1, "1dev"), ("dense", 4, "mesh181"), ("chunked", 1, "mesh241")]
+GRID = [(impl, index, mesh) for impl in ("dense", "chunked") for index in range(len(PLANS)) for mesh in MESHES
+        if (impl, index, mesh) not in FAST and (impl == "dense" or index in (1, 4))]
 
 
-@pytest.mark.parametrize("index", [1, 4], ids=[PLANS[1][0], PLANS[4][0]])
-@pytest.mark.parametrize("mesh_shape", [None, (1, 8, 1), (2, 4, 1)], ids=["1dev", "mesh181", "mesh241"])
-def test_chunked_model_equals_runtime_gather(index, mesh_shape):
-  _assert_equal_to_legacy("chunked", index, mesh_shape)
+def _case_id(case):
+  impl, index, mesh = case
+  return f"{impl}-{PLANS[index][0]}-{mesh}"
+
+
+@pytest.mark.parametrize("case", FAST, ids=_case_id)
+def test_model_equals_runtime_gather(case):
+  impl, index, mesh = case
+  _assert_equal_to_legacy(impl, index, MESHES[mesh])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", GRID, ids=_case_id)
+def test_model_equals_runtime_gather_grid(case):
+  impl, index, mesh = case
+  _assert_equal_to_legacy(impl, index, MESHES[mesh])
 
 
 def test_micro_batches_on_a_mesh_equal_runtime_gather_per_micro_batch(monkeypatch):

@@ -22,7 +22,7 @@ def test_gradients_reach_visible_negatives_only():
 
   def loss_of_entry_5(embed):
     logits = forward({**params, "embed_tokens": embed}, jnp.asarray(tokens), config,
-                     sources=jnp.asarray(plan.sources), visible=jnp.asarray(plan.visible))
+                     visible=jnp.asarray(plan.visible))
     return jnp.sum(logits[5] ** 2)
 
   grad = np.asarray(jax.jit(jax.grad(loss_of_entry_5))(params["embed_tokens"]))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fot_jax.model.crossbatch import empty_plan, mix_plan, parse_mix, released_plan
+from fot_jax.model.crossbatch import empty_plan, mix_plan, mix_window, parse_mix, released_plan
 
 
 def test_released_table_without_packing():
@@ -28,7 +28,7 @@ def test_released_without_stepping_sees_all_earlier_candidates():
 def test_7b_segment_mix():
   mix = parse_mix("0:0,1:2,2:5,3:4")
   plan = mix_plan(batch=16, k=4, mix=mix)
-  assert plan.d == 7
+  assert plan.d == 7 and plan.window == 7 and plan.offsets == tuple(range(1, 8))
   assert plan.positives_negatives(k=4) == [tuple(pn) for pn in mix] * 4
   entries = plan.visible_entries()
   # Entry 6 = chunk 2 of stream 1: positives 5, 4 (same stream), then 5 nearest earlier entries of other streams.
@@ -36,6 +36,22 @@ def test_7b_segment_mix():
   for b, seen in enumerate(entries):
     positives = [s for s in seen[1:] if s // 4 == b // 4]
     assert all(s < b for s in positives), "positives must be earlier chunks of the same stream"
+
+
+def test_slots_are_static_offsets_and_windows_are_tight():
+  """Slot c of entry b always holds entry b - c - 1 (cyclically): the plan only says which slots are visible."""
+  plan = released_plan(8, 4, 3)
+  assert plan.window == 3 and plan.offsets == (1, 2, 3)
+  np.testing.assert_array_equal(plan.sources, (np.arange(8)[:, None] - np.arange(1, 4)[None]) % 8)
+  assert mix_window(((0, 0), (1, 1), (2, 1), (3, 0))) == 3  # the 3B mix as a mix: the window of d = 3
+  assert mix_window(((0, 0), (0, 1), (0, 1), (0, 1))) == 4  # negatives only: chunk 3 reaches 4 entries back
+  assert mix_window(((0, 0), (1, 0), (2, 0), (0, 0))) == 2  # positives only: the largest p
+  # Negatives of chunk j sit at offsets j+1..j+n: before the stream's first chunk, never inside the stream.
+  plan = mix_plan(16, 4, ((0, 0), (0, 1), (0, 1), (0, 1)))
+  assert plan.window == 4 and plan.d == 1
+  assert [seen[1:] for seen in plan.visible_entries()[4:8]] == [[], [3], [3], [3]]
+  with pytest.raises(ValueError, match="window >= 4"):
+    mix_plan(16, 4, ((0, 0), (0, 1), (0, 1), (0, 1)), window=3)
 
 
 def test_plans_never_point_outside_the_micro_batch():

@@ -21,8 +21,7 @@ PLAN = released_plan(batch=8, k=2, d=1)
 
 def _loss_and_grads(config, params, tokens, **kwargs):
   def loss(p):
-    logits = forward(p, tokens, config, sources=jnp.asarray(PLAN.sources), visible=jnp.asarray(PLAN.visible),
-                     **kwargs)
+    logits = forward(p, tokens, config, visible=jnp.asarray(PLAN.visible), **kwargs)
     return jnp.mean(jax.nn.log_softmax(logits)[..., 0])
   return jax.jit(jax.value_and_grad(loss))(params)
 
@@ -32,8 +31,7 @@ def test_forward_on_an_8_device_mesh_equals_single_device():
   config = tiny_config()
   params = tiny_params(config)
   tokens = jnp.asarray(random_tokens((8, 16), config.vocab_size))
-  run = jax.jit(lambda p, t: forward(p, t, config, sources=jnp.asarray(PLAN.sources),
-                                     visible=jnp.asarray(PLAN.visible)))
+  run = jax.jit(lambda p, t: forward(p, t, config, visible=jnp.asarray(PLAN.visible)))
   single = np.asarray(run(params, tokens))
   mesh = sharding.make_mesh((2, 2, 2))  # batch over (data, fsdp), heads and MLP over tensor
   shardings = sharding.tree_shardings(params, logical_axes(config), mesh)
@@ -115,13 +113,13 @@ def test_config_round_trips_through_a_dict():
     ModelConfig.from_dict({**config.to_dict(), "mem_layer": [1]})
 
 
-def test_changing_the_plan_recompiles_only_per_distinct_d():
+def test_changing_the_plan_recompiles_only_per_distinct_window():
   config = tiny_config()
   params = tiny_params(config)
   tokens = jnp.asarray(random_tokens((8, 8), config.vocab_size, seed=3))
-  run = jax.jit(lambda p, t, s, v: forward(p, t, config, sources=s, visible=v))
+  run = jax.jit(lambda p, t, v: forward(p, t, config, visible=v))
   plans = [released_plan(8, 2, 1), released_plan(8, 4, 3), released_plan(8, 4, 3, stepping=False),
            released_plan(8, 1, 1), released_plan(8, 2, 3)]
-  outputs = [np.asarray(run(params, tokens, jnp.asarray(p.sources), jnp.asarray(p.visible))) for p in plans]
-  assert run._cache_size() == 2  # d in {1, 3}: one compilation each, whatever the mix
+  outputs = [np.asarray(run(params, tokens, jnp.asarray(p.visible))) for p in plans]
+  assert run._cache_size() == 2  # W in {1, 3}: one compilation each, whatever the mix
   assert np.abs(outputs[1] - outputs[2]).max() > 1e-4  # different visibility, same compilation

@@ -34,7 +34,7 @@ def _inputs(plan, length, heads, kv_heads, head_dim=16, pad=0, seed=0):
   if pad:
     key_valid[::2, length - pad:] = False  # every other entry ends with padding
   probe = jnp.asarray(rng.normal(size=(b, length, heads, head_dim)), jnp.float32)
-  return arrays, (jnp.asarray(key_valid), jnp.asarray(plan.sources), jnp.asarray(plan.visible)), probe
+  return arrays, (jnp.asarray(key_valid), jnp.asarray(plan.visible)), probe
 
 
 def _value_and_grads(attn, arrays, rest, probe, scale, gate=None):
@@ -126,7 +126,7 @@ def test_model_forward_and_grads_splash_equals_dense():
   tokens = jnp.asarray(np.random.default_rng(0).integers(0, config.vocab_size, (4, 24)), jnp.int32)
 
   def loss(p, cfg):
-    logits = forward(p, tokens, cfg, sources=jnp.asarray(plan.sources), visible=jnp.asarray(plan.visible))
+    logits = forward(p, tokens, cfg, visible=jnp.asarray(plan.visible))
     return jnp.mean(jax.nn.log_softmax(logits)[..., 0]), logits
 
   (_, ld), gd = jax.jit(jax.value_and_grad(lambda p: loss(p, config), has_aux=True))(params)
@@ -138,15 +138,17 @@ def test_model_forward_and_grads_splash_equals_dense():
 
 
 def test_splash_under_mesh_uses_shard_map():
-  """With a context mesh the kernel runs per shard (batch over data/fsdp, heads over tensor)."""
+  """With a context mesh the kernel runs per shard (batch over data/fsdp, heads over tensor), the window arriving
+  by neighbour exchange (ppermute) through the crossbatch dispatcher."""
   mesh = make_mesh((1, 4, 2), jax.devices()[:8])
   plan = released_plan(8, 4, 3)
   arrays, rest, probe = _inputs(plan, 24, 4, 2, pad=3)
   heads = NamedSharding(mesh, P(("data", "fsdp"), None, "tensor", None))
   arrays = tuple(jax.device_put(a, heads) for a in arrays)
   with jax.set_mesh(mesh):
-    fn = jax.jit(lambda *a: crossbatch_attention_splash(*a, *rest, 0.25))
-    assert "shard_map" in str(fn.trace(*arrays).jaxpr)
+    fn = jax.jit(lambda *a: crossbatch_attention(*a, *rest, 0.25, impl="splash"))
+    jaxpr = str(fn.trace(*arrays).jaxpr)
+    assert "shard_map" in jaxpr and "ppermute" in jaxpr
     out = fn(*arrays)
   np.testing.assert_allclose(out, crossbatch_attention_dense(*arrays, *rest, 0.25), atol=TOL, rtol=TOL)
 

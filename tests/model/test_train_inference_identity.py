@@ -20,8 +20,7 @@ def _train_logits(params, config, doc, k, plan=None):
   chunks = jnp.asarray(doc.reshape(k, L))
   if plan is None:
     return np.asarray(_forward(params, chunks, config)).reshape(1, k * L, -1)
-  return np.asarray(_forward(params, chunks, config, sources=jnp.asarray(plan.sources),
-                             visible=jnp.asarray(plan.visible))).reshape(1, k * L, -1)
+  return np.asarray(_forward(params, chunks, config, visible=jnp.asarray(plan.visible))).reshape(1, k * L, -1)
 
 
 # k = 2, 3, 4 across two mem_layers sets and both thetas (each combination compiles, so not the full product).

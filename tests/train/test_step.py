@@ -35,8 +35,8 @@ def test_scanned_equals_unrolled(remat="full"):
   plan = released_plan(4, 2, 2)
 
   def loss(p, scan):
-    logits = forward(p, batch["inputs"], MODEL, input_mask=batch["input_mask"], sources=plan.sources,
-                     visible=plan.visible, scan_layers=scan, remat=remat)
+    logits = forward(p, batch["inputs"], MODEL, input_mask=batch["input_mask"], visible=plan.visible,
+                     scan_layers=scan, remat=remat)
     return step_lib.token_stats(logits, batch["targets"], batch["loss_mask"])[0], logits
 
   (l_scan, logits_scan), g_scan = jax.value_and_grad(loss, has_aux=True)(params, True)
@@ -46,27 +46,19 @@ def test_scanned_equals_unrolled(remat="full"):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_scan, g_unroll)
 
 
-def _block_diagonal(plan, micro_batches):
-  """The per-micro-batch plan written for the whole batch: micro-batch j's sources shifted by j*B_micro."""
-  bm = plan.batch
-  sources = np.concatenate([plan.sources + j * bm for j in range(micro_batches)])
-  visible = np.concatenate([plan.visible] * micro_batches)
-  return sources, visible
-
-
 def test_accumulation_equals_big_batch_gradient():
-  """M=2 micro-batches of 4 with a 4-entry plan == one 8-entry forward whose plan never crosses micro-batches."""
+  """M=2 micro-batches of 4 with a 4-entry plan == the summed loss of the two halves, each run with that plan."""
   params = init_params(SMALL, jax.random.key(1))
   batch = _batch(8, 16, seed=3)
   plan = released_plan(4, 2, 3)
   loss_acc, grads_acc, acc_acc, tokens = jax.jit(
-      lambda p, b: step_lib.loss_and_grads(p, b, plan.sources, plan.visible, SMALL, micro_batches=2))(params, batch)
-  sources, visible = _block_diagonal(plan, 2)
+      lambda p, b: step_lib.loss_and_grads(p, b, plan.visible, SMALL, micro_batches=2))(params, batch)
+  halves = [{k: v[i * 4:(i + 1) * 4] for k, v in batch.items()} for i in range(2)]
 
   def big(p):
-    ce, correct = step_lib.summed_loss(p, batch, sources, visible, SMALL)
+    sums = [step_lib.summed_loss(p, half, plan.visible, SMALL) for half in halves]
     n = batch["loss_mask"].sum()
-    return ce / n, correct / n
+    return sum(s[0] for s in sums) / n, sum(s[1] for s in sums) / n
   (loss_big, acc_big), grads_big = jax.jit(jax.value_and_grad(big, has_aux=True))(params)
   assert float(tokens) == batch["loss_mask"].sum()
   np.testing.assert_allclose(loss_acc, loss_big, rtol=1e-5)
@@ -74,8 +66,7 @@ def test_accumulation_equals_big_batch_gradient():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), grads_acc, grads_big)
   # The comparison is not vacuous: a plan that crosses micro-batches gives a different big-batch loss.
   crossing = released_plan(8, 2, 3)
-  ce_cross, _ = jax.jit(step_lib.summed_loss, static_argnums=4)(params, batch, crossing.sources, crossing.visible,
-                                                                 SMALL)
+  ce_cross, _ = jax.jit(step_lib.summed_loss, static_argnums=3)(params, batch, crossing.visible, SMALL)
   assert abs(float(ce_cross / batch["loss_mask"].sum()) - float(loss_big)) > 1e-6
 
 
@@ -84,6 +75,6 @@ def test_bf16_compute_with_f32_params_trains():
   params = init_params(model, jax.random.key(0))
   batch = _batch(4, 8)
   plan = released_plan(4, 2, 2)
-  loss, grads, _, _ = jax.jit(lambda p: step_lib.loss_and_grads(p, batch, plan.sources, plan.visible, model))(params)
+  loss, grads, _, _ = jax.jit(lambda p: step_lib.loss_and_grads(p, batch, plan.visible, model))(params)
   assert np.isfinite(float(loss))
   assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))

@@ -103,7 +103,7 @@ def test_restore_onto_other_meshes(straight):
       ref = params
     jax.tree.map(np.testing.assert_array_equal, ref, params)
     gb = jax.device_put(batch, batch_sharding(mesh))
-    ce, _ = jax.jit(lambda p, b: step_lib.summed_loss(p, b, plan.sources, plan.visible, model))(state["params"], gb)
+    ce, _ = jax.jit(lambda p, b: step_lib.summed_loss(p, b, plan.visible, model))(state["params"], gb)
     losses.append(float(ce))
   np.testing.assert_allclose(losses, losses[0], rtol=1e-5)
 
@@ -150,8 +150,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   def poisoned(*args, **kwargs):
     fn = real(*args, **kwargs)
 
-    def step(state, batch, sources, visible):
-      new_state, m = fn(state, batch, sources, visible)
+    def step(state, batch, visible):
+      new_state, m = fn(state, batch, visible)
       m["loss"] = jnp.where(state["step"] >= 4, jnp.nan, m["loss"])  # the 5th step "diverges"
       return new_state, m
     return step
