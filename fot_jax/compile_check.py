@@ -268,15 +268,24 @@ def _collective_bytes(kind: str, is_start: bool, shape_text: str) -> int:
   return sum(sizes)
 
 
-def collective_stats(hlo: str, loops: list[Loop] | None = None) -> dict[str, dict[str, float]]:
-  """Per collective kind: static count in the HLO, and count and bytes executed per step per device.
+@dataclasses.dataclass
+class CollectiveOp:
+  """One collective of the partitioned HLO: kind, buffer bytes per execution per device, executions per step,
+  result shapes, and the JAX op that made it (metadata op_name, e.g. .../crossbatch/.../ppermute)."""
+  kind: str
+  bytes: int
+  per_step: int
+  shapes: list  # [(dtype, (dims...))] of the op's result
+  op_name: str
 
-  An op inside a while body counts once per iteration: the trip counts come from while_loops (XLA's
-  known_trip_count, else the loop condition's bound; a loop whose trip count cannot be read counts once and is
-  reported). Nested loops and called computations multiply. TPU lowers most reduce-scatters to an
-  'all-reduce-scatter' fusion (an all-reduce of the full buffer, then each device keeps its slice): those are
-  counted as reduce-scatter. Bytes: see _collective_bytes (buffer sizes, not link traffic: a ring all-gather or
-  reduce-scatter sends about (n-1)/n of them per device, a ring all-reduce about 2 (n-1)/n)."""
+  @property
+  def crossbatch(self) -> bool:
+    """Made inside a memory layer's crossbatch attention (its named scope), forward or backward."""
+    return "crossbatch" in self.op_name
+
+
+def collective_ops(hlo: str, loops: list[Loop] | None = None) -> list[CollectiveOp]:
+  """Every collective of an HLO module with its executions per step (loop bodies weighted by trip counts)."""
   comps = _split_computations(hlo)
   trips = {loop.body: loop.trips if loop.trips is not None else 1
            for loop in (loops if loops is not None else while_loops(hlo))}
@@ -298,7 +307,7 @@ def collective_stats(hlo: str, loops: list[Loop] | None = None) -> dict[str, dic
       memo[name] = sum(w * multiplier(parent, depth + 1) for parent, w in callers[name])
     return memo[name]
 
-  stats = {k: {"count": 0, "per_step": 0, "bytes_per_step": 0.0} for k in COLLECTIVES}
+  ops = []
   for name, lines in comps.items():
     mult = multiplier(name)
     for line in lines:
@@ -308,11 +317,34 @@ def collective_stats(hlo: str, loops: list[Loop] | None = None) -> dict[str, dic
       kind = m.group(2)
       if kind == "all-reduce" and name.startswith("all-reduce-scatter"):
         kind = "reduce-scatter"
-      s = stats[kind]
-      s["count"] += 1
-      s["per_step"] += mult
-      s["bytes_per_step"] += mult * _collective_bytes(kind, bool(m.group(3)), m.group(1))
+      op = _OP_NAME_RE.search(line)
+      shapes = [(dt, tuple(int(x) for x in dims.split(",") if x)) for dt, dims in _SHAPE_RE.findall(m.group(1))]
+      ops.append(CollectiveOp(kind, _collective_bytes(kind, bool(m.group(3)), m.group(1)), mult, shapes,
+                              op.group(1) if op else ""))
+  return ops
+
+
+def collective_stats(hlo: str, loops: list[Loop] | None = None) -> dict[str, dict[str, float]]:
+  """Per collective kind: static count in the HLO, and count and bytes executed per step per device.
+
+  An op inside a while body counts once per iteration: the trip counts come from while_loops (XLA's
+  known_trip_count, else the loop condition's bound; a loop whose trip count cannot be read counts once and is
+  reported). Nested loops and called computations multiply. TPU lowers most reduce-scatters to an
+  'all-reduce-scatter' fusion (an all-reduce of the full buffer, then each device keeps its slice): those are
+  counted as reduce-scatter. Bytes: see _collective_bytes (buffer sizes, not link traffic: a ring all-gather or
+  reduce-scatter sends about (n-1)/n of them per device, a ring all-reduce about 2 (n-1)/n)."""
+  stats = {k: {"count": 0, "per_step": 0, "bytes_per_step": 0.0} for k in COLLECTIVES}
+  for op in collective_ops(hlo, loops):
+    s = stats[op.kind]
+    s["count"] += 1
+    s["per_step"] += op.per_step
+    s["bytes_per_step"] += op.per_step * op.bytes
   return stats
+
+
+def crossbatch_bytes(ops: list[CollectiveOp]) -> float:
+  """Buffer bytes per step per device of the collectives made inside the memory layers' crossbatch attention."""
+  return float(sum(op.per_step * op.bytes for op in ops if op.crossbatch))
 
 
 @dataclasses.dataclass

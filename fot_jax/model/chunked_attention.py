@@ -78,7 +78,7 @@ def crossbatch_attention(q, k_local, k_mem, v, key_valid, visible, scale, gate=N
     return kernel(*arrays, ring=None, partition=True)
   layouts = ("bthd",) * 4 + ("bt", "bt") + (() if gate is None else ("h",))
   with jax.named_scope("crossbatch"):
-    return exchange.per_shard(kernel, b, heads, kv_heads, layouts)(*arrays)
+    return exchange.per_shard(kernel, b, heads, kv_heads, layouts, check_vma=impl != "splash")(*arrays)
 
 
 def _chunked_dispatch(q, k_local, k_mem, v, key_valid, visible, scale, gate, chunk_size, ring):
@@ -197,9 +197,9 @@ def _forward(q, k_local, v, key_valid, k_ext, v_ext, valid_ext, visible, scale, 
     kb, vb, _, mask, in_range = _extra_block(i, ke, ve, valid_e, visible, n_sub, length, cs)
     return update(carry, kb, vb, mask, in_range), None
 
-  stats = (b, kh, h // kh, length)
-  carry = (jnp.full(stats, -jnp.inf, jnp.float32), jnp.zeros(stats, jnp.float32),
-           jnp.zeros(stats + (hd,), jnp.float32))
+  # Initial carries derive from q so that, per shard under shard_map, they vary over the same mesh axes.
+  zeros = jnp.zeros_like(qt[..., 0], jnp.float32)  # [B, K, G, L]
+  carry = (zeros - jnp.inf, zeros, jnp.zeros_like(qt, jnp.float32))
   # Every block has finite logits (MASK_VALUE or PAD_VALUE), so after the first block m is finite.
   if with_local:
     carry, _ = jax.lax.scan(local_step, carry, jnp.arange(n_sub))
@@ -265,9 +265,9 @@ def _chunked_bwd(scale, cs, with_local, res, g):
     gq, gk, gv = grads(kb, vb, mask, in_range)
     return (dq + gq, dkl, dvl, add_at(dke, gk, start), add_at(dve, gv, start)), None
 
-  local_zeros = jnp.zeros(kl.shape, jnp.float32)  # [B, Lp, K, hd]
-  ext_zeros = jnp.zeros(ke.shape, jnp.float32)  # [W + B, Lp, K, hd]
-  carry = (jnp.zeros(qt.shape, jnp.float32), local_zeros, local_zeros, ext_zeros, ext_zeros)
+  local_zeros = jnp.zeros_like(kl, jnp.float32)  # [B, Lp, K, hd]
+  ext_zeros = jnp.zeros_like(ke, jnp.float32)  # [W + B, Lp, K, hd]
+  carry = (jnp.zeros_like(qt, jnp.float32), local_zeros, local_zeros, ext_zeros, ext_zeros)
   if with_local:
     carry, _ = jax.lax.scan(local_step, carry, jnp.arange(n_sub))
   if window:

@@ -87,11 +87,15 @@ def batch_ring(batch: int) -> tuple[Ring | None, str | None, jax.sharding.Abstra
   return (Ring(axes, size) if axes else None), head, mesh
 
 
-def per_shard(fn: Callable, batch: int, heads: int, kv_heads: int, layouts: Sequence[str]) -> Callable:
+def per_shard(fn: Callable, batch: int, heads: int, kv_heads: int, layouts: Sequence[str],
+              check_vma: bool = True) -> Callable:
   """fn(*arrays, ring=...) run on each device's rows of the context mesh (shard_map), or once without a mesh.
 
   layouts name each array's axes: "bthd" [B, T, heads, hd], "bt" [B, T] (also [B, W]), "h" [heads]. Heads go
   over the tensor axis when it divides both head counts, else every tensor shard computes all heads.
+  check_vma: JAX's tracking of which values vary over which mesh axes; it keeps the backward pass free of
+  conservative all-reduces over the axes an input is replicated on. Off only for kernels that cannot be
+  tracked (Pallas custom calls).
   """
   ring, head, mesh = batch_ring(batch)
   if mesh is None or (ring is None and head is None):
@@ -102,4 +106,4 @@ def per_shard(fn: Callable, batch: int, heads: int, kv_heads: int, layouts: Sequ
   specs = {"bthd": P(rows, None, head, None), "bt": P(rows, None), "h": P(head)}
   in_specs = tuple(specs[layout] for layout in layouts)
   return jax.shard_map(lambda *arrays: fn(*arrays, ring=ring), mesh=mesh, in_specs=in_specs,
-                       out_specs=specs["bthd"], check_vma=False)
+                       out_specs=specs["bthd"], check_vma=check_vma)
