@@ -1,21 +1,26 @@
 """Will it fit? Compile the real FoT train step for a TPU slice on this (CPU) host and report memory and cost.
 
   python -m fot_jax.compile_check --config=configs/experiments/longllama_3b_fot.py --topology=v5p-64 \\
-      [--config.mesh.shape='(1,-1,1)' --config.mesh.remat=full ...] [--mfu=0.4] [--dump_hlo=/tmp/step.hlo]
+      [--config.mesh.shape='(1,-1,1)' --config.mesh.remat=full ...] [--mfu=0.4] [--dump_hlo=/tmp/step.hlo] \\
+      [--json=/tmp/report.json]
 
 Builds the train step exactly as the trainer does (model size, global batch, micro-batches, crossbatch plan
 shape for the largest d of the schedule, remat policy, mesh and sharding rules, donation) from abstract shapes
 only: no parameter is materialised. libtpu (the `tpu` extra) compiles it for the named topology without a TPU.
 Prints per-device memory against HBM, compiled vs analytic FLOPs, the collectives of the partitioned HLO (an
 estimate per step: loop bodies weighted by trip counts read from the HLO's loop conditions, listed next to the
-loop lengths the config implies) and an estimated step time at an assumed MFU. Exit status: 0 fits, 3 does not
-fit (naming the biggest buffers), 2 invalid config/topology.
+loop lengths the config implies, with the part made by the memory layers' crossbatch attention) and an estimated
+step time: the larger of compute (analytic FLOPs at an assumed MFU) and communication (collective bytes over the
+chip's ICI bandwidth, tpu_specs). --json writes the same report as JSON. Exit status: 0 fits, 3 does not fit
+(naming the biggest buffers), 2 invalid config/topology.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import json
+import os
 import re
 import sys
 import time
@@ -364,6 +369,10 @@ class Report:
   compiled_flops: float  # per device per step, from the executable's cost analysis
   analytic_flops: float  # per device per step, ModelConfig.flops_per_token
   collectives: dict
+  crossbatch_bytes: float  # per step per device: the collectives inside the memory layers' crossbatch attention
+  window: int  # W of the compiled crossbatch plan
+  ici_link_bytes_per_s: float  # one direction of one ICI link (tpu_specs)
+  ici_bytes_per_s: float  # a device's share of all its chip's links (tpu_specs.TpuSpec.ici_bytes_per_s)
   loops: list  # [Loop]: the while loops the per-step collective counts are weighted by
   implied_trips: dict  # trip count -> why: the loop lengths the config implies (cross-check of `loops`)
   peak_flops: float
@@ -375,12 +384,48 @@ class Report:
     return self.memory["total"] <= self.hbm_bytes
 
   @property
-  def step_time_s(self) -> float:
+  def compute_s(self) -> float:
+    """Analytic FLOPs per device at the assumed MFU of the chip's peak."""
     return self.analytic_flops / (self.peak_flops * self.mfu)
+
+  @property
+  def collective_bytes(self) -> float:
+    return float(sum(s["bytes_per_step"] for s in self.collectives.values()))
+
+  @property
+  def communication_s(self) -> float:
+    """Collective bytes over ICI bandwidth: a collective-permute (neighbour exchange) over one link in one
+    direction, every other collective over all the chip's links (rings along every torus axis)."""
+    if not self.ici_link_bytes_per_s:
+      return float("nan")
+    permute = self.collectives["collective-permute"]["bytes_per_step"]
+    return permute / self.ici_link_bytes_per_s + (self.collective_bytes - permute) / self.ici_bytes_per_s
+
+  @property
+  def step_time_s(self) -> float:
+    """The larger of compute and communication (no overlap assumed beyond that)."""
+    return max(self.compute_s, self.communication_s)
 
   @property
   def tokens_per_s_per_chip(self) -> float:
     return self.tokens_per_step / self.step_time_s / self.chips
+
+  def to_json(self) -> dict:
+    """The report as plain JSON values (bytes and seconds per device per step)."""
+    return {
+        "topology": self.topology, "device_kind": self.device_kind, "devices": self.devices, "chips": self.chips,
+        "mesh": self.mesh, "remat": self.remat, "micro_batches": self.micro_batches, "d": self.d,
+        "window": self.window, "tokens_per_step": self.tokens_per_step, "params": self.params,
+        "fits": self.fits, "memory_per_device_bytes": self.memory["total"], "memory": self.memory,
+        "hbm_bytes": self.hbm_bytes,
+        "flops_per_device": {"compiled": self.compiled_flops, "analytic": self.analytic_flops},
+        "collectives": {"total_bytes": self.collective_bytes, "crossbatch_bytes": self.crossbatch_bytes,
+                        **{kind: s["bytes_per_step"] for kind, s in self.collectives.items()},
+                        "counts_per_step": {kind: s["per_step"] for kind, s in self.collectives.items()}},
+        "ici_bytes_per_s": {"link_one_way": self.ici_link_bytes_per_s, "device_all_links": self.ici_bytes_per_s},
+        "step_time_s": {"compute": self.compute_s, "communication": self.communication_s},
+        "mfu": self.mfu, "tokens_per_s_per_chip": self.tokens_per_s_per_chip, "compile_s": self.compile_s,
+    }
 
 
 def analyse(compiled, built: Built, config, topology: str, devices, mfu: float, compile_s: float) -> Report:
@@ -396,12 +441,14 @@ def analyse(compiled, built: Built, config, topology: str, devices, mfu: float, 
   n = len(devices)
   hlo = compiled.as_text()
   loops = while_loops(hlo)
+  ops = collective_ops(hlo, loops)
   analytic = built.model.flops_per_token(config.data.seq_len, built.d) * built.tokens_per_step / n
   return Report(topology=topology, device_kind=devices[0].device_kind, devices=n, chips=spec.chips(n),
                 mesh=dict(built.mesh.shape), remat=config.mesh.remat, micro_batches=config.data.micro_batches,
                 d=built.d, tokens_per_step=built.tokens_per_step, params=built.model.num_params(), memory=memory,
                 hbm_bytes=spec.hbm_bytes, compiled_flops=float(cost.get("flops", 0.0)), analytic_flops=analytic,
-                collectives=collective_stats(hlo, loops), loops=loops,
+                collectives=collective_stats(hlo, loops), crossbatch_bytes=crossbatch_bytes(ops), window=built.window,
+                ici_link_bytes_per_s=spec.ici_link_bytes_per_s, ici_bytes_per_s=spec.ici_bytes_per_s, loops=loops,
                 implied_trips=implied_trip_counts(config, built.model, built.window), peak_flops=spec.peak_flops, mfu=mfu,
                 compile_s=compile_s)
 
@@ -415,7 +462,7 @@ def format_report(r: Report) -> str:
   ratio = r.compiled_flops / r.analytic_flops if r.analytic_flops else float("nan")
   lines = [
       f"topology {r.topology}: {r.devices} x {r.device_kind} ({r.chips:g} chips), mesh {r.mesh}, "
-      f"remat {r.remat}, micro-batches {r.micro_batches}, crossbatch d={r.d}",
+      f"remat {r.remat}, micro-batches {r.micro_batches}, crossbatch d={r.d} (window W={r.window})",
       f"model {r.params / 1e9:.2f}B params; {r.tokens_per_step:,} tokens per step; compiled in {r.compile_s:.0f}s",
       f"memory per device: arguments {_gib(m['arguments'])}, outputs {_gib(m['outputs'])} (aliased "
       f"{_gib(m['aliased'])}), temporaries {_gib(m['temporaries'])}, code {_gib(m['code'])}",
@@ -431,9 +478,13 @@ def format_report(r: Report) -> str:
       lines.append(f"  {kind:<19} {s['count']:>4} / {s['per_step']:>5} / {_gib(s['bytes_per_step'])}")
   if not any(s["count"] for s in r.collectives.values()):
     lines.append("  none")
+  lines.append(f"  total {_gib(r.collective_bytes)}, of which crossbatch attention {_gib(r.crossbatch_bytes)}")
   lines.append(format_loops(r.loops, r.implied_trips))
-  lines.append(f"estimated step time {r.step_time_s:.2f}s at {100 * r.mfu:.0f}% MFU of "
-               f"{r.peak_flops / 1e12:.1f} TFLOP/s per device: {r.tokens_per_s_per_chip:,.0f} tokens/s per chip")
+  lines.append(f"estimated step time {r.step_time_s:.2f}s = max(compute {r.compute_s:.2f}s at {100 * r.mfu:.0f}% MFU "
+               f"of {r.peak_flops / 1e12:.1f} TFLOP/s per device, communication {r.communication_s:.2f}s at "
+               f"{r.ici_link_bytes_per_s / 1e9:.0f} GB/s per ICI link, {r.ici_bytes_per_s / 1e9:.0f} GB/s per "
+               f"device): {r.tokens_per_s_per_chip:,.0f} tokens/s per chip "
+               f"({'communication' if r.communication_s > r.compute_s else 'compute'}-bound)")
   return "\n".join(lines)
 
 
@@ -480,9 +531,13 @@ def format_loops(loops: list, implied: dict[int, str] | None = None) -> str:
   return f"while loops ({len(loops)}; trip counts){note}:\n" + "\n".join("  " + p for p in parts)
 
 
-def check(config, topology: str, mfu: float = 0.4, dump_hlo: str | None = None) -> Report:
+def check(config, topology: str, mfu: float = 0.4, dump_hlo: str | None = None,
+          json_path: str | None = None) -> Report:
   """Builds, compiles and analyses; raises DoesNotFit (with the biggest buffers) when over HBM. dump_hlo: also
-  write the compiled HLO text there, so the collective and loop parsing can be re-checked without recompiling."""
+  write the compiled HLO text there, so the collective and loop parsing can be re-checked without recompiling.
+  json_path: also write Report.to_json() there (also when the step does not fit)."""
+  for path, flag in ((dump_hlo, "--dump_hlo"), (json_path, "--json")):
+    _check_writable(path, flag)
   devices = tpu_specs.topology_devices(topology)
   built = build(config, devices)
   t0 = time.perf_counter()
@@ -491,10 +546,22 @@ def check(config, topology: str, mfu: float = 0.4, dump_hlo: str | None = None) 
     with open(dump_hlo, "w") as f:
       f.write(compiled.as_text())
   report = analyse(compiled, built, config, topology, devices, mfu, time.perf_counter() - t0)
+  if json_path:
+    with open(json_path, "w") as f:
+      json.dump(report.to_json(), f, indent=1)
   if not report.fits:
     raise DoesNotFit(format_report(report) + "\nlargest arguments per device:\n" + "\n".join(
         f"  {path}: {_gib(n)}" for path, n in biggest_arguments(built.args)))
   return report
+
+
+def _check_writable(path: str | None, flag: str) -> None:
+  """Fails before the (minutes long) compile when an output path cannot be written."""
+  if not path:
+    return
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    raise ValueError(f"{flag}: the folder of {path!r} must exist and be writable")
 
 
 # ---- entry point -----------------------------------------------------------------------------------------------
@@ -506,7 +573,7 @@ def main(argv) -> None:
   config = flags.FLAGS["config"].value
   try:
     report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value,
-                   flags.FLAGS["dump_hlo"].value)
+                   flags.FLAGS["dump_hlo"].value, flags.FLAGS["json"].value)
   except DoesNotFit as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(EXIT_DOES_NOT_FIT)
@@ -523,6 +590,7 @@ def _run() -> None:
   flags.DEFINE_string("topology", None, "TPU slice: libtpu name ('v5e:4x4', 'v4:2x4x8') or cloud name ('v5p-64').")
   flags.DEFINE_float("mfu", 0.4, "Assumed model FLOPs utilisation for the step-time estimate.")
   flags.DEFINE_string("dump_hlo", None, "Also write the compiled (partitioned) HLO text to this path.")
+  flags.DEFINE_string("json", None, "Also write the report as JSON to this path.")
   flags.mark_flags_as_required(["config", "topology"])
   app.run(main)
 

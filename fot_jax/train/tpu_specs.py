@@ -6,7 +6,7 @@ no TPU attached: enough to build a Mesh and compile for it. Cloud accelerator na
 
 A JAX device is a chip on v4/v5p (megacore: the chip's two TensorCores act as one device) and on v5e/v6e (one
 core per chip), but a single TensorCore on v2/v3 (two devices per chip). Numbers below are per JAX device;
-peaks are the vendors' dense bf16 numbers.
+peaks are the vendors' dense bf16 numbers; inter-chip interconnect (ICI) bandwidths are per link (sources below).
 """
 
 from __future__ import annotations
@@ -25,18 +25,31 @@ class TpuSpec:
   peak_flops: float  # dense bf16 FLOP/s per JAX device
   devices_per_chip: int  # 2 on v2/v3 (one device per TensorCore), else 1
   cores_per_name_unit: int  # cloud names count TensorCores: v5p-64 is 32 chips, v5e-256 is 256 chips
+  ici_link_bytes_per_s: float = 0.0  # one direction of one inter-chip link
+  ici_links: int = 0  # links per chip (3D torus: 6, 2D torus: 4)
 
   def chips(self, devices: int) -> float:
     return devices / self.devices_per_chip
 
+  @property
+  def ici_bytes_per_s(self) -> float:
+    """What one JAX device can receive over all its chip's links at once (its share of the chip's links)."""
+    return self.ici_link_bytes_per_s * self.ici_links / self.devices_per_chip
 
+
+# ICI numbers (one direction of one link; links per chip) and their sources. Cloud TPU documents the per-chip
+# bidirectional ICI bandwidth for v5p (1200 GB/s, 3D torus: 6 links -> 100 GB/s one way per link) and v5e
+# (400 GB/s, 4 ICI ports -> 50 GB/s); for v4 and v6e the per-link figures are those of "How to Scale Your
+# Model" (jax-ml.github.io/scaling-book, part 2: 45 GB/s for v4 with 6 links, 90 GB/s for v6e with 4 links); for
+# v2 and v3 the TPU v2/v3 paper's link rates (Jouppi et al., CACM 2020: 496 and 656 Gbit/s, 4 links per chip).
+# The estimates built on them are approximations: real collectives reach a fraction of these peaks.
 SPECS: dict[str, TpuSpec] = {
-    "v2": TpuSpec("v2", 8 * GiB, 22.5e12, 2, 2),
-    "v3": TpuSpec("v3", 16 * GiB, 61.5e12, 2, 2),
-    "v4": TpuSpec("v4", 32 * GiB, 275e12, 1, 2),
-    "v5e": TpuSpec("v5e", 16 * GiB, 197e12, 1, 1),
-    "v5p": TpuSpec("v5p", 95 * GiB, 459e12, 1, 2),
-    "v6e": TpuSpec("v6e", 32 * GiB, 918e12, 1, 1),
+    "v2": TpuSpec("v2", 8 * GiB, 22.5e12, 2, 2, 62e9, 4),
+    "v3": TpuSpec("v3", 16 * GiB, 61.5e12, 2, 2, 82e9, 4),
+    "v4": TpuSpec("v4", 32 * GiB, 275e12, 1, 2, 45e9, 6),
+    "v5e": TpuSpec("v5e", 16 * GiB, 197e12, 1, 1, 50e9, 4),
+    "v5p": TpuSpec("v5p", 95 * GiB, 459e12, 1, 2, 100e9, 6),
+    "v6e": TpuSpec("v6e", 32 * GiB, 918e12, 1, 1, 90e9, 4),
 }
 
 # device_kind reported by libtpu -> generation.
