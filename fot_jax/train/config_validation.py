@@ -6,12 +6,13 @@ command line fails in a second, not after an hour of compilation.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from fot_jax.model.config import ModelConfig
-from fot_jax.model.crossbatch import parse_mix
+from fot_jax.model.crossbatch import mix_window, parse_mix
 from fot_jax.model.transformer import REMAT_POLICIES
 from fot_jax.train import plans
 
@@ -63,6 +64,26 @@ def d_values(fot) -> list[int]:
   if fot.d_schedule == "switch":
     return [int(fot.d), int(fot.d_after)]
   return sorted({int(x) for x in fot.d_choices})
+
+
+def windows(fot) -> list[int]:
+  """The crossbatch window W (slots, one compiled step each) of every plan the schedule can use."""
+  if fot.plan == "mix":
+    return [mix_window(parse_mix(m)) for m in plans.mixes(fot)]
+  return d_values(fot)
+
+
+def _exchange_error(batch: int, micro: int, k: int, micro_size: int, rows: int, sizes: list[int]):
+  """The crossbatch window is exchanged between neighbouring devices, each holding micro_size / rows entries of
+  every micro-batch: a micro-batch the batch axes cannot split evenly has no such layout."""
+  fixes = [f"data.micro_batches={m}" for m in range(micro, 0, -1)
+           if batch % (m * k) == 0 and (batch // m) % rows == 0][:1]
+  unit = micro * math.lcm(k, rows)
+  fixes.append(f"data.batch_size={-(-batch // unit) * unit}")
+  _fail("data.batch_size/data.micro_batches", f"micro-batches whose {micro_size} entries split evenly over the "
+        f"mesh's batch axes data*fsdp = {rows} (mesh.shape={tuple(sizes)}): crossbatch exchanges its window "
+        f"between neighbouring devices that each hold an equal run of every micro-batch; e.g. "
+        + " or ".join(fixes), f"{batch}/{micro}")
 
 
 def validate(c, num_devices: int | None = None, process_count: int = 1) -> ModelConfig:
@@ -155,6 +176,8 @@ def validate(c, num_devices: int | None = None, process_count: int = 1) -> Model
       rows = sizes[0] * sizes[1]
       if batch % rows:
         _fail("data.batch_size", f"a multiple of the mesh's batch axes data*fsdp = {rows}", batch)
+      if rows > 1 and micro_size % rows and any(w > 0 for w in windows(c.fot)):
+        _exchange_error(batch, micro, k, micro_size, rows, sizes)
       if c.eval.every_steps and c.eval.batch_size % rows:
         _fail("eval.batch_size", f"a multiple of the mesh's batch axes data*fsdp = {rows}", c.eval.batch_size)
   if c.mesh.remat not in REMAT_POLICIES:

@@ -119,3 +119,18 @@ def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraini
   assert d_values(distraction_fot.get_config("ft_negatives_wide").fot) == [1, 29]
   with pytest.raises(ValueError, match="unknown variant"):
     distraction_fot.get_config("ft_negatives_from_start")
+
+
+def test_a_micro_batch_the_exchange_cannot_split_is_refused_with_alternatives():
+  """32 entries in 4 micro-batches of 8 over 16 batch shards: no equal run of each micro-batch per device."""
+  c = tiny_config()
+  c.data.batch_size, c.data.micro_batches, c.mesh.shape = 32, 4, (1, 16, 1)
+  with pytest.raises(ConfigError) as e:
+    validate(c, num_devices=16)
+  message = str(e.value)
+  assert message.startswith("config.data.batch_size/data.micro_batches"), message
+  assert "data*fsdp = 16" in message and "data.micro_batches=2" in message and "data.batch_size=64" in message
+  c.data.micro_batches = 2  # the suggested alternative validates
+  validate(c, num_devices=16)
+  c.data.micro_batches, c.fot.d_schedule, c.fot.d = 4, "fixed", 0  # no window: nothing to exchange
+  validate(c, num_devices=16)
