@@ -58,13 +58,13 @@ def train_throughput(args, vocab_size, batch):
   step = jax.jit(make_train_step(model, opt, lambda s: 1e-3), donate_argnums=0)
   state = init_state(init_params(model, 0), opt)
   jb = {k: jnp.asarray(v) for k, v in batch.items()}
-  src, vis = jnp.asarray(plan.sources), jnp.asarray(plan.visible)
-  state, m = step(state, jb, src, vis)
+  vis = jnp.asarray(plan.visible)
+  state, m = step(state, jb, vis)
   jax.block_until_ready(m)
   times = []
   for _ in range(args.train_steps):
     t0 = time.perf_counter()
-    state, m = step(state, jb, src, vis)
+    state, m = step(state, jb, vis)
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t0)
   return args.batch_size * args.seq_len / statistics.median(times)

@@ -1,11 +1,11 @@
-"""Crossbatch memory-layer attention, dense vs chunked: fwd+bwd time and peak memory against d (issue 2 bench).
+"""Crossbatch memory-layer attention, dense vs chunked: fwd+bwd time and peak memory against d.
 
 Run: python bench/bench_crossbatch.py --seq_len=512 --ds=1,4,16,64
 Each d uses the smallest micro-batch that holds d additional contexts (B = d + 1) with the released plan
 (k = 1: every entry sees its d predecessors). Time is the median wall time of jit(value_and_grad(sum(out *
 probe))) over --repeats runs after one warm-up; both paths are timed side by side in this one process. Peak
 memory is XLA's compiled plan (temp + argument + output bytes), so it exists even where dense cannot run.
-Targets (issue 2): at d=64 chunked peak <= 1/4 of dense; chunked time <= 1.5x dense wherever dense fits.
+Targets: at d=64 chunked peak <= 1/4 of dense; chunked time <= 1.5x dense wherever dense fits.
 """
 
 from __future__ import annotations
@@ -50,14 +50,14 @@ def make_inputs(batch, length, heads, kv_heads, head_dim, d, dtype, seed=0):
   q, k_local, k_mem, v = (jnp.asarray(rng.normal(size=s), dtype) for s in shapes)
   probe = jnp.asarray(rng.normal(size=shapes[0]), dtype)
   key_valid = jnp.ones((batch, length), bool)
-  return (q, k_local, k_mem, v), (key_valid, jnp.asarray(plan.sources), jnp.asarray(plan.visible)), probe
+  return (q, k_local, k_mem, v), (key_valid, jnp.asarray(plan.visible)), probe
 
 
 def fwd_bwd(attn, scale):
   """jit(value_and_grad) of sum(out * probe) wrt q, k_local, k_mem, v."""
 
-  def loss(q, k_local, k_mem, v, key_valid, sources, visible, probe):
-    out = attn(q, k_local, k_mem, v, key_valid, sources, visible, scale)
+  def loss(q, k_local, k_mem, v, key_valid, visible, probe):
+    out = attn(q, k_local, k_mem, v, key_valid, visible, scale)
     return jnp.sum(out.astype(jnp.float32) * probe.astype(jnp.float32))
 
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))

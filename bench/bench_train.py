@@ -1,4 +1,4 @@
-"""Training throughput and MFU of the full train step (issue 4 bench): three model sizes, d in {1, 8}.
+"""Training throughput and MFU of the full train step: three model sizes, d in {1, 8}.
 
 Run: python bench/bench_train.py [--sizes=small,medium,large --ds=1,8 --seq_len=512 --batch_size=16 --steps=3]
 Each size has one memory layer. The step is the trainer's jitted train step (AdamW, donation, one device); time
@@ -57,12 +57,12 @@ def time_step(model: ModelConfig, d: int, batch_size: int, seq_len: int, steps: 
   batch = {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "loss_mask": np.ones((batch_size, seq_len), np.float32),
            "input_mask": np.ones((batch_size, seq_len), bool)}
   plan = released_plan(batch_size, 1, d)
-  state, m = fn(state, batch, plan.sources, plan.visible)
+  state, m = fn(state, batch, plan.visible)
   jax.block_until_ready(m)
   times = []
   for _ in range(steps):
     t0 = time.perf_counter()
-    state, m = fn(state, batch, plan.sources, plan.visible)
+    state, m = fn(state, batch, plan.visible)
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t0)
   return statistics.median(times)
