@@ -1,9 +1,10 @@
-"""`python -m fot_jax.compile_check`: the real train step compiled for a TPU slice on this CPU host (issue 8).
+"""`python -m fot_jax.compile_check`: the real train step compiled for a TPU slice on this CPU host.
 
 Needs libtpu (the `tpu` extra, installed in CI); skipped with that reason where it is missing. The parser and
 topology-name tests run everywhere.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,18 @@ def test_tiny_config_compiles_and_fits_with_splash_kernel():
   assert report.analytic_flops > 0 and report.compiled_flops > 0
   assert report.collectives["all-gather"]["count"] > 0  # FSDP gathers its parameters
   text = compile_check.format_report(report)
-  assert "FITS" in text and "tokens/s per chip" in text
+  assert "FITS" in text and "tokens/s per chip" in text and "of which crossbatch attention" in text
+  # The JSON form: the window's keys/values cross devices by collective-permutes inside the crossbatch scope.
+  report_json = json.loads(json.dumps(report.to_json()))
+  assert report_json["fits"] is True and report_json["memory_per_device_bytes"] == report.memory["total"]
+  collectives = report_json["collectives"]
+  assert collectives["total_bytes"] == sum(collectives[kind] for kind in compile_check.COLLECTIVES)
+  assert 0 < collectives["crossbatch_bytes"] <= collectives["total_bytes"]
+  assert collectives["collective-permute"] > 0 and report.window == 3
+  times = report_json["step_time_s"]
+  assert times["compute"] > 0 and times["communication"] > 0
+  expected = report.tokens_per_step / max(times["compute"], times["communication"]) / report.chips
+  assert abs(report_json["tokens_per_s_per_chip"] - expected) <= 1e-6 * expected
 
 
 @needs_libtpu
