@@ -25,13 +25,13 @@ k = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 cfg = ModelConfig(vocab_size=2000 if variant != "v70" else 70, hidden_size=64, num_heads=4, num_kv_heads=4, num_layers=4,
                   intermediate_size=128, mem_layers=(1, 2, 3), max_position_embeddings=32, last_context_length=32)
 plan = mix_plan(32, k, [(0, 0)] + [(1, 0)] * (k - 1))
-src, vis = jnp.asarray(plan.sources), jnp.asarray(plan.visible)
+vis = jnp.asarray(plan.visible)
 b = pipeline.make_batcher("repeat:random:64:32x8", "train", None, 32, 32, k=k, seed=0)
 params = init_params(cfg, 0)
 opt = optax.adam(3e-3)
 state = opt.init(params)
 def loss_fn(p, x, y, m, im):
-  logits = forward(p, x, cfg, input_mask=im, sources=src, visible=vis)
+  logits = forward(p, x, cfg, input_mask=im, visible=vis)
   nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[..., None], -1)[..., 0]
   return (nll * m).sum() / m.sum()
 @jax.jit
