@@ -70,6 +70,15 @@ def context_valid(valid_ext: jax.Array, visible: jax.Array) -> jax.Array:
   return (visible[:, :, None] & slots).reshape(rows, window * length)
 
 
+def additional_contexts(k_mem, v, key_valid, visible, ring=None):
+  """Keys [B, W*L, K, hd], values and validity [B, W*L] of every entry's additional contexts, in slot order,
+  from the windowed rows of this shard (exchanged with its neighbours when ring is given)."""
+  b, window = visible.shape
+  keys = window_contexts(exchange.window_rows(k_mem, window, ring), window, b)
+  values = window_contexts(exchange.window_rows(v, window, ring), window, b)
+  return keys, values, context_valid(exchange.window_rows(key_valid, window, ring), visible)
+
+
 def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, gate=None, ring=None):
   """FoT crossbatch attention (spec section 2), materialising all L x (W+1)L logits.
 
@@ -80,10 +89,7 @@ def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, 
   Memorizing-Transformer mix of two softmaxes.
   """
   b, length = key_valid.shape
-  window = visible.shape[1]
-  keys_add = window_contexts(exchange.window_rows(k_mem, window, ring), window, b)  # [B, W*L, K, hd]
-  values_add = window_contexts(exchange.window_rows(v, window, ring), window, b)
-  valid_add = context_valid(exchange.window_rows(key_valid, window, ring), visible)  # [B, W*L]
+  keys_add, values_add, valid_add = additional_contexts(k_mem, v, key_valid, visible, ring)
   mask_add = jnp.broadcast_to(valid_add[:, None, :], (b, length, valid_add.shape[-1]))
   if gate is None:
     keys = jnp.concatenate([k_local, keys_add], axis=1)

@@ -36,7 +36,7 @@ from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_ma
 from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import exchange
-from fot_jax.model.attention import MASK_VALUE, context_valid, gated_mix, window_contexts
+from fot_jax.model.attention import MASK_VALUE, additional_contexts, gated_mix
 
 LANES = 128  # splash block sizes (and so the padded lengths) are multiples of this
 BATCH_AXES, HEAD_AXIS = exchange.BATCH_AXES, exchange.HEAD_AXIS
@@ -172,11 +172,8 @@ def crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale,
   """FoT crossbatch attention (spec section 2) through splash; same arguments and result as
   `attention.crossbatch_attention_dense`. interpret: None -> Pallas interpret mode unless compiling for TPU.
   partition: shard the kernel over the context mesh itself (False when already called per shard)."""
-  b, length = key_valid.shape
-  window = visible.shape[1]
-  keys_add = window_contexts(exchange.window_rows(k_mem, window, ring), window, b)  # [B, W*L, K, hd]
-  values_add = window_contexts(exchange.window_rows(v, window, ring), window, b)
-  valid_add = context_valid(exchange.window_rows(key_valid, window, ring), visible)  # [B, W*L]
+  length = key_valid.shape[1]
+  keys_add, values_add, valid_add = additional_contexts(k_mem, v, key_valid, visible, ring)  # [B, W*L, ...]
   qs = _scaled(q, scale)
   if gate is None:
     keys = jnp.concatenate([k_local, keys_add], axis=1)
@@ -185,7 +182,7 @@ def crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale,
     return _splash(qs, keys, values, ids, 0, length, interpret, partition)
   # Memorizing-Transformer gate: a local-only (causal) and a memory-only (full) softmax, mixed per head.
   out_local = _splash(qs, k_local, v, key_valid, 0, length, interpret, partition)
-  if window == 0:
+  if visible.shape[1] == 0:
     return out_local
   out_mem = _splash(qs, keys_add, values_add, valid_add, 0, 0, interpret, partition)
   return gated_mix(out_local, out_mem, jnp.any(valid_add, axis=1)[:, None, None], gate)
