@@ -80,7 +80,7 @@ def additional_contexts(k_mem, v, key_valid, visible, ring=None):
 
 
 def crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, gate=None, ring=None):
-  """FoT crossbatch attention (spec section 2), materialising all L x (W+1)L logits.
+  """FoT crossbatch attention, materialising all L x (W+1)L logits.
 
   q [B, L, H, hd] and k_local [B, L, K, hd] carry local positions; k_mem [B, L, K, hd] are the same keys as
   additional contexts ("at position 0", unrotated); v [B, L, K, hd]; key_valid [B, L]; visible [B, W] from a

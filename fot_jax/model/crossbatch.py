@@ -1,4 +1,4 @@
-"""Which additional contexts each batch entry sees in crossbatch training (spec section 2).
+"""Which additional contexts each batch entry sees in crossbatch training.
 
 Every plan reads its additional contexts from a window of W earlier entries of the same micro-batch: slot c
 (0-based) of entry b holds entry (b - offsets[c]) mod B with the STATIC offsets 1..W (nearest first), so the
@@ -78,7 +78,7 @@ def _check_common(batch: int, k: int, window: int, name: str = "d") -> None:
 
 
 def released_plan(batch: int, k: int, d: int, stepping: bool = True) -> CrossbatchPlan:
-  """The released LongLLaMA visibility: slot c-1 holds entry b-c, visible when c < n_b (spec section 2). W = d."""
+  """The released LongLLaMA visibility: slot c-1 holds entry b-c, visible when c < n_b (n_b below). W = d."""
   _check_common(batch, k, d)
   if d >= batch:
     raise ValueError(f"crossbatch: d={d} must be smaller than the micro-batch size {batch}")
