@@ -48,10 +48,10 @@ def layer_qk(params, tokens, *, config, layer: int):
   of `layer`, after layers 0..layer-1 ran in training mode without additional contexts."""
   n, length = tokens.shape
   valid = jnp.ones((n, length), bool)
-  empty_s, empty_v = jnp.zeros((n, 0), jnp.int32), jnp.zeros((n, 0), bool)
+  no_contexts = jnp.zeros((n, 0), bool)  # a window of 0 additional contexts
   x = embed(params, tokens, config)
   for i in range(layer):
-    x = train_layer(layer_slice(params["layers"], i), x, valid, empty_s, empty_v, config.is_mem_layer(i), config)
+    x = train_layer(layer_slice(params["layers"], i), x, valid, no_contexts, config.is_mem_layer(i), config)
   lp = layer_slice(params["layers"], layer)
   q, k, _ = project_qkv(lp, rms_norm(x, lp["input_layernorm"], config.norm_eps), config)
   q, k, scale = memory_qk(lp, q, k, config)
