@@ -23,6 +23,7 @@ from fot_jax.model.config import ModelConfig
 from fot_jax.model.layers import apply_rope, rms_norm
 from fot_jax.model.memory import InferenceState, MemoryLayout, flush_cache, grow_memory, init_state
 from fot_jax.model.params import Params, layer_slice
+from fot_jax.model.sampling import Sampling, next_tokens
 from fot_jax.model.transformer import embed, finish_layer, memory_qk, project_qkv, unembed
 
 
@@ -309,24 +310,60 @@ class MemoryInference:
       self.flush()
     return self._run(tokens, valid)
 
-  def generate(self, prompt, max_new_tokens: int, eos_token_id: int | None = None) -> np.ndarray:
-    """Greedy generation with memory: encode the prompt, then one token at a time. Returns [B, new tokens]."""
-    return np.stack(list(self.generate_iter(prompt, max_new_tokens, eos_token_id)), axis=1)
+  def generate(self, prompt, max_new_tokens, eos_token_id: int | None = None, *, valid=None,
+               sampling: Sampling = Sampling(), stop_tokens=(), pad_token_id: int | None = None) -> np.ndarray:
+    """Generation with memory: encode the prompt, then one token at a time. Returns [B, new tokens].
 
-  def generate_iter(self, prompt, max_new_tokens: int, eos_token_id: int | None = None) -> Iterator[np.ndarray]:
-    logits = self.encode(prompt)
-    next_tokens = np.asarray(jnp.argmax(logits[:, -1], axis=-1), np.int32)
-    finished = np.zeros(self.batch, bool)
-    for i in range(max_new_tokens):
-      yield next_tokens
-      if eos_token_id is not None:
-        finished |= next_tokens == eos_token_id
-        if finished.all():
-          return
-      if i == max_new_tokens - 1:
+    prompt: [B, N] tokens (valid marks real ones, e.g. left padding) or a list of B token sequences of different
+    lengths (left-padded here). max_new_tokens: one int or one per row. A row stops after its first stop token
+    (eos_token_id or any of stop_tokens) or its own max_new_tokens; its later positions hold pad_token_id
+    (default: the config's). Greedy unless `sampling` says otherwise.
+    """
+    steps = list(self.generate_iter(prompt, max_new_tokens, eos_token_id, valid=valid, sampling=sampling,
+                                    stop_tokens=stop_tokens, pad_token_id=pad_token_id))
+    return np.stack(steps, axis=1) if steps else np.zeros((self.batch, 0), np.int32)
+
+  def generate_iter(self, prompt, max_new_tokens, eos_token_id: int | None = None, *, valid=None,
+                    sampling: Sampling = Sampling(), stop_tokens=(),
+                    pad_token_id: int | None = None) -> Iterator[np.ndarray]:
+    """`generate` one step at a time: yields the next tokens [B] (pad_token_id for rows that have stopped)."""
+    tokens, valid = self._prompt(prompt, valid)
+    limits = np.broadcast_to(np.asarray(max_new_tokens, np.int64), (self.batch,))
+    if limits.ndim != 1 or (limits < 0).any():
+      raise ValueError(f"max_new_tokens: expected a non-negative int or one per row ({self.batch}), "
+                       f"found {max_new_tokens!r}")
+    stops = np.asarray(list(stop_tokens) + ([] if eos_token_id is None else [eos_token_id]), np.int32)
+    pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
+    total = int(limits.max()) if limits.size else 0
+    if total == 0:
+      return
+    logits = self.encode(tokens, valid)
+    finished = limits <= 0
+    for i in range(total):
+      chosen = np.asarray(next_tokens(logits[:, -1], i, sampling))
+      chosen = np.where(finished, pad, chosen).astype(np.int32)
+      yield chosen
+      finished = finished | np.isin(chosen, stops) | (i + 1 >= limits)
+      if finished.all() or i == total - 1:
         return
-      logits = self.step(next_tokens[:, None])
-      next_tokens = np.asarray(jnp.argmax(logits[:, -1], axis=-1), np.int32)
+      logits = self.step(chosen[:, None])
+
+  def _prompt(self, prompt, valid):
+    """[B, N] tokens + validity, or a list of B sequences left-padded into one."""
+    if isinstance(prompt, (list, tuple)) and prompt and np.ndim(prompt[0]) == 1 and valid is None:
+      rows = [np.asarray(r, np.int32) for r in prompt]
+      if len(rows) != self.batch:
+        raise ValueError(f"prompt: expected {self.batch} sequences (the batch), found {len(rows)}")
+      if min(len(r) for r in rows) == 0:
+        raise ValueError("prompt: every sequence needs at least one token")
+      width = max(len(r) for r in rows)
+      tokens = np.full((self.batch, width), self.config.pad_token_id, np.int32)
+      valid = np.zeros((self.batch, width), bool)
+      for i, r in enumerate(rows):
+        tokens[i, width - len(r):] = r
+        valid[i, width - len(r):] = True
+      return tokens, valid
+    return self._check(prompt, valid)
 
 
 def segments_reference(params: Params, config: ModelConfig, tokens, boundaries, mem_dtype: str = "float32",

@@ -51,7 +51,10 @@ class MemoryLayout:
     return 1 if self.mesh is None else self.mesh.shape[self.axis]
 
   def spec(self, rank: int, slot_dim: int) -> P:
-    return P(*[self.axis if i == slot_dim else None for i in range(rank)])
+    """Sharded along slot_dim; written without trailing Nones, as jit writes its outputs' specs (equal specs
+    keep the compilation cache hit)."""
+    del rank
+    return P(*([None] * slot_dim + [self.axis]))
 
   def sharding(self, rank: int, slot_dim: int):
     return None if self.mesh is None else NamedSharding(self.mesh, self.spec(rank, slot_dim))

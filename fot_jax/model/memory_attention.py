@@ -132,6 +132,24 @@ def gather_values(mem_v: jax.Array, slots: jax.Array) -> jax.Array:
   return picked.reshape(slots.shape + (mem_v.shape[-1],))
 
 
+def _globally_selected(logits: jax.Array, k: int, axis: str) -> jax.Array:
+  """Which of this device's top-k candidates [..., k] are among the top-k of all devices' candidates.
+
+  Everything above the global k-th value is kept; of the candidates equal to it (duplicate keys), exactly as many
+  as the global top-k needs are kept, taken in device order, so the selection always has k entries.
+  """
+  everyone = jax.lax.all_gather(logits, axis, axis=-1, tiled=True)  # [..., n*k]
+  threshold = jax.lax.top_k(everyone, k)[0][..., -1:]
+  needed_ties = k - jnp.sum(everyone > threshold, axis=-1, keepdims=True)
+  ties = logits == threshold
+  tie_counts = jax.lax.all_gather(jnp.sum(ties, axis=-1), axis)  # [n, ...]
+  me = jax.lax.axis_index(axis)
+  before = jnp.sum(jnp.where((jnp.arange(tie_counts.shape[0]) < me).reshape((-1,) + (1,) * (tie_counts.ndim - 1)),
+                             tie_counts, 0), axis=0)[..., None]
+  tie_rank = jnp.cumsum(ties, axis=-1) - 1
+  return (logits > threshold) | (ties & (tie_rank < needed_ties - before))
+
+
 def topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, k: int, block: int, approx: bool,
                       value_dtype, axis: str | None) -> Stats:
   """Statistics of each query's top-k memory keys; with `axis`, the top-k of the whole sharded memory.
@@ -141,9 +159,7 @@ def topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, k: int, b
   """
   logits, slots = topk_memory_logits(qg, mem_k, mem_valid, fill, scale, k, block, approx)
   if axis is not None:
-    everyone = jax.lax.all_gather(logits, axis, axis=-1, tiled=True)  # [B, K, G, T, n*k]
-    threshold = jax.lax.top_k(everyone, k)[0][..., -1:]
-    logits = jnp.where(logits >= threshold, logits, -jnp.inf)
+    logits = jnp.where(_globally_selected(logits, k, axis), logits, -jnp.inf)
   values = gather_values(mem_v, slots).astype(value_dtype)  # [B, K, G, T, k, hd]
   m = logits.max(axis=-1)
   p = jnp.exp(logits - jnp.where(jnp.isfinite(m), m, 0.0)[..., None])
@@ -191,6 +207,7 @@ def memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, f
   if topk is not None and gate is not None:
     raise ValueError("mem_gate with top-k memory is not supported; use dense memory for the gate ablation")
   axis = axis if mesh is not None else None
+  fill = jnp.asarray(fill, jnp.int32)
   body = lambda q, kl, vl, lm, mk, mv, mvalid, f, *g: _local_memory_attention(
       q, kl, vl, lm, mk, mv, mvalid, f, scale, g[0] if g else None, topk=topk, approx=approx, block=block,
       axis=axis)
