@@ -5,7 +5,8 @@
 One random model (hidden 256, 4 layers, 4 heads, memory layers [1, 2], W = LCL = 512, float32 memory) is
 exported once with fot_jax's Hugging Face export; the PyTorch side loads that folder with trust_remote_code.
 Every cell runs in its own subprocess so its peak resident memory (ru_maxrss) is its own; both sides run on the
-same CPUs with one intra-op thread each. Times exclude one warm-up on a short prompt (jit compilation; the fot_jax
+same CPUs with one intra-op thread each. Speeds are tokens per CPU-second of the process (all its threads), so a
+machine shared with other work does not bias the ratio; wall seconds are reported beside them. Times exclude one warm-up on a short prompt (jit compilation; the fot_jax
 memory is sized for the whole prompt up front so nothing recompiles while timing).
 Reported: encode tokens/s per prompt length, greedy-generation tokens/s after --gen_prompt tokens, peak memory,
 and its slope in bytes per prompt token (least squares over the lengths, with the two segment slopes).
@@ -54,8 +55,19 @@ def prompt_tokens(args, length: int) -> np.ndarray:
 
 
 # ---- workers (one cell each, in a subprocess) -----------------------------------------------------------------
-def jax_cell(args, folder: str, task: str, length: int) -> float:
-  """Seconds for the timed part: encode `length` tokens, or generate args.new_tokens after them."""
+class Clock:
+  """Wall and process CPU seconds of a timed part."""
+
+  def __enter__(self):
+    self.wall, self.cpu = time.perf_counter(), time.process_time()
+    return self
+
+  def __exit__(self, *exc):
+    self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def jax_cell(args, folder: str, task: str, length: int) -> Clock:
+  """Clock of the timed part: encode `length` tokens, or generate args.new_tokens after them."""
   import jax
   from fot_jax.eval.loading import load_model
   from fot_jax.model.inference import MemoryInference, MemoryOptions
@@ -66,20 +78,21 @@ def jax_cell(args, folder: str, task: str, length: int) -> float:
   if task == "encode":
     jax.block_until_ready(runner.encode(warm))
     runner.reset()
-    t0 = time.perf_counter()
-    jax.block_until_ready(runner.encode(prompt_tokens(args, length)))
-    return time.perf_counter() - t0
+    prompt = prompt_tokens(args, length)
+    with Clock() as clock:
+      jax.block_until_ready(runner.encode(prompt))
+    return clock
   runner.generate(warm, 3)
   runner.reset()
   steps = runner.generate_iter(prompt_tokens(args, length), args.new_tokens)
   next(steps)  # the prompt is encoded and the first token chosen
-  t0 = time.perf_counter()
-  for _ in steps:
-    pass
-  return time.perf_counter() - t0
+  with Clock() as clock:
+    for _ in steps:
+      pass
+  return clock
 
 
-def torch_cell(args, folder: str, task: str, length: int) -> float:
+def torch_cell(args, folder: str, task: str, length: int) -> Clock:
   import torch
   import transformers
   torch.set_num_threads(1)
@@ -89,25 +102,25 @@ def torch_cell(args, folder: str, task: str, length: int) -> float:
   with torch.no_grad():
     model(warm)
     if task == "encode":
-      t0 = time.perf_counter()
-      model(prompt)
-      return time.perf_counter() - t0
+      with Clock() as clock:
+        model(prompt)
+      return clock
     out = model(prompt, use_cache=True)  # what model.generate does, with the decode loop timed alone
     cache = out.past_key_values if getattr(out, "past_key_values", None) is not None else out.cache
     nxt = out.logits[:, -1].argmax(-1)
-    t0 = time.perf_counter()
-    for _ in range(args.new_tokens - 1):
-      out = model(nxt[:, None], cache=cache)
-      nxt = out.logits[:, -1].argmax(-1)
-    return time.perf_counter() - t0
+    with Clock() as clock:
+      for _ in range(args.new_tokens - 1):
+        out = model(nxt[:, None], cache=cache)
+        nxt = out.logits[:, -1].argmax(-1)
+    return clock
 
 
 def worker(args) -> None:
   impl, task, length = args.worker.split(":")
   cell = jax_cell if impl == "fot_jax" else torch_cell
-  seconds = cell(args, args.folder, task, int(length))
+  clock = cell(args, args.folder, task, int(length))
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-  print(json.dumps({"seconds": seconds, "peak_bytes": peak}))
+  print(json.dumps({"seconds": clock.wall, "cpu_seconds": clock.cpu, "peak_bytes": peak}))
 
 
 def run_cell(args, folder: str, impl: str, task: str, length: int) -> dict:
@@ -121,8 +134,9 @@ def run_cell(args, folder: str, impl: str, task: str, length: int) -> dict:
     raise RuntimeError(f"{impl} {task} {length}: worker failed:\n{proc.stderr[-3000:]}")
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   tokens = length if task == "encode" else args.new_tokens - 1
-  row = dict(impl=impl, task=task, length=length, tokens_per_s=tokens / out["seconds"], **out)
-  print(f"  {impl:>8} {task:>8} {length:>8,} tokens: {out['seconds']:8.2f}s  {row['tokens_per_s']:9.1f} tok/s  "
+  row = dict(impl=impl, task=task, length=length, tokens_per_s=tokens / out["cpu_seconds"], **out)
+  print(f"  {impl:>8} {task:>8} {length:>8,} tokens: {out['cpu_seconds']:8.2f} CPU s ({out['seconds']:.2f} wall s)  "
+        f"{row['tokens_per_s']:9.1f} tok/CPU-s  "
         f"peak {out['peak_bytes'] / MIB:8.0f} MiB", flush=True)
   return row
 
@@ -170,13 +184,13 @@ def main() -> None:
       for impl in impls:
         rows.append(run_cell(args, folder, impl, "generate", parse_size(args.gen_prompt)))
   table = {"rows": rows, "ratios": {}, "memory_slope": {}}
-  print(f"\n{'task':>9} {'tokens':>8} " + " ".join(f"{i + ' tok/s':>14}" for i in impls) + f" {'fot_jax/torch':>14}")
+  print(f"\n{'task':>9} {'tokens':>8} " + " ".join(f"{i + ' tok/CPU-s':>18}" for i in impls) + f" {'fot_jax/torch':>14}")
   for task in ("encode", "generate"):
     for length in sorted({r["length"] for r in rows if r["task"] == task}):
       cell = {r["impl"]: r for r in rows if r["task"] == task and r["length"] == length}
       ratio = (cell["fot_jax"]["tokens_per_s"] / cell["torch"]["tokens_per_s"]) if len(cell) == 2 else float("nan")
       table["ratios"][f"{task}_{length}"] = ratio
-      print(f"{task:>9} {length:>8,} " + " ".join(f"{cell[i]['tokens_per_s']:>14.1f}" for i in impls)
+      print(f"{task:>9} {length:>8,} " + " ".join(f"{cell[i]['tokens_per_s']:>18.1f}" for i in impls)
             + f" {ratio:>13.2f}x")
   for impl in impls:
     enc = sorted((r for r in rows if r["impl"] == impl and r["task"] == "encode"), key=lambda r: r["length"])

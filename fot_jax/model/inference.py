@@ -328,10 +328,11 @@ class MemoryInference:
                     pad_token_id: int | None = None) -> Iterator[np.ndarray]:
     """`generate` one step at a time: yields the next tokens [B] (pad_token_id for rows that have stopped)."""
     tokens, valid = self._prompt(prompt, valid)
-    limits = np.broadcast_to(np.asarray(max_new_tokens, np.int64), (self.batch,))
-    if limits.ndim != 1 or (limits < 0).any():
+    limits = np.asarray(max_new_tokens, np.int64)
+    if limits.ndim > 1 or limits.shape not in ((), (self.batch,)) or (limits < 0).any():
       raise ValueError(f"max_new_tokens: expected a non-negative int or one per row ({self.batch}), "
                        f"found {max_new_tokens!r}")
+    limits = np.broadcast_to(limits, (self.batch,))
     stops = np.asarray(list(stop_tokens) + ([] if eos_token_id is None else [eos_token_id]), np.int32)
     pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
     total = int(limits.max()) if limits.size else 0
