@@ -87,10 +87,10 @@ def one_device_fns(args, size):
   block = min(args.block, size)
 
   def dense(qg, keys, values, valid):
-    return ma.finish(ma.dense_memory_stats(qg, keys, values, valid, size, scale, block, jnp.float32))
+    return ma.finish(ma.dense_memory_stats(qg, keys[None], values[None], valid, size, scale, block, jnp.float32))
 
   def topk(qg, keys, valid, approx):
-    return ma.topk_memory_logits(qg, keys, valid, size, scale, args.k, block, approx)
+    return ma.topk_memory_logits(qg, keys[None], valid, size, scale, args.k, block, approx)
 
   return (jax.jit(dense), jax.jit(functools.partial(topk, approx=False)),
           jax.jit(functools.partial(topk, approx=True)))

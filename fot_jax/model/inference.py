@@ -99,9 +99,9 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
                                     state.mem_valid, scale, None, False, gate)
     elif options.streamed:
       out = memory_attention.memory_attention(
-          q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m], state.mem_valid, state.mem_fill,
-          scale, topk=options.topk, approx=options.approx, block=options.block, gate=gate, mesh=options.mesh,
-          axis=options.mem_axis)
+          q_r, local_k_r, local_v, local_mask, state.mem_k, state.mem_v, state.mem_valid, state.mem_fill, scale,
+          topk=options.topk, approx=options.approx, block=options.block, gate=gate, mesh=options.mesh,
+          axis=options.mem_axis, layer=m)
     else:
       out = attention.memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
                                        state.mem_valid, scale, options.topk, options.approx, gate)

@@ -77,7 +77,7 @@ def _temp_bytes(config, options, capacity):
 
 @pytest.mark.parametrize("topk", [None, 8])
 def test_window_step_temporaries_do_not_grow_with_memory(topk):
-  config = tiny_config()
+  config = tiny_config(mem_layers=(1, 2))  # two memory layers: reading one must not copy it out of the buffer
   small, big = 1 << 12, 1 << 16
   streamed = [_temp_bytes(config, MemoryOptions(topk=topk, block=1024), c) for c in (small, big)]
   reference = [_temp_bytes(config, MemoryOptions(topk=topk, streamed=False), c) for c in (small, big)]
