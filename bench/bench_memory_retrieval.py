@@ -4,9 +4,9 @@
   python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --queries=64     # memory sharded over 8 devices
   [--json=PATH] writes the table.
 
-Times fot_jax.model.memory_attention, the code MemoryInference runs for a memory layer: the online-softmax
+Times (process CPU seconds, all threads) fot_jax.model.memory_attention, the code MemoryInference runs for a memory layer: the online-softmax
 dense read (dense_memory_stats), and the running top-k over memory blocks (topk_memory_logits; approximate =
-bin-max selection per block). Measured side by side in one run: seconds per 1k queries, compiled peak memory per
+bin-max selection per block). Measured side by side in one run: CPU seconds per 1k queries, compiled peak memory per
 device (temporaries + arguments + outputs), recall of approximate vs exact top-k. With --shards=N the memory is
 sharded over N (fake CPU) devices and the full memory_attention runs under shard_map (log-sum-exp / top-k merge
 across devices). Tiny heads (head_dim 16, one kv head) so 100M keys fit this CPU.
@@ -60,13 +60,14 @@ def parse_args(argv=None):
 
 
 def timed(fn, *args, repeats: int) -> float:
+  """Median process CPU seconds (all threads) of a call: a machine shared with other work does not bias it."""
   import jax
   jax.block_until_ready(fn(*args))  # compile + warm up
   times = []
   for _ in range(repeats):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
+    times.append(time.process_time() - t0)
   return statistics.median(times)
 
 
