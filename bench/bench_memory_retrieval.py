@@ -80,6 +80,41 @@ def peak_mib(fn, *args) -> float:
   return total / 2**20
 
 
+def hashed_normal(seed, shape):
+  """Pseudo-random bf16 values (unit variance) from an elementwise integer hash of the position."""
+  import jax
+  import jax.numpy as jnp
+  position = (jax.lax.broadcasted_iota(jnp.uint32, shape, 1) + seed) * jnp.uint32(shape[-1])
+  idx = position + jax.lax.broadcasted_iota(jnp.uint32, shape, 3)
+  h = idx * jnp.uint32(2654435761)
+  h = h ^ (h >> 15)
+  h = h * jnp.uint32(2246822519)
+  h = h ^ (h >> 13)
+  uniform = (h >> 8).astype(jnp.float32) / float(1 << 24)
+  return ((uniform - 0.5) * 3.4641).astype(jnp.bfloat16)  # uniform on [-sqrt(3), sqrt(3)): variance 1
+
+
+def sharded_normal(seed, size: int, head_dim: int, mesh, chunk: int = 1 << 20):
+  """[1, size, 1, head_dim] bf16 pseudo-random values sharded over the mesh, written chunk by chunk per device."""
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import PartitionSpec as P
+  local = size // mesh.size
+  chunk = min(chunk, local)
+
+  def fill(seed):
+    base = jax.lax.axis_index("memory").astype(jnp.uint32) * jnp.uint32(local)
+
+    def body(i, buf):
+      part = hashed_normal(seed + base + jnp.uint32(i * chunk), (1, chunk, 1, head_dim))
+      return jax.lax.dynamic_update_slice(buf, part, (0, i * chunk, 0, 0))
+
+    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, local, 1, head_dim), jnp.bfloat16))
+
+  return jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, "memory"), check_vma=False)(
+      jnp.uint32(seed))
+
+
 def one_device_fns(args, size):
   import jax
   import jax.numpy as jnp
@@ -140,9 +175,12 @@ def run(args) -> dict:
   for size in args.sizes:
     # Keys and values as bf16 (LongLLaMA's memory dtype), generated in place (sharded when --shards > 1).
     shard = None if mesh is None else NamedSharding(mesh, P(None, "memory"))
-    make = jax.jit(lambda key: jax.random.normal(key, (1, size, 1, args.head_dim), jnp.bfloat16),
-                   out_shardings=shard)
-    keys, values = make(jax.random.key(size, impl="rbg")), make(jax.random.key(size + 1, impl="rbg"))
+    if mesh is None:
+      make = jax.jit(lambda seed: jax.random.normal(jax.random.key(seed, impl="rbg"), (1, size, 1, args.head_dim),
+                                                    jnp.bfloat16))
+    else:  # each device fills its part chunk by chunk: no temporaries of the whole memory (100M keys)
+      make = jax.jit(functools.partial(sharded_normal, size=size, head_dim=args.head_dim, mesh=mesh))
+    keys, values = make(size), make(size + 1)
     valid = jax.jit(lambda: jnp.ones((1, size), bool), out_shardings=shard)()
     per_1k = 1024 / args.queries
     if mesh is None:
