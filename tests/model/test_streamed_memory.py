@@ -50,7 +50,7 @@ def test_streamed_gate_ablation_equals_reference():
   np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("topk", [None, 3])
+@pytest.mark.parametrize("topk", [None, pytest.param(3, marks=pytest.mark.slow)])
 def test_streamed_generation_across_flushes_equals_reference(topk):
   config = tiny_config()
   prompt = random_tokens((2, 19), config.vocab_size, seed=11)
@@ -75,7 +75,7 @@ def _temp_bytes(config, options, capacity):
   return compiled.memory_analysis().temp_size_in_bytes
 
 
-@pytest.mark.parametrize("topk", [None, 8])
+@pytest.mark.parametrize("topk", [None, pytest.param(8, marks=pytest.mark.slow)])
 def test_window_step_temporaries_do_not_grow_with_memory(topk):
   config = tiny_config(mem_layers=(1, 2))  # two memory layers: reading one must not copy it out of the buffer
   small, big = 1 << 12, 1 << 16
@@ -87,7 +87,7 @@ def test_window_step_temporaries_do_not_grow_with_memory(topk):
   assert streamed[1] < reference[1] / 8
 
 
-@pytest.mark.parametrize("topk", [None, 4])
+@pytest.mark.parametrize("topk", [None, pytest.param(4, marks=pytest.mark.slow)])
 def test_memory_sharded_over_8_devices_equals_one_device(topk):
   config = tiny_config()
   # Windows of 8 (then 6) only, and one growth of the memory (8 -> 16 slots per device): few compilations.
