@@ -5,6 +5,7 @@ Every task is `main(argv) -> int` built from the same parts, so flags mean the s
   --checkpoint/--step         what to evaluate (orbax workdir or Hugging Face folder)
   --window/--last_context_length/--mem_layers/--mem_dtype   inference overrides (spec section 3)
   --topk/--approx_topk        top-k memory instead of dense memory (spec section 3, kNN variant)
+  --mem_shards                memory sharded over this many devices (a 1-D mesh with axis "memory")
   --out/--figure              the JSON result and the PNG figure
 Evaluation code talks to a model only through a *runner* (an object with `encode(tokens) -> logits`, `reset()`
 and `memory_size`, i.e. fot_jax.model.inference.MemoryInference), so tests can plug in oracle models.
@@ -64,6 +65,8 @@ def make_parser(task: str, description: str, figure: bool = True) -> argparse.Ar
                       "--mem_layers='', they stay memory layers, e.g. without positions under mem_positionals=none)")
   p.add_argument("--topk", type=int, default=None, help="top-k memory: each query keeps its k best memory keys")
   p.add_argument("--approx_topk", action="store_true", help="with --topk: approximate top-k (lax.approx_max_k)")
+  p.add_argument("--mem_shards", type=int, default=1,
+                 help="shard the memory over this many devices (must divide the device count); 1: one device")
   p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data")
   p.add_argument("--out", required=True, help="JSON result path")
   if figure:
@@ -122,7 +125,21 @@ def memory_options(args):
   positive("topk", args.topk)
   if args.approx_topk and args.topk is None:
     raise EvalError("--approx_topk needs --topk")
-  return MemoryOptions(topk=args.topk, approx=bool(args.approx_topk))
+  return MemoryOptions(topk=args.topk, approx=bool(args.approx_topk), **memory_mesh(getattr(args, "mem_shards", 1)))
+
+
+def memory_mesh(shards: int) -> dict:
+  """--mem_shards -> MemoryOptions fields: a 1-D mesh over the first `shards` devices, axis "memory"."""
+  positive("mem_shards", shards, allow_none=False)
+  if shards == 1:
+    return {}
+  import jax
+  devices = jax.devices()
+  if len(devices) % shards:
+    raise EvalError(f"--mem_shards={shards}: expected a divisor of the {len(devices)} devices "
+                    f"({jax.default_backend()}), found {shards}")
+  mesh = jax.make_mesh((shards,), ("memory",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices[:shards])
+  return {"mesh": mesh, "mem_axis": "memory"}
 
 
 # ---- model, vocabulary, runners --------------------------------------------------------------------------------
@@ -366,7 +383,8 @@ def model_summary(model: Model, options) -> dict:
   return {"checkpoint": os.path.abspath(model.checkpoint), "step": model.step, "source": model.source,
           "mem_layers": list(c.mem_layers), "window": c.max_position_embeddings,
           "last_context_length": c.last_context_length, "mem_dtype": c.mem_dtype,
-          "topk": options.topk, "approx_topk": options.approx, "memory": "off" if model.no_memory else "on"}
+          "topk": options.topk, "approx_topk": options.approx, "memory": "off" if model.no_memory else "on",
+          "mem_shards": 1 if options.mesh is None else options.mesh.shape[options.mem_axis]}
 
 
 class Progress:

@@ -15,19 +15,53 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fot_jax.model import attention
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from fot_jax.model import attention, memory_attention
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.layers import apply_rope, rms_norm
-from fot_jax.model.memory import InferenceState, flush_cache, grow_memory, init_state
+from fot_jax.model.memory import InferenceState, MemoryLayout, flush_cache, grow_memory, init_state
 from fot_jax.model.params import Params, layer_slice
+from fot_jax.model.sampling import Sampling, next_tokens
 from fot_jax.model.transformer import embed, finish_layer, memory_qk, project_qkv, unembed
 
 
 @dataclasses.dataclass(frozen=True)
 class MemoryOptions:
-  """How memory layers read memory: dense (topk None) or top-k by inner product (exact or approximate)."""
+  """How memory layers read memory: dense (topk None) or top-k by inner product (exact or approximate).
+
+  Attention over memory is streamed in blocks of `block` keys (temporaries independent of the memory size);
+  `streamed=False` selects the reference that materialises every memory logit (for tests). With a `mesh`, the
+  memory is sharded over its axis `mem_axis` and each device reads its own part.
+  """
   topk: int | None = None
   approx: bool = False
+  block: int = 2048
+  streamed: bool = True
+  mesh: Mesh | None = None
+  mem_axis: str | None = None
+
+  def __post_init__(self):
+    if self.topk is not None and (not isinstance(self.topk, int) or self.topk <= 0):
+      raise ValueError(f"memory top-k must be positive, found {self.topk}")
+    if self.approx and self.topk is None:
+      raise ValueError("MemoryOptions.approx: approximate retrieval needs top-k memory (topk), found topk=None")
+    if not isinstance(self.block, int) or self.block <= 0:
+      raise ValueError(f"MemoryOptions.block: expected a positive number of memory keys, found {self.block!r}")
+    if (self.mesh is None) != (self.mem_axis is None):
+      raise ValueError(f"MemoryOptions.mem_axis: sharded memory needs both a mesh and the name of one of its "
+                       f"axes, found mesh={self.mesh}, mem_axis={self.mem_axis!r}")
+    if self.mesh is not None:
+      if self.mem_axis not in self.mesh.axis_names:
+        raise ValueError(f"MemoryOptions.mem_axis: expected one of the mesh axes {self.mesh.axis_names}, found "
+                         f"{self.mem_axis!r}")
+      if not self.streamed:
+        raise ValueError("MemoryOptions.streamed: sharded memory (mem_axis) needs the streamed attention")
+
+  @property
+  def layout(self) -> MemoryLayout:
+    return MemoryLayout(self.mesh, self.mem_axis)
 
 
 def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empty: bool, config: ModelConfig,
@@ -59,11 +93,18 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
   if is_mem:
     m = config.mem_layers.index(layer)
     gate = lp.get("mem_gate") if config.mem_gate else None
-    memory_attention = attention.memory_attention
     if config.attention_impl == "splash" and options.topk is None:  # top-k selects per query: no mask kernel
-      from fot_jax.model.splash_attention import memory_attention_splash as memory_attention
-    out = memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m], state.mem_valid,
-                           scale, options.topk, options.approx, gate)
+      from fot_jax.model.splash_attention import memory_attention_splash
+      out = memory_attention_splash(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
+                                    state.mem_valid, scale, None, False, gate)
+    elif options.streamed:
+      out = memory_attention.memory_attention(
+          q_r, local_k_r, local_v, local_mask, state.mem_k, state.mem_v, state.mem_valid, state.mem_fill, scale,
+          topk=options.topk, approx=options.approx, block=options.block, gate=gate, mesh=options.mesh,
+          axis=options.mem_axis, layer=m)
+    else:
+      out = attention.memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
+                                       state.mem_valid, scale, options.topk, options.approx, gate)
   else:
     out = attention.attend(q_r, local_k_r, local_v, local_mask, scale)
   return finish_layer(lp, x, out, config), k, v
@@ -122,7 +163,14 @@ def feed_step(params: Params, state: InferenceState, tokens: jax.Array, valid: j
                              cache_len=jnp.asarray(tokens.shape[1], jnp.int32))
 
 
-_flush = jax.jit(flush_cache, static_argnames=("config", "count"), donate_argnames=("state",))
+_flush = jax.jit(flush_cache, static_argnames=("config", "count", "layout"), donate_argnames=("state",))
+_grow = jax.jit(grow_memory, static_argnames=("capacity", "layout"))
+
+
+def memory_slots(needed: int, current: int, block: int) -> int:
+  """Slots per memory shard after growth: at least double, a multiple of the streaming block once above it."""
+  slots = max(needed, 2 * current)
+  return -(-slots // block) * block if slots > block else slots
 
 
 class MemoryInference:
@@ -145,26 +193,34 @@ class MemoryInference:
                        f"LCL={self.last_context_length}")
     # The final window holds min(N, LCL) tokens even when LCL > W, so the cache buffer must hold both.
     self.cache_capacity = max(self.window, self.last_context_length)
-    if options.topk is not None and options.topk <= 0:
-      raise ValueError(f"memory top-k must be positive, found {options.topk}")
     self.mem_dtype = mem_dtype or config.mem_dtype
     self.options = options
-    self._initial_capacity = initial_capacity or self.cache_capacity
+    self.layout = options.layout
+    if options.mesh is not None:  # every device runs the stack on its replica; memory stays sharded
+      params = jax.device_put(params, NamedSharding(options.mesh, P()))
+      self.params = params
+    shards = self.layout.shards
+    initial = -(-(initial_capacity or self.cache_capacity) // shards)
+    self._initial_slots = memory_slots(initial, 0, options.block)
     self.reset()
 
   # ---- state bookkeeping (host ints mirror the traced lengths) ------------------------------------------------
   def reset(self) -> None:
     """Empties cache and memory (single-doc evaluation calls this between documents)."""
-    self.state = init_state(self.config, self.batch, self.cache_capacity, self._initial_capacity, self.mem_dtype)
+    self.state = init_state(self.config, self.batch, self.cache_capacity, self._initial_slots * self.layout.shards,
+                            self.mem_dtype, self.layout)
     self.cache_len = 0
     self.mem_len = 0
+    self.mem_fill = 0  # slots in use on each memory shard
 
   def forget(self) -> None:
     """Empties memory, keeps the local cache: with a forget() after every flush, memory layers read only their
     local window (memory off, the layers otherwise unchanged)."""
     self.state = dataclasses.replace(self.state, mem_valid=jnp.zeros_like(self.state.mem_valid),
-                                     mem_len=jnp.zeros_like(self.state.mem_len))
+                                     mem_len=jnp.zeros_like(self.state.mem_len),
+                                     mem_fill=jnp.zeros_like(self.state.mem_fill))
     self.mem_len = 0
+    self.mem_fill = 0
 
   @property
   def memory_size(self) -> int:
@@ -174,13 +230,15 @@ class MemoryInference:
     """Evicts the whole local cache: into memory in memory layers, dropped in the others."""
     if self.cache_len == 0:
       return
-    needed = self.mem_len + self.cache_len
-    if needed > self.state.capacity:
-      capacity = max(needed, 2 * self.state.capacity)
-      capacity = -(-capacity // self.cache_capacity) * self.cache_capacity
-      self.state = grow_memory(self.state, capacity)
-    self.state = _flush(self.state, config=self.config, count=self.cache_len)
+    shards = self.layout.shards
+    per = -(-self.cache_len // shards)
+    slots = self.state.capacity // shards
+    if self.mem_fill + per > slots:
+      slots = memory_slots(self.mem_fill + per, slots, self.options.block)
+      self.state = _grow(self.state, capacity=slots * shards, layout=self.layout)
+    self.state = _flush(self.state, config=self.config, count=self.cache_len, layout=self.layout)
     self.mem_len += self.cache_len
+    self.mem_fill += per
     self.cache_len = 0
 
   def _run(self, tokens: np.ndarray, valid: np.ndarray) -> jax.Array:
@@ -252,24 +310,61 @@ class MemoryInference:
       self.flush()
     return self._run(tokens, valid)
 
-  def generate(self, prompt, max_new_tokens: int, eos_token_id: int | None = None) -> np.ndarray:
-    """Greedy generation with memory: encode the prompt, then one token at a time. Returns [B, new tokens]."""
-    return np.stack(list(self.generate_iter(prompt, max_new_tokens, eos_token_id)), axis=1)
+  def generate(self, prompt, max_new_tokens, eos_token_id: int | None = None, *, valid=None,
+               sampling: Sampling = Sampling(), stop_tokens=(), pad_token_id: int | None = None) -> np.ndarray:
+    """Generation with memory: encode the prompt, then one token at a time. Returns [B, new tokens].
 
-  def generate_iter(self, prompt, max_new_tokens: int, eos_token_id: int | None = None) -> Iterator[np.ndarray]:
-    logits = self.encode(prompt)
-    next_tokens = np.asarray(jnp.argmax(logits[:, -1], axis=-1), np.int32)
-    finished = np.zeros(self.batch, bool)
-    for i in range(max_new_tokens):
-      yield next_tokens
-      if eos_token_id is not None:
-        finished |= next_tokens == eos_token_id
-        if finished.all():
-          return
-      if i == max_new_tokens - 1:
+    prompt: [B, N] tokens (valid marks real ones, e.g. left padding) or a list of B token sequences of different
+    lengths (left-padded here). max_new_tokens: one int or one per row. A row stops after its first stop token
+    (eos_token_id or any of stop_tokens) or its own max_new_tokens; its later positions hold pad_token_id
+    (default: the config's). Greedy unless `sampling` says otherwise.
+    """
+    steps = list(self.generate_iter(prompt, max_new_tokens, eos_token_id, valid=valid, sampling=sampling,
+                                    stop_tokens=stop_tokens, pad_token_id=pad_token_id))
+    return np.stack(steps, axis=1) if steps else np.zeros((self.batch, 0), np.int32)
+
+  def generate_iter(self, prompt, max_new_tokens, eos_token_id: int | None = None, *, valid=None,
+                    sampling: Sampling = Sampling(), stop_tokens=(),
+                    pad_token_id: int | None = None) -> Iterator[np.ndarray]:
+    """`generate` one step at a time: yields the next tokens [B] (pad_token_id for rows that have stopped)."""
+    tokens, valid = self._prompt(prompt, valid)
+    limits = np.asarray(max_new_tokens, np.int64)
+    if limits.ndim > 1 or limits.shape not in ((), (self.batch,)) or (limits < 0).any():
+      raise ValueError(f"max_new_tokens: expected a non-negative int or one per row ({self.batch}), "
+                       f"found {max_new_tokens!r}")
+    limits = np.broadcast_to(limits, (self.batch,))
+    stops = np.asarray(list(stop_tokens) + ([] if eos_token_id is None else [eos_token_id]), np.int32)
+    pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
+    total = int(limits.max()) if limits.size else 0
+    if total == 0:
+      return
+    logits = self.encode(tokens, valid)
+    finished = limits <= 0
+    for i in range(total):
+      chosen = np.asarray(next_tokens(logits[:, -1], i, sampling))
+      chosen = np.where(finished, pad, chosen).astype(np.int32)
+      yield chosen
+      finished = finished | np.isin(chosen, stops) | (i + 1 >= limits)
+      if finished.all() or i == total - 1:
         return
-      logits = self.step(next_tokens[:, None])
-      next_tokens = np.asarray(jnp.argmax(logits[:, -1], axis=-1), np.int32)
+      logits = self.step(chosen[:, None])
+
+  def _prompt(self, prompt, valid):
+    """[B, N] tokens + validity, or a list of B sequences left-padded into one."""
+    if isinstance(prompt, (list, tuple)) and prompt and np.ndim(prompt[0]) == 1 and valid is None:
+      rows = [np.asarray(r, np.int32) for r in prompt]
+      if len(rows) != self.batch:
+        raise ValueError(f"prompt: expected {self.batch} sequences (the batch), found {len(rows)}")
+      if min(len(r) for r in rows) == 0:
+        raise ValueError("prompt: every sequence needs at least one token")
+      width = max(len(r) for r in rows)
+      tokens = np.full((self.batch, width), self.config.pad_token_id, np.int32)
+      valid = np.zeros((self.batch, width), bool)
+      for i, r in enumerate(rows):
+        tokens[i, width - len(r):] = r
+        valid[i, width - len(r):] = True
+      return tokens, valid
+    return self._check(prompt, valid)
 
 
 def segments_reference(params: Params, config: ModelConfig, tokens, boundaries, mem_dtype: str = "float32",

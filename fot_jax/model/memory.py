@@ -2,7 +2,8 @@
 
 Buffers have static shapes so one compilation serves many steps; lengths are traced scalars, and validity masks
 say which slots hold tokens. Keys are stored unrotated (spec section 3): local keys are re-rotated each step at
-positions relative to the oldest cached token, memory keys stay at position 0.
+positions relative to the oldest cached token, memory keys stay at position 0. Memory can be sharded over a mesh
+axis along its slots (MemoryLayout); the local cache is replicated.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from fot_jax.model.config import ModelConfig
 
@@ -25,49 +28,118 @@ class InferenceState:
   mem_k: jax.Array  # [Nm, B, C, K, hd] memory keys (position 0), memory layers only, in mem_dtype
   mem_v: jax.Array  # [Nm, B, C, K, hd]
   mem_valid: jax.Array  # [B, C] bool
-  mem_len: jax.Array  # [] int32
+  mem_len: jax.Array  # [] int32, tokens in memory
+  mem_fill: jax.Array  # [] int32, slots in use on each memory shard (= mem_len with one shard)
 
   @property
   def capacity(self) -> int:
     return self.mem_k.shape[2]
 
 
-def init_state(config: ModelConfig, batch: int, window: int, capacity: int, mem_dtype: str) -> InferenceState:
-  """An empty cache of `window` slots and an empty memory of `capacity` slots."""
+@dataclasses.dataclass(frozen=True)
+class MemoryLayout:
+  """Where memory lives: one device (mesh None) or sharded over mesh axis `axis` along the slot dimension C.
+
+  Sharded, each device holds C / n slots and every flush writes ceil(count / n) tokens to each device at the
+  same local offset (mem_fill), so devices fill evenly and a write never crosses devices.
+  """
+  mesh: Mesh | None = None
+  axis: str | None = None
+
+  @property
+  def shards(self) -> int:
+    return 1 if self.mesh is None else self.mesh.shape[self.axis]
+
+  def spec(self, rank: int, slot_dim: int) -> P:
+    """Sharded along slot_dim; written without trailing Nones, as jit writes its outputs' specs (equal specs
+    keep the compilation cache hit)."""
+    del rank
+    return P(*([None] * slot_dim + [self.axis]))
+
+  def sharding(self, rank: int, slot_dim: int):
+    return None if self.mesh is None else NamedSharding(self.mesh, self.spec(rank, slot_dim))
+
+  def replicated(self):
+    return None if self.mesh is None else NamedSharding(self.mesh, P())
+
+
+def init_state(config: ModelConfig, batch: int, window: int, capacity: int, mem_dtype: str,
+               layout: MemoryLayout = MemoryLayout()) -> InferenceState:
+  """An empty cache of `window` slots and an empty memory of `capacity` slots (in all, over every shard)."""
   dtype = jnp.dtype(config.dtype)
   kv = (config.num_layers, batch, window, config.kv_heads, config.head_dim)
   mem = (len(config.mem_layers), batch, capacity, config.kv_heads, config.head_dim)
-  return InferenceState(
-      cache_k=jnp.zeros(kv, dtype), cache_v=jnp.zeros(kv, dtype), cache_valid=jnp.zeros((batch, window), bool),
-      cache_len=jnp.zeros((), jnp.int32),
-      mem_k=jnp.zeros(mem, jnp.dtype(mem_dtype)), mem_v=jnp.zeros(mem, jnp.dtype(mem_dtype)),
-      mem_valid=jnp.zeros((batch, capacity), bool), mem_len=jnp.zeros((), jnp.int32))
+
+  def build():
+    return InferenceState(
+        cache_k=jnp.zeros(kv, dtype), cache_v=jnp.zeros(kv, dtype), cache_valid=jnp.zeros((batch, window), bool),
+        cache_len=jnp.zeros((), jnp.int32),
+        mem_k=jnp.zeros(mem, jnp.dtype(mem_dtype)), mem_v=jnp.zeros(mem, jnp.dtype(mem_dtype)),
+        mem_valid=jnp.zeros((batch, capacity), bool), mem_len=jnp.zeros((), jnp.int32),
+        mem_fill=jnp.zeros((), jnp.int32))
+
+  if layout.mesh is None:
+    return build()
+  return jax.jit(build, out_shardings=state_shardings(layout))()  # allocated in place, shard by shard
 
 
-def grow_memory(state: InferenceState, capacity: int) -> InferenceState:
-  """Pads the memory buffers to `capacity` slots (new slots invalid). Host-side; recompiles users once."""
-  extra = capacity - state.capacity
+def state_shardings(layout: MemoryLayout) -> InferenceState:
+  """NamedShardings of an InferenceState: memory sharded along its slots, everything else replicated."""
+  rep = layout.replicated()
+  mem = layout.sharding(5, 2)
+  return InferenceState(cache_k=rep, cache_v=rep, cache_valid=rep, cache_len=rep, mem_k=mem, mem_v=mem,
+                        mem_valid=layout.sharding(2, 1), mem_len=rep, mem_fill=rep)
+
+
+def _per_shard(layout: MemoryLayout, fn, in_specs, out_specs):
+  """fn itself without a mesh, else fn on each device's part (shard_map)."""
+  if layout.mesh is None:
+    return fn
+  return jax.shard_map(fn, mesh=layout.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+
+def grow_memory(state: InferenceState, capacity: int, layout: MemoryLayout = MemoryLayout()) -> InferenceState:
+  """Pads the memory buffers to `capacity` slots in all (new slots invalid, appended on every shard)."""
+  extra = (capacity - state.capacity) // layout.shards
   if extra <= 0:
     return state
-  pad = lambda a: jnp.pad(a, [(0, 0), (0, 0), (0, extra), (0, 0), (0, 0)])
-  return dataclasses.replace(state, mem_k=pad(state.mem_k), mem_v=pad(state.mem_v),
-                             mem_valid=jnp.pad(state.mem_valid, [(0, 0), (0, extra)]))
+  pad5 = lambda a: jnp.pad(a, [(0, 0), (0, 0), (0, extra), (0, 0), (0, 0)])
+  pad = _per_shard(layout, lambda k, v, valid: (pad5(k), pad5(v), jnp.pad(valid, [(0, 0), (0, extra)])),
+                   (layout.spec(5, 2), layout.spec(5, 2), layout.spec(2, 1)),
+                   (layout.spec(5, 2), layout.spec(5, 2), layout.spec(2, 1)))
+  mem_k, mem_v, mem_valid = pad(state.mem_k, state.mem_v, state.mem_valid)
+  return dataclasses.replace(state, mem_k=mem_k, mem_v=mem_v, mem_valid=mem_valid)
 
 
-def flush_cache(state: InferenceState, config: ModelConfig, count: int) -> InferenceState:
+def flush_cache(state: InferenceState, config: ModelConfig, count: int,
+                layout: MemoryLayout = MemoryLayout()) -> InferenceState:
   """Moves the first `count` cached tokens of each memory layer into memory and empties every layer's cache.
 
-  Non-memory layers drop their cache (spec section 3: the whole cache is evicted at once).
+  Non-memory layers drop their cache (spec section 3: the whole cache is evicted at once). Sharded, the chunk is
+  padded to n * ceil(count / n) tokens (padding invalid) and device j writes part j at its mem_fill.
   """
   mem_k, mem_v, mem_valid = state.mem_k, state.mem_v, state.mem_valid
+  per = -(-count // layout.shards) if count else 0
   if count and config.mem_layers:
     idx = jnp.asarray(config.mem_layers)
+    pad = per * layout.shards - count
     new_k = state.cache_k[idx, :, :count].astype(mem_k.dtype)  # [Nm, B, count, K, hd]
     new_v = state.cache_v[idx, :, :count].astype(mem_v.dtype)
-    at = (0, 0, state.mem_len, 0, 0)
-    mem_k = jax.lax.dynamic_update_slice(mem_k, new_k, at)
-    mem_v = jax.lax.dynamic_update_slice(mem_v, new_v, at)
-    mem_valid = jax.lax.dynamic_update_slice(mem_valid, state.cache_valid[:, :count], (0, state.mem_len))
+    new_valid = state.cache_valid[:, :count]
+    if pad:
+      new_k = jnp.pad(new_k, [(0, 0), (0, 0), (0, pad), (0, 0), (0, 0)])
+      new_v = jnp.pad(new_v, [(0, 0), (0, 0), (0, pad), (0, 0), (0, 0)])
+      new_valid = jnp.pad(new_valid, [(0, 0), (0, pad)])
+
+    def write(mk, mv, mvalid, nk, nv, nvalid, fill):
+      at = (0, 0, fill, 0, 0)
+      return (jax.lax.dynamic_update_slice(mk, nk, at), jax.lax.dynamic_update_slice(mv, nv, at),
+              jax.lax.dynamic_update_slice(mvalid, nvalid, (0, fill)))
+
+    s5, s2 = layout.spec(5, 2), layout.spec(2, 1)
+    write = _per_shard(layout, write, (s5, s5, s2, s5, s5, s2, P()), (s5, s5, s2))
+    mem_k, mem_v, mem_valid = write(mem_k, mem_v, mem_valid, new_k, new_v, new_valid, state.mem_fill)
   return dataclasses.replace(
       state, mem_k=mem_k, mem_v=mem_v, mem_valid=mem_valid, mem_len=state.mem_len + count,
+      mem_fill=state.mem_fill + per,
       cache_valid=jnp.zeros_like(state.cache_valid), cache_len=jnp.zeros_like(state.cache_len))

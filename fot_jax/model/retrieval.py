@@ -76,6 +76,8 @@ def streamed_top_k(queries: jax.Array, keys: jax.Array, valid: jax.Array, k: int
 
   Never holds more than Q x block scores. Invalid keys score -inf.
   """
+  if not 0 < k <= keys.shape[0]:
+    raise ValueError(f"streamed_top_k: k must be in [1, memory size {keys.shape[0]}], found k={k}")
   kb, vb, nb = _blocks(keys, valid, block)
 
   def step(carry, xs):

@@ -50,3 +50,9 @@ def test_bins_for_recall_grows_with_k_and_target():
   assert retrieval.bins_for_recall(16, 0.99) > retrieval.bins_for_recall(16, 0.9)
   with pytest.raises(ValueError, match="recall_target"):
     retrieval.bins_for_recall(8, 1.0)
+
+
+def test_streamed_top_k_larger_than_memory_is_an_error():
+  q, keys, _, valid = _data(m=50)
+  with pytest.raises(ValueError, match="k=51"):
+    retrieval.streamed_top_k(q, keys, valid, k=51)
