@@ -41,3 +41,10 @@ def test_end_scores_equal_stream_scores_where_they_are_read(no_memory):
   assert np.isnan(lp_end[:, :start]).all()
   lp_early, _ = common.end_scores(factory(1), tokens, first_needed=3)  # needs the front: scored in full
   np.testing.assert_allclose(lp_early, lp, atol=2e-5, rtol=0)
+
+
+def test_memory_off_refuses_whole_input_calls_that_would_keep_memory():
+  config = tiny_config(mem_layers=(1,), max_position_embeddings=8, last_context_length=8)
+  off = common.make_runner_factory(_model(config, no_memory=True), MemoryOptions())(1)
+  with pytest.raises(common.EvalError, match="--no_memory"):
+    off.generate(random_tokens((1, 20), config.vocab_size), 3)
