@@ -24,7 +24,32 @@ _FIXED_TOKENS_GUESS = 90
 _TOKENS_PER_SENTENCE_GUESS = 8.4
 
 
-class PasskeyDocuments:
+class _PromptDocuments:
+  """Prompt + answer documents, tokenized on access: loss on every token, or on the answer only."""
+
+  num_docs: int
+  answer_only: bool
+  _lengths: np.ndarray | None
+
+  def __len__(self) -> int:
+    return self.num_docs
+
+  def _document(self, prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> dict[str, np.ndarray]:
+    prompt, answer = np.asarray(prompt_ids, np.int32), np.asarray(answer_ids, np.int32)
+    out = {"targets": np.concatenate([prompt, answer])}
+    if self.answer_only:
+      out["loss_weights"] = np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])
+    return out
+
+  @property
+  def lengths(self) -> np.ndarray:
+    """Token counts (tokenizes every document once, on first use; only resume and epoch counts need them)."""
+    if self._lengths is None:
+      self._lengths = np.array([len(self[i]["targets"]) for i in range(self.num_docs)], np.int64)
+    return self._lengths
+
+
+class PasskeyDocuments(_PromptDocuments):
   """`num_docs` passkey prompts followed by their answer, of about U[min_len, max_len] tokens each.
 
   The key (1..50000), depth (U[0, 1]) and length come from default_rng([seed, i]). With answer_only the loss
@@ -40,9 +65,6 @@ class PasskeyDocuments:
     self.min_len, self.max_len = int(min_len), int(max_len)
     self._lengths: np.ndarray | None = None
 
-  def __len__(self) -> int:
-    return self.num_docs
-
   def example(self, i: int) -> synthetic.PasskeyExample:
     if not 0 <= i < self.num_docs:
       raise IndexError(i)
@@ -57,19 +79,7 @@ class PasskeyDocuments:
 
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     ex = self.example(i)
-    prompt = np.asarray(self.encode(ex.prompt), np.int32)
-    answer = np.asarray(self.encode(ex.answer), np.int32)
-    out = {"targets": np.concatenate([prompt, answer])}
-    if self.answer_only:
-      out["loss_weights"] = np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])
-    return out
-
-  @property
-  def lengths(self) -> np.ndarray:
-    """Token counts (tokenizes every document once, on first use; only resume and epoch counts need them)."""
-    if self._lengths is None:
-      self._lengths = np.array([len(self[i]["targets"]) for i in range(self.num_docs)], np.int64)
-    return self._lengths
+    return self._document(self.encode(ex.prompt), self.encode(ex.answer))
 
 
 # Generator seeds of landmark training prompts start here: evaluations use the authors' small seeds (0, 1, ...),
@@ -78,7 +88,7 @@ LANDMARK_TRAIN_SEED_BASE = 2_000_000_000
 LANDMARK_SEEDS_PER_SPLIT = 1_000_000
 
 
-class LandmarkPasskeyDocuments:
+class LandmarkPasskeyDocuments(_PromptDocuments):
   """`num_docs` passkey prompts from the authors' generator (synthetic.landmark_prompt) plus their answer.
 
   Document i uses n_garbage ~ U[min_garbage, max_garbage] filler characters (drawn from default_rng([seed, i]))
@@ -99,9 +109,6 @@ class LandmarkPasskeyDocuments:
     self.min_garbage, self.max_garbage = int(min_garbage), int(max_garbage)
     self._lengths: np.ndarray | None = None
 
-  def __len__(self) -> int:
-    return self.num_docs
-
   def generator_args(self, i: int) -> tuple[int, int]:
     """(n_garbage, generator seed) of document i."""
     if not 0 <= i < self.num_docs:
@@ -116,19 +123,7 @@ class LandmarkPasskeyDocuments:
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     text, key = self.prompt(i)
     prompt_ids = list(self.encode(text))
-    prompt = np.asarray(prompt_ids, np.int32)
-    answer = np.asarray(synthetic.answer_in_place(self.encode, text, prompt_ids, " " + key), np.int32)
-    out = {"targets": np.concatenate([prompt, answer])}
-    if self.answer_only:
-      out["loss_weights"] = np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])
-    return out
-
-  @property
-  def lengths(self) -> np.ndarray:
-    """Token counts (tokenizes every document once, on first use; only resume and epoch counts need them)."""
-    if self._lengths is None:
-      self._lengths = np.array([len(self[i]["targets"]) for i in range(self.num_docs)], np.int64)
-    return self._lengths
+    return self._document(prompt_ids, synthetic.answer_in_place(self.encode, text, prompt_ids, " " + key))
 
 
 class RandomTokenDocuments:
