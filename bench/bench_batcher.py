@@ -1,5 +1,5 @@
 """Batcher throughput (tokens/s) on the stdlib corpus with the SentencePiece vocabulary, beside the training
-throughput of the tiny model in the same process (issue 3 bench).
+throughput of the tiny model in the same process.
 
 Run: python bench/bench_batcher.py [--batch_size=8 --seq_len=256 --k=2 --steps=200 --train_steps=20]
 The first run tokenizes the stdlib train split into the token cache (about a minute on 2 cores); that one-off

@@ -29,7 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.model = model_config("tiny")
 
-  # FoT crossbatch (spec section 2). The plan is built for the micro-batch size (batch_size / micro_batches).
+  # FoT crossbatch: which earlier chunks each memory layer also attends to. The plan is built for the micro-batch size (batch_size / micro_batches).
   c.fot = ml_collections.ConfigDict()
   c.fot.k = 1  # entries per document stream (k-packing)
   c.fot.plan = "released"  # "released": the released stepping formula with d; "mix": per-position mix

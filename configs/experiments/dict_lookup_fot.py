@@ -1,6 +1,6 @@
 """Experiment (b) of docs/RESULTS.md: extrapolation of memory far beyond the training context.
 
-Dictionary lookup (spec section 5; 512-token documents: definitions, then queries) with local context 128 and
+Dictionary lookup (the paper's synthetic task; 512-token documents: definitions, then queries) with local context 128 and
 k=4 chunks per document stream, so the total differentiable context is 4 x 128 = 512 tokens; crossbatch
 d switches from 2 to 6 (negatives from other streams). At evaluation the definitions of many dictionaries are
 put in memory (up to 32k+ tokens) before the queries:

@@ -12,14 +12,14 @@ Three runs with the same model, data and budget, differing only in what the memo
               them before FoT fine-tuning
   :pretrain_mixed  pretrain_local's steps with the d1 mix on a token-share blend of the local repeats and the
               one-chunk-back repeats: memory use may form together with the induction heads (a robustness
-              candidate; RESULTS.md round 4)
+              candidate; docs/RESULTS.md (a))
   :ft_negatives_wide  ft_negatives with every other stream of the batch as negatives after the warm-up:
               "0:0,1:28,1:28,1:28" (d = 29, the most a 32-row batch with k = 4 allows)
   :ft_negatives_unaligned  ft_negatives on 'repeat:random:64:20-44x8': periods around L, so a copy sits in the
               previous chunk at a varying offset (or locally): no positional shortcut, content retrieval only
   :ft_baseline, :ft_d1, :ft_negatives  1000 steps of the baseline, d1 and negatives mixes (negatives after a
-              300-step d1 warm-up), to start from pretrain_local with --config.init_from=DIR. Round 4 of
-              RESULTS.md: from scratch no mix ever learned to read memory (20k steps on a GPU); from
+              300-step d1 warm-up), to start from pretrain_local with --config.init_from=DIR. In
+              docs/RESULTS.md (a): from scratch no mix ever learned to read memory (20k steps on a GPU); from
               pretrain_local it does within a few hundred steps, for the seeds whose pretraining put a content
               (induction) head in memory layer 1, which pretrain_local's own r_d shows (above 1/d)
 Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
@@ -32,7 +32,7 @@ Run: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:pre
 then: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:ft_negatives --workdir=DIR \
         --config.init_from=PRE
 then: python -m fot_jax.evaluate distraction --checkpoint=DIR --corpus=repeat:random:64:32x4 --context_length=32
-or all of it: bash scripts/reproduce.sh distraction (round 4), bash scripts/reproduce.sh distraction_scratch (3)
+or all of it: bash scripts/reproduce.sh distraction (fine-tuning), bash scripts/reproduce.sh distraction_scratch (from scratch)
 """
 
 from configs import base

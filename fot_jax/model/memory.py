@@ -1,7 +1,7 @@
 """Inference-time state: the local KV cache of every layer and the FoT memory of the memory layers.
 
 Buffers have static shapes so one compilation serves many steps; lengths are traced scalars, and validity masks
-say which slots hold tokens. Keys are stored unrotated (spec section 3): local keys are re-rotated each step at
+say which slots hold tokens. Keys are stored unrotated (FoT memory keys sit at position 0): local keys are re-rotated each step at
 positions relative to the oldest cached token, memory keys stay at position 0. Memory can be sharded over a mesh
 axis along its slots (MemoryLayout); the local cache is replicated.
 """
@@ -115,7 +115,7 @@ def flush_cache(state: InferenceState, config: ModelConfig, count: int,
                 layout: MemoryLayout = MemoryLayout()) -> InferenceState:
   """Moves the first `count` cached tokens of each memory layer into memory and empties every layer's cache.
 
-  Non-memory layers drop their cache (spec section 3: the whole cache is evicted at once). Sharded, the chunk is
+  Non-memory layers drop their cache (the whole cache is evicted at once, as LongLLaMA does). Sharded, the chunk is
   padded to n * ceil(count / n) tokens (padding invalid) and device j writes part j at its mem_fill.
   """
   mem_k, mem_v, mem_valid = state.mem_k, state.mem_v, state.mem_valid

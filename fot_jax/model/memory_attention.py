@@ -1,6 +1,6 @@
 """Memory-layer attention at inference, streamed over memory blocks and optionally sharded over devices.
 
-One softmax over [local | memory] (spec section 3) is computed as softmax statistics (running max m, sum of
+One softmax over [local | memory] (as LongLLaMA's memory layers compute it) is computed as softmax statistics (running max m, sum of
 exponentials l, weighted values acc) that merge exactly: the local keys give one set, each memory block another
 (dense: every key of the block; top-k: a running per-query selection), and with memory sharded over a mesh axis
 each device's statistics merge by a log-sum-exp reduction. Only one block of memory logits
