@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces one experiment of docs/RESULTS.md end to end (training, then evaluation and figures):
 #   bash scripts/reproduce.sh distraction   # (a) round 4: r_d of baseline / d=1 / negatives fine-tuned from a local model
+#   bash scripts/reproduce.sh distraction_seeds  # (a) on seeds 0, 1, 2: local pretraining gated on its own focus
+#                                           #     (a new seed when layer 1 stays at 1/d), then d1 / negatives / baseline
 #   bash scripts/reproduce.sh copy          # (b) round 4: copying a needle from up to 16k tokens back (after distraction)
 #   bash scripts/reproduce.sh stdlib_ft     # (a), (c), (d) round 4: the fine-tuning recipe on stdlib code
 #   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
@@ -54,6 +56,24 @@ case "${1:-}" in
       --corpus="$REPEAT_CORPUS" --context_length=32 --label=pretrained
     # init_from only initialises a new run; a rerun resumes from the run's own checkpoint
     distraction_set r4_distraction dist_ft_ ft_ --config.init_from="$RUNS/dist_pretrain_local"
+    ;;
+  distraction_seeds)
+    # Each seed: local pretraining, checked by layer 1's own r_d (focus >= 1.3/d at d = 8 and 64); a pretraining
+    # that fails the check is kept and a new one starts from seed + 1000 (at most MAX_ATTEMPTS). Fine-tuning (d1,
+    # negatives, baseline) starts from the first one that passes, with the seed itself.
+    for seed in ${SEEDS:-0 1 2}; do
+      pre=""
+      for ((attempt = 0; attempt < ${MAX_ATTEMPTS:-4}; attempt++)); do
+        name="dist_s${seed}_pre$attempt"
+        train "$name" configs/experiments/distraction_fot.py:pretrain_local --config.seed=$((seed + 1000 * attempt))
+        evaluate "a_s${seed}_pre$attempt" distraction --checkpoint="$RUNS/$name" --corpus="$REPEAT_CORPUS" \
+          --context_length=32 --label="pretrained, seed $((seed + 1000 * attempt))"
+        if python -m fot_jax.eval.focus_gate "$OUT/a_s${seed}_pre$attempt.json" --layer=1 --d=8,64 --min_focus=1.3
+        then pre="$RUNS/$name"; break; fi
+      done
+      if [[ -z "$pre" ]]; then echo "== seed $seed: no local pretraining passed the focus check"; continue; fi
+      distraction_set "a_s$seed" "dist_s${seed}_ft_" ft_ --config.init_from="$pre" --config.seed="$seed"
+    done
     ;;
   copy)
     [[ -d "$RUNS/dist_pretrain_local" ]] || { echo "run 'bash scripts/reproduce.sh distraction' first" >&2; exit 2; }
