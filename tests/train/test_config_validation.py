@@ -84,7 +84,8 @@ def test_d_values_of_schedules():
                                 "ft_negatives")),
     ("dict_lookup_fot", ("", "quick", "pretrain_local", "mem123")),
     ("passkey_fot", ("pretrain_local", "ft", "ft_negatives")),
-    ("tiny_fot", ("", "quick", "local", "local_quick"))])
+    ("tiny_fot", ("", "quick", "local", "local_quick")),
+    ("code_fot", ("local", "d1", "negatives", "quick"))])
 def test_reproduction_configs_validate(name, variants):
   module = importlib.import_module(f"configs.experiments.{name}")
   for variant in variants:
