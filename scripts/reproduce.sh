@@ -3,7 +3,8 @@
 #   bash scripts/reproduce.sh distraction   # (a) round 4: r_d of baseline / d=1 / negatives fine-tuned from a local model
 #   bash scripts/reproduce.sh distraction_seeds  # (a) on seeds 0, 1, 2: local pretraining gated on its own focus
 #                                           #     (a new seed when layer 1 stays at 1/d), then d1 / negatives / baseline
-#   bash scripts/reproduce.sh code          # (c), (d) on held-out code: memory layer taught to copy code, d1 vs negatives
+#   bash scripts/reproduce.sh code          # (a), (c), (d) on held-out code: a memory layer taught to copy code, d1 vs
+#                                           #     negatives; SEEDS='0 1 2' for three seeds
 #   bash scripts/reproduce.sh copy          # (b) round 4: copying a needle from up to 16k tokens back (after distraction)
 #   bash scripts/reproduce.sh stdlib_ft     # (a), (c), (d) round 4: the fine-tuning recipe on stdlib code
 #   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
@@ -77,22 +78,27 @@ case "${1:-}" in
     done
     ;;
   code)
+    # SEEDS (default 0) picks the seeds; each is a separate pretraining and fine-tuning
     C=configs/experiments/code_fot.py
-    train code_local "$C:local"
-    evaluate c_code_distraction_local distraction --checkpoint="$RUNS/code_local" --context_length=64 --label=local
-    for v in d1 negatives; do
-      train "code_$v" "$C:$v" --config.init_from="$RUNS/code_local"
-      evaluate "c_code_distraction_$v" distraction --checkpoint="$RUNS/code_$v" --context_length=64 --label="$v"
-      evaluate "c_code_ppl_multi_$v" perplexity --checkpoint="$RUNS/code_$v" --mode=multi --target_length=1k \
-        --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=16 --label="$v"
-      evaluate "d_code_ppl_single_${v}_off" perplexity --checkpoint="$RUNS/code_$v" --mode=single --max_length=4k \
-        --num_docs=16 --no_memory --label="$v, memory off"
-      evaluate "d_code_ppl_single_$v" perplexity --checkpoint="$RUNS/code_$v" --mode=single --max_length=4k \
-        --num_docs=16 --label="$v" --compare="memory off=$OUT/d_code_ppl_single_${v}_off.json" \
-        --figure="$OUT/d_code_ppl_single_$v.png"
+    for seed in ${SEEDS:-0}; do
+      r="code_s$seed" SEED=(--config.seed="$seed")
+      train "${r}_local" "$C:local" "${SEED[@]}"
+      evaluate "c_${r}_distraction_local" distraction --checkpoint="$RUNS/${r}_local" --context_length=64 \
+        --label=local
+      for v in d1 negatives; do
+        train "${r}_$v" "$C:$v" --config.init_from="$RUNS/${r}_local" "${SEED[@]}"
+        evaluate "c_${r}_distraction_$v" distraction --checkpoint="$RUNS/${r}_$v" --context_length=64 --label="$v"
+        evaluate "c_${r}_ppl_multi_$v" perplexity --checkpoint="$RUNS/${r}_$v" --mode=multi --target_length=1k \
+          --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=16 --label="$v"
+        evaluate "d_${r}_ppl_single_${v}_off" perplexity --checkpoint="$RUNS/${r}_$v" --mode=single \
+          --max_length=4k --num_docs=16 --no_memory --label="$v, memory off"
+        evaluate "d_${r}_ppl_single_$v" perplexity --checkpoint="$RUNS/${r}_$v" --mode=single --max_length=4k \
+          --num_docs=16 --label="$v" --compare="memory off=$OUT/d_${r}_ppl_single_${v}_off.json" \
+          --figure="$OUT/d_${r}_ppl_single_$v.png"
+      done
+      evaluate "d_${r}_ppl_single_local" perplexity --checkpoint="$RUNS/${r}_local" --mode=single --max_length=4k \
+        --num_docs=16 --label="local (stage 1)"
     done
-    evaluate d_code_ppl_single_local perplexity --checkpoint="$RUNS/code_local" --mode=single --max_length=4k \
-      --num_docs=16 --label="local (stage 1)"
     ;;
   copy)
     [[ -d "$RUNS/dist_pretrain_local" ]] || { echo "run 'bash scripts/reproduce.sh distraction' first" >&2; exit 2; }
