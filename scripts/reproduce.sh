@@ -99,6 +99,8 @@ case "${1:-}" in
       evaluate "d_${r}_ppl_single_local" perplexity --checkpoint="$RUNS/${r}_local" --mode=single --max_length=4k \
         --num_docs=16 --label="local (stage 1)"
     done
+    seeds=${SEEDS:-0}
+    python -m fot_jax.eval.claims_report --results="$OUT" --seeds="${seeds// /,}" --figure="$OUT/claims.png"
     ;;
   copy)
     [[ -d "$RUNS/dist_pretrain_local" ]] || { echo "run 'bash scripts/reproduce.sh distraction' first" >&2; exit 2; }
