@@ -66,7 +66,7 @@ def seed_row(results: str, seed: int, d: int = 64) -> dict:
 def table(rows: list[dict], d: int = 64) -> str:
   """Markdown: one line per seed."""
   lines = [f"| seed | r_d at d={d}: local / d1 / negatives (1/d = {1 / d:.3f}) | multi-doc loss, 0 -> "
-           f"{rows[0]['distractor_tokens'][-1] / 1024:.0f}k distractor tokens: d1 / negatives | single-doc loss "
+           f"{rows[0]['distractor_tokens'][-1] / 1024:.0f}k distractor tokens: d1; negatives | single-doc loss "
            "beyond local, memory on / off: d1; negatives |", "|---|---|---|---|"]
   for r in rows:
     grow = "; ".join(f"{r[f'multi_{v}'][0]:.3f} -> {r[f'multi_{v}'][-1]:.3f} "
