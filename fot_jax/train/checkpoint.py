@@ -231,7 +231,7 @@ def _root_cause(error: BaseException) -> BaseException:
 _KINDS = (  # (words in the error text, what is wrong), first match wins
     (("OUT_OF_RANGE", "DATA_LOSS", "truncated", "Error reading", "while reading array"),
      "truncated or corrupt data file"),
-    (("JSONDecodeError", "Expecting value", "UnicodeDecodeError"), "corrupt metadata (not valid JSON)"),
+    (("JSONDecodeError", "Expecting value", "UnicodeDecodeError", "state metadata"), "corrupt metadata"),
     (("NOT_FOUND", "does not exist", "FileNotFoundError", "No such file"), "missing file"),
     (("structure", "was not found in the checkpoint", "KeyError", "shape", "Shape"), "wrong structure"),
 )
@@ -276,7 +276,7 @@ def stored_shapes(workdir: str, step: int) -> dict[str, tuple[int, ...]]:
     metadata = ocp.PyTreeCheckpointer().metadata(os.path.join(step_dir(workdir, step), "state"))
     tree = getattr(metadata, "item_metadata", metadata)
     if tree is None:
-      raise ValueError("no state metadata")
+      raise ValueError("no readable state metadata in state/_METADATA")
     return flat_shapes(tree)
   except Exception as e:  # noqa: BLE001
     raise unreadable(workdir, step, e) from e
