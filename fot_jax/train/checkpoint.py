@@ -11,6 +11,7 @@ afterwards) is reported as UnreadableCheckpointError: its path and what is wrong
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -74,8 +75,9 @@ def save_failed(manager: ocp.CheckpointManager, error: BaseException) -> Checkpo
     kept = sorted(int(name) for name in os.listdir(directory) if name.isdigit()) if "://" not in directory else []
   except OSError:
     kept = []
-  resume = (f"the complete steps {kept} are kept; free space and rerun the same command to resume from step "
-            f"{kept[-1]}" if kept else "no complete step was written; free space and rerun")
+  fix = "free space" if getattr(root, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else "fix the cause"
+  resume = (f"the complete steps {kept} are kept; {fix} and rerun the same command to resume from step "
+            f"{kept[-1]}" if kept else f"no complete step was written; {fix} and rerun")
   return CheckpointSaveError(f"saving a checkpoint under {directory} failed ({type(root).__name__}: "
                              f"{str(root).splitlines()[0] if str(root) else 'no detail'}); {resume}")
 
