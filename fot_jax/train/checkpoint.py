@@ -110,7 +110,11 @@ def restore_config(workdir: str, step: int | None = None) -> tuple[int, dict[str
 
 
 def read_config(manager: ocp.CheckpointManager, workdir: str, step: int) -> dict[str, Any]:
-  """The stored config JSON of `step`; UnreadableCheckpointError when it cannot be read."""
+  """The stored config JSON of `step`; UnreadableCheckpointError when it cannot be read (or lacks files that
+  every read of the step needs: named up front, as orbax's own failure there is a long TensorStore report)."""
+  missing = [name for name in missing_step_files(workdir, step) if name in _needed_files(workdir, step)]
+  if missing:
+    raise UnreadableCheckpointError(step_dir(workdir, step), step, f"missing file {', '.join(missing)}")
   try:
     restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
   except Exception as e:  # noqa: BLE001 - orbax raises many types; named by unreadable()
@@ -220,6 +224,14 @@ def missing_step_files(workdir: str, step: int) -> list[str]:
     return []
   root = step_dir(workdir, step)
   return [name for name in STEP_FILES if not os.path.exists(os.path.join(root, name))]
+
+
+def _needed_files(workdir: str, step: int) -> tuple[str, ...]:
+  """STEP_FILES that any orbax layout of a step holds: the metadata, and the OCDBT manifest when the step's
+  arrays are in an OCDBT database (per-process ocdbt.process_* folders)."""
+  state = os.path.join(step_dir(workdir, step), "state")
+  ocdbt = os.path.isdir(state) and any(name.startswith("ocdbt.process_") for name in os.listdir(state))
+  return ("state/_METADATA", "config/metadata") + (("state/manifest.ocdbt",) if ocdbt else ())
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -78,7 +78,8 @@ def test_damaged_newest_step_falls_back_and_is_kept_aside(run, tmp_path, caplog)
     (lambda step: shutil.rmtree(os.path.join(step, "config")), "missing file config/metadata"),
     (lambda step: open(os.path.join(step, "state", "_METADATA"), "w").write("\0garbage"), "corrupt metadata"),
 ])
-def test_unreadable_step_is_named_in_one_line(run, tmp_path, damage, problem):
+def test_unreadable_step_is_named_in_one_line(run, tmp_path, capsys, damage, problem):
+  from fot_jax import export
   _, workdir, _ = run
   copy = _copy(workdir, tmp_path, "damaged")
   damage(ckpt.step_dir(copy, 6))
@@ -87,6 +88,9 @@ def test_unreadable_step_is_named_in_one_line(run, tmp_path, damage, problem):
   message = str(info.value)
   assert message.startswith(f"checkpoint step 6 at {ckpt.step_dir(copy, 6)} is unreadable: {problem}"), message
   assert "\n" not in message and "tensorstore_spec" not in message and len(message) < 600
+  assert export.main([f"--workdir={copy}", f"--out={tmp_path / 'hf'}"]) == 2  # export names it the same way
+  err = capsys.readouterr().err.strip()
+  assert problem in err and len(err.splitlines()) == 1
 
 
 def test_truncated_data_is_named(run, tmp_path):
@@ -156,3 +160,29 @@ def test_disk_full_during_save_is_one_line_and_keeps_earlier_steps(run, tmp_path
   monkeypatch.setattr(json_handler.JsonCheckpointHandler, "_save_fn", real)
   assert trainer.train(config(num_steps=8), copy).step == 8
   assert ckpt.all_steps(copy)[-1] == 8
+
+
+CONFIG_FILE = """
+from tests.train import test_trainer
+
+
+def get_config():
+  return test_trainer._config_for({task!r}, {data_dir!r})
+"""
+
+
+def test_train_command_prints_a_changed_batch_size_in_one_line(run, tmp_path):
+  import subprocess
+  import sys
+  config, workdir, _ = run
+  c = config()
+  config_path = tmp_path / "cfg.py"
+  config_path.write_text(CONFIG_FILE.format(task=c.data.task, data_dir=c.data.data_dir))
+  copy = _copy(workdir, tmp_path, "cli")
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  proc = subprocess.run([sys.executable, "-m", "fot_jax.train", f"--config={config_path}", f"--workdir={copy}",
+                         "--config.data.batch_size=16"], cwd=repo, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: config differs from the checkpoint (step 6")
+  assert "data.batch_size (batcher batch_size): checkpoint 8, now 16" in proc.stderr
