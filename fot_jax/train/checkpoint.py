@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from typing import Any
 
 import jax
@@ -115,10 +116,7 @@ def read_config(manager: ocp.CheckpointManager, workdir: str, step: int) -> dict
   missing = [name for name in missing_step_files(workdir, step) if name in _needed_files(workdir, step)]
   if missing:
     raise UnreadableCheckpointError(step_dir(workdir, step), step, f"missing file {', '.join(missing)}")
-  try:
-    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-  except Exception as e:  # noqa: BLE001 - orbax raises many types; named by unreadable()
-    raise unreadable(workdir, step, e) from e
+  restored = restore_or_name(manager, workdir, step, ocp.args.Composite(config=ocp.args.JsonRestore()))
   if not isinstance(restored["config"], dict):
     raise UnreadableCheckpointError(step_dir(workdir, step), step, "wrong structure: its config is not a JSON object")
   return restored["config"]
@@ -162,15 +160,12 @@ def load_params(workdir: str, step: int | None = None, sharding: Any = None) -> 
     sharding = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), target)
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), target, sharding)
   with make_manager(workdir, read_only=True) as manager:
-    try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.PyTreeRestore(
-              item={"params": target},
-              restore_args={"params": jax.tree.map(lambda a: ocp.ArrayRestoreArgs(
-                  dtype=a.dtype, sharding=getattr(a, "sharding", None)), target)},
-              partial_restore=True)))
-    except Exception as e:  # noqa: BLE001
-      raise unreadable(workdir, step, e) from e
+    restored = restore_or_name(manager, workdir, step, ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(
+            item={"params": target},
+            restore_args={"params": jax.tree.map(lambda a: ocp.ArrayRestoreArgs(
+                dtype=a.dtype, sharding=getattr(a, "sharding", None)), target)},
+            partial_restore=True)))
   return restored["state"]["params"], model_config, step
 
 
@@ -195,25 +190,46 @@ def with_shardings(abstract: Any, shardings: Any) -> Any:
 def restore_training(manager: ocp.CheckpointManager, workdir: str, step: int, target_state: Any
                      ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
   """(state, data_state, stored config) of `step`, or an UnreadableCheckpointError naming the step and the fault."""
-  try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target_state), data_state=ocp.args.JsonRestore(),
-        config=ocp.args.JsonRestore()))
-  except Exception as e:  # noqa: BLE001 - orbax raises many types; the user needs the path and the cause
-    raise unreadable(workdir, step, e) from e
+  restored = restore_or_name(manager, workdir, step, ocp.args.Composite(
+      state=ocp.args.StandardRestore(target_state), data_state=ocp.args.JsonRestore(),
+      config=ocp.args.JsonRestore()))
   return restored["state"], restored["data_state"] or {}, restored["config"] or {}
 
 
 def read_data_state(manager: ocp.CheckpointManager, workdir: str, step: int) -> dict[str, Any]:
   """The stored batcher state of `step` ({} when none was saved)."""
-  try:
-    restored = manager.restore(step, args=ocp.args.Composite(data_state=ocp.args.JsonRestore()))
-  except Exception as e:  # noqa: BLE001
-    raise unreadable(workdir, step, e) from e
+  restored = restore_or_name(manager, workdir, step, ocp.args.Composite(data_state=ocp.args.JsonRestore()))
   return restored["data_state"] or {}
 
 
 # ---- naming what is wrong with a step -----------------------------------------------------------------------
+def restore_or_name(manager: ocp.CheckpointManager, workdir: str, step: int, args: Any) -> Any:
+  """manager.restore(step, args), or an UnreadableCheckpointError naming the step and what is wrong."""
+  try:
+    return manager.restore(step, args=args)
+  except Exception as e:  # noqa: BLE001 - orbax raises many types; named by unreadable()
+    _quiet_leftover_reads()
+    raise unreadable(workdir, step, e) from e
+
+
+LEFTOVER_READ = "while reading array index"  # orbax's message for a failed read of one array
+
+
+def _quiet_leftover_reads() -> None:
+  """A failed read leaves orbax's reads of the step's other arrays as failed coroutines that Python prints, with
+  a TensorStore spec each, when they are collected ('Exception ignored in'). The first failure is reported, so
+  these are dropped; every other unraisable exception still reaches the previous hook."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_leftover_reads", False):
+    return
+
+  def hook(unraisable):
+    if LEFTOVER_READ not in str(unraisable.exc_value):
+      previous(unraisable)
+  hook.drops_leftover_reads = True
+  sys.unraisablehook = hook
+
+
 def step_dir(workdir: str, step: int) -> str:
   return os.path.join(checkpoint_dir(workdir), str(step))
 
