@@ -532,12 +532,13 @@ def format_loops(loops: list, implied: dict[int, str] | None = None) -> str:
 
 
 def check(config, topology: str, mfu: float = 0.4, dump_hlo: str | None = None,
-          json_path: str | None = None) -> Report:
+          json_path: str | None = None, overwrite: bool = False) -> Report:
   """Builds, compiles and analyses; raises DoesNotFit (with the biggest buffers) when over HBM. dump_hlo: also
   write the compiled HLO text there, so the collective and loop parsing can be re-checked without recompiling.
-  json_path: also write Report.to_json() there (also when the step does not fit)."""
+  json_path: also write Report.to_json() there (also when the step does not fit). Existing files are refused
+  unless overwrite."""
   for path, flag in ((dump_hlo, "--dump_hlo"), (json_path, "--json")):
-    _check_writable(path, flag)
+    _check_writable(path, flag, overwrite)
   devices = tpu_specs.topology_devices(topology)
   built = build(config, devices)
   t0 = time.perf_counter()
@@ -555,10 +556,12 @@ def check(config, topology: str, mfu: float = 0.4, dump_hlo: str | None = None,
   return report
 
 
-def _check_writable(path: str | None, flag: str) -> None:
-  """Fails before the (minutes long) compile when an output path cannot be written."""
+def _check_writable(path: str | None, flag: str, overwrite: bool = False) -> None:
+  """Fails before the (minutes long) compile when an output path cannot be written or would replace a file."""
   if not path:
     return
+  if os.path.exists(path) and not overwrite:
+    raise ValueError(f"{flag} {path} exists; pass --overwrite to replace it")
   folder = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
     raise ValueError(f"{flag}: the folder of {path!r} must exist and be writable")
@@ -573,7 +576,7 @@ def main(argv) -> None:
   config = flags.FLAGS["config"].value
   try:
     report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value,
-                   flags.FLAGS["dump_hlo"].value, flags.FLAGS["json"].value)
+                   flags.FLAGS["dump_hlo"].value, flags.FLAGS["json"].value, flags.FLAGS["overwrite"].value)
   except DoesNotFit as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(EXIT_DOES_NOT_FIT)
@@ -591,6 +594,7 @@ def _run() -> None:
   flags.DEFINE_float("mfu", 0.4, "Assumed model FLOPs utilisation for the step-time estimate.")
   flags.DEFINE_string("dump_hlo", None, "Also write the compiled (partitioned) HLO text to this path.")
   flags.DEFINE_string("json", None, "Also write the report as JSON to this path.")
+  flags.DEFINE_bool("overwrite", False, "Replace existing --json / --dump_hlo files.")
   flags.mark_flags_as_required(["config", "topology"])
   app.run(main)
 

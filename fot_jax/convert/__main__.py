@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -21,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m fot_jax.convert", description=__doc__.splitlines()[0])
   p.add_argument("src", help="HF model folder (--from=hf) or EasyLM msgpack file (--from=easylm)")
   p.add_argument("--from", dest="source", required=True, choices=("hf", "easylm"))
-  p.add_argument("--out", required=True, help="new checkpoint workdir (must be absent or empty)")
+  p.add_argument("--out", required=True, help="new checkpoint workdir (absent or empty unless --overwrite)")
+  p.add_argument("--overwrite", action="store_true",
+                 help="replace the checkpoints of an existing --out (removed only once the import has succeeded)")
   p.add_argument("--dtype", default="float32", help="stored parameter dtype: float32|bfloat16|float16")
   p.add_argument("--mem_layers", default=None, help="comma-separated 0-based memory layers, e.g. 6,12,18")
   p.add_argument("--mem_positionals", default=None, choices=("first", "none"))
@@ -60,8 +63,10 @@ def run(args) -> str:
   """Validates cheap things first, then converts and saves; returns the checkpoint directory."""
   from fot_jax.convert.safetensors_io import numpy_dtype
   numpy_dtype(args.dtype)
-  if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
-    raise FileExistsError(f"--out {args.out} exists and is not empty; refusing to overwrite a checkpoint")
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise FileExistsError(f"--out {args.out} exists and is not a directory")
+  if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
+    raise FileExistsError(f"--out {args.out} exists and is not empty; pass --overwrite to replace its checkpoints")
   overrides = _overrides(args)
   extra: dict[str, Any] = {"source": {"format": args.source, "path": os.path.abspath(args.src)}}
   if args.source == "hf":
@@ -94,7 +99,9 @@ def run(args) -> str:
   if config.last_context_length > config.max_position_embeddings:
     raise ValueError(f"last_context_length={config.last_context_length} exceeds the window "
                      f"W={config.max_position_embeddings}")
-  from fot_jax.train.checkpoint import save_params_checkpoint
+  from fot_jax.train.checkpoint import checkpoint_dir, save_params_checkpoint
+  if args.overwrite and os.path.isdir(checkpoint_dir(args.out)):
+    shutil.rmtree(checkpoint_dir(args.out))
   return save_params_checkpoint(args.out, to_device(params), config, step=0, extra_config=extra)
 
 

@@ -15,6 +15,7 @@ import msgpack
 import numpy as np
 from flax import serialization
 
+from fot_jax.convert.checks import check_tensors
 from fot_jax.model.config import ModelConfig
 
 # EasyLM path (after the 'params' prefixes, inside transformer/h/<i>/) -> (our name, is a q/k kernel)
@@ -123,45 +124,43 @@ def infer_config(shapes: dict[tuple[str, ...], tuple[int, ...]], num_heads: int,
   return ModelConfig(**dims, **fields)
 
 
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+  """{EasyLM parameter path ('transformer/h/0/attention/wq/kernel'): shape} for `config`."""
+  from fot_jax.model.params import param_shapes
+  shapes = param_shapes(config)
+  out = {"/".join(key): tuple(shapes[name]) for key, name in TOP_NAMES.items()}
+  for i in range(config.num_layers):
+    for key, name in LAYER_NAMES.items():
+      out["/".join(("transformer", "h", str(i)) + key)] = tuple(shapes["layers"][name][1:])
+  return out
+
+
 def load_easylm(path: str, num_heads: int, dtype: str = "float32", expected: dict[str, Any] | None = None,
                 **fields) -> tuple[dict[str, Any], ModelConfig]:
   """(numpy params, ModelConfig) from an EasyLM checkpoint; fields are other ModelConfig fields (mem_layers,
-  rope_theta, norm_eps, max_position_embeddings, last_context_length, ...)."""
+  rope_theta, norm_eps, max_position_embeddings, last_context_length, ...). Every parameter in the file is
+  checked against the inferred config (missing, unexpected, misshaped) before any is converted."""
   from fot_jax.convert.safetensors_io import numpy_dtype
   from fot_jax.model.params import param_shapes
   np_dtype = numpy_dtype(dtype)
-  config = infer_config(_shapes(path), num_heads, expected, param_dtype=dtype, **fields)
+  found = _shapes(path)
+  config = infer_config(found, num_heads, expected, param_dtype=dtype, **fields)
+  check_tensors(f"EasyLM checkpoint {path}", "the inferred config", {"/".join(k): v for k, v in found.items()},
+                expected_shapes(config))
   shapes = param_shapes(config)
   params: dict[str, Any] = {"layers": {k: np.empty(v, np_dtype) for k, v in shapes["layers"].items()}}
-  seen = set()
   for key, array in iter_entries(path):
     key = _strip(key)
     if key is None:
       continue
     if key in TOP_NAMES:
-      name = TOP_NAMES[key]
-      _check(key, array.shape, shapes[name])
-      params[name] = array.astype(np_dtype)
-      seen.add(name)
-    elif len(key) > 3 and key[:2] == ("transformer", "h") and key[3:] in LAYER_NAMES:
+      params[TOP_NAMES[key]] = array.astype(np_dtype)
+    else:
       i, name = int(key[2]), LAYER_NAMES[key[3:]]
       if name in ("q_proj", "k_proj"):
         array = interleaved_to_halves(np.asarray(array), config.head_dim)
-      _check(key, array.shape, shapes["layers"][name][1:])
       params["layers"][name][i] = array.astype(np_dtype)
-      seen.add((name, i))
-    else:
-      raise ValueError(f"EasyLM checkpoint: unexpected parameter {'/'.join(key)}")
-  missing = [n for n in ("embed_tokens", "norm", "lm_head") if n not in seen]
-  missing += [f"layer {i} {n}" for n in shapes["layers"] for i in range(config.num_layers) if (n, i) not in seen]
-  if missing:
-    raise ValueError(f"EasyLM checkpoint: missing parameters {missing[:8]}")
   return params, config
-
-
-def _check(key, shape, expected):
-  if tuple(shape) != tuple(expected):
-    raise ValueError(f"EasyLM checkpoint: {'/'.join(key)} has shape {tuple(shape)}, expected {tuple(expected)}")
 
 
 def save_easylm_streaming(path: str, params: Any, config: ModelConfig, prefix: tuple[str, ...] = ("params",)):

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from fot_jax.convert import safetensors_io
+from fot_jax.convert.checks import ConversionError, check_tensors
 from fot_jax.model.config import ModelConfig
 
 MODELING_FILE = "modeling_longllama_fot.py"
@@ -83,30 +84,31 @@ def generation_config(config: ModelConfig) -> dict[str, Any]:
           "pad_token_id": config.pad_token_id}
 
 
-def model_config_from_hf(hf: dict[str, Any], **overrides) -> ModelConfig:
-  """ModelConfig from a HF LLaMA or LongLLaMA config.json dict; overrides (not None) win over the file.
+def model_config_from_hf(hf: dict[str, Any], source: str = "config.json", **overrides) -> ModelConfig:
+  """ModelConfig from a HF LLaMA or LongLLaMA config.json dict (read from `source`, named in errors); overrides
+  (not None) win over the file.
 
   Plain LLaMA has no memory fields: mem_layers () and last_context_length = W (one window up to W tokens).
   """
   def need(key):
     if key not in hf:
-      raise ValueError(f"config.json: missing field {key!r}")
+      raise ValueError(f"{source}: missing field {key!r}")
     return hf[key]
 
   for key in ("attention_bias", "mlp_bias"):
     if hf.get(key):
-      raise ValueError(f"config.json: {key}=true is not supported (fot_jax LLaMA has no biases)")
+      raise ValueError(f"{source}: {key}=true is not supported (fot_jax LLaMA has no biases)")
   scaling = hf.get("rope_scaling")
   rope_params = hf.get("rope_parameters") or {}
   rope_type = (scaling or {}).get("rope_type", (scaling or {}).get("type")) or rope_params.get("rope_type")
   if rope_type not in (None, "default"):
-    raise ValueError(f"config.json: rope scaling {rope_type!r} is not supported (only plain RoPE)")
+    raise ValueError(f"{source}: rope scaling {rope_type!r} is not supported (only plain RoPE)")
   if hf.get("hidden_act", "silu") != "silu":
-    raise ValueError(f"config.json: hidden_act={hf['hidden_act']!r} is not supported (only silu)")
+    raise ValueError(f"{source}: hidden_act={hf['hidden_act']!r} is not supported (only silu)")
   heads = need("num_attention_heads")
   hidden = need("hidden_size")
   if hf.get("head_dim") not in (None, hidden // heads):
-    raise ValueError(f"config.json: head_dim={hf['head_dim']} differs from hidden_size/num_attention_heads")
+    raise ValueError(f"{source}: head_dim={hf['head_dim']} differs from hidden_size/num_attention_heads")
   kv = hf.get("num_key_value_heads")
   window = need("max_position_embeddings")
   fields = dict(
@@ -128,7 +130,10 @@ def model_config_from_hf(hf: dict[str, Any], **overrides) -> ModelConfig:
     if value is not None:
       fields[key] = int(value)
   fields.update({k: v for k, v in overrides.items() if v is not None})
-  return ModelConfig(**fields)
+  try:
+    return ModelConfig(**fields)
+  except (TypeError, ValueError) as e:
+    raise ConversionError(f"{source}: {e}") from e
 
 
 # ---- parameters ------------------------------------------------------------------------------------------------
@@ -158,36 +163,39 @@ def to_hf_tensors(params: Any, config: ModelConfig, dtype: np.dtype) -> Iterator
   yield cast(np.asarray(params["lm_head"]).T)
 
 
+def expected_hf_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+  """{HF tensor name: torch shape} of every tensor a LLaMA/LongLLaMA folder for `config` holds."""
+  return {name: tuple(shape) for name, shape, _ in hf_tensor_specs(config, np.dtype(np.float32))}
+
+
+def is_buffer(name: str) -> bool:
+  """Non-parameter tensors some LLaMA exports carry (RoPE inverse frequencies), recomputed from the config."""
+  return name.endswith("rotary_emb.inv_freq")
+
+
+def check_hf_tensors(folder: str, shapes: dict[str, tuple[int, ...]], config: ModelConfig, tied: bool) -> None:
+  """Every tensor of the folder against config.json: missing, extra (e.g. a layer beyond num_hidden_layers) and
+  misshaped tensors are one error naming them. tied: lm_head may be absent (tie_word_embeddings)."""
+  check_tensors(f"{folder}: weights", "config.json", shapes, expected_hf_shapes(config),
+                optional=("lm_head.weight",) if tied else (), ignored=[n for n in shapes if is_buffer(n)])
+
+
 def from_hf_tensors(get: Callable[[str], np.ndarray], has: Callable[[str], bool], config: ModelConfig,
                     dtype: np.dtype = np.dtype(np.float32)) -> dict[str, Any]:
-  """Builds our (stacked, numpy) parameter tree from HF tensors fetched one at a time by name."""
+  """Builds our (stacked, numpy) parameter tree from HF tensors fetched one at a time by name (names and shapes
+  already checked by check_hf_tensors); a missing lm_head means tied embeddings."""
   from fot_jax.model.params import param_shapes
   shapes = param_shapes(config)
-
-  def fetch(name, shape):
-    if not has(name):
-      raise KeyError(f"HF checkpoint: tensor {name!r} missing")
-    a = np.asarray(get(name))
-    if tuple(a.shape) != tuple(shape):
-      raise ValueError(f"HF checkpoint: tensor {name!r} has shape {tuple(a.shape)}, expected {tuple(shape)} "
-                       f"from config.json")
-    return a
-
   layers = {}
   for ours, (name, transpose) in LAYER_MAP.items():
-    shape = shapes["layers"][ours]
-    out = np.empty(shape, dtype)
+    out = np.empty(shapes["layers"][ours], dtype)
     for i in range(config.num_layers):
-      torch_shape = tuple(reversed(shape[1:])) if transpose else shape[1:]
-      a = fetch(f"model.layers.{i}.{name}", torch_shape)
+      a = np.asarray(get(f"model.layers.{i}.{name}"))
       out[i] = (a.T if transpose else a).astype(dtype)
     layers[ours] = out
-  embed = fetch("model.embed_tokens.weight", shapes["embed_tokens"]).astype(dtype)
-  if has("lm_head.weight"):
-    lm_head = fetch("lm_head.weight", tuple(reversed(shapes["lm_head"]))).T.astype(dtype)
-  else:  # tied embeddings
-    lm_head = np.ascontiguousarray(embed.T)
-  return {"embed_tokens": embed, "layers": layers, "norm": fetch("model.norm.weight", shapes["norm"]).astype(dtype),
+  embed = np.asarray(get("model.embed_tokens.weight")).astype(dtype)
+  lm_head = np.asarray(get("lm_head.weight")).T.astype(dtype) if has("lm_head.weight") else embed.T
+  return {"embed_tokens": embed, "layers": layers, "norm": np.asarray(get("model.norm.weight")).astype(dtype),
           "lm_head": np.ascontiguousarray(lm_head)}
 
 
@@ -196,28 +204,32 @@ def read_hf_config(folder: str) -> dict[str, Any]:
   path = os.path.join(folder, "config.json")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{folder}: no config.json (not a Hugging Face model folder)")
-  with open(path) as f:
-    return json.load(f)
+  return safetensors_io.read_json(path)
 
 
 def _torch_tensor_source(folder: str):
   """Fallback for pytorch_model*.bin folders (needs torch)."""
   import torch  # pylint: disable=import-outside-toplevel
   index = os.path.join(folder, "pytorch_model.bin.index.json")
-  files = (sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index)
+  files = (sorted(set(safetensors_io.read_json(index)["weight_map"].values())) if os.path.exists(index)
            else ["pytorch_model.bin"])
   state = {}
   for fname in files:
-    state.update(torch.load(os.path.join(folder, fname), map_location="cpu", weights_only=True, mmap=True))
+    path = os.path.join(folder, fname)
+    try:
+      state.update(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+    except (RuntimeError, OSError, EOFError) as e:
+      raise ConversionError(f"{path}: cannot be read as a PyTorch checkpoint ({e})") from e
   get = lambda name: state[name].float().numpy()
-  return get, state.__contains__
+  return get, state.__contains__, {name: tuple(t.shape) for name, t in state.items()}
 
 
 def tensor_source(folder: str):
-  """(get(name) -> ndarray, has(name) -> bool) over a folder's safetensors (or pytorch_model.bin) weights."""
+  """(get(name) -> ndarray, has(name) -> bool, {name: shape}) over a folder's safetensors (or
+  pytorch_model.bin) weights."""
   try:
     st = safetensors_io.SafetensorsFolder(folder)
-    return st.get, st.__contains__
+    return st.get, st.__contains__, {name: st.shape(name) for name in st.keys()}
   except FileNotFoundError:
     if any(f.startswith("pytorch_model") for f in os.listdir(folder)):
       return _torch_tensor_source(folder)
@@ -225,11 +237,13 @@ def tensor_source(folder: str):
 
 
 def load_hf_folder(folder: str, dtype: str = "float32", **overrides) -> tuple[dict[str, Any], ModelConfig]:
-  """(numpy params, ModelConfig) from a HF LLaMA/LongLLaMA folder."""
+  """(numpy params, ModelConfig) from a HF LLaMA/LongLLaMA folder whose tensors match its config.json exactly."""
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"{folder}: no such directory")
-  config = model_config_from_hf(read_hf_config(folder), param_dtype=dtype, **overrides)
-  get, has = tensor_source(folder)
+  hf = read_hf_config(folder)
+  config = model_config_from_hf(hf, os.path.join(folder, "config.json"), param_dtype=dtype, **overrides)
+  get, has, shapes = tensor_source(folder)
+  check_hf_tensors(folder, shapes, config, tied=bool(hf.get("tie_word_embeddings", False)))
   return from_hf_tensors(get, has, config, safetensors_io.numpy_dtype(dtype)), config
 
 

@@ -17,6 +17,8 @@ from typing import Iterable, Sequence
 import ml_dtypes
 import numpy as np
 
+from fot_jax.convert.checks import ConversionError
+
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 
@@ -27,6 +29,15 @@ _FROM_ST = {v: k for k, v in _TO_ST.items()}
 
 DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
           "float16": np.dtype(np.float16)}
+
+
+def read_json(path: str):
+  """A JSON file's content; a ConversionError naming the file when it is not valid JSON."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ConversionError(f"{path}: not valid JSON ({e})") from e
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -120,8 +131,9 @@ class SafetensorsFolder:
     self.folder = folder
     index = os.path.join(folder, INDEX_NAME)
     if os.path.exists(index):
-      with open(index) as f:
-        weight_map = json.load(f)["weight_map"]
+      weight_map = read_json(index).get("weight_map")
+      if not isinstance(weight_map, dict):
+        raise ConversionError(f"{index}: no 'weight_map' object (not a safetensors index)")
       files = sorted(set(weight_map.values()))
     elif os.path.exists(os.path.join(folder, SINGLE_NAME)):
       files = [SINGLE_NAME]
@@ -132,10 +144,7 @@ class SafetensorsFolder:
       path = os.path.join(folder, fname)
       if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: listed in {INDEX_NAME} but missing")
-      with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-      header.pop("__metadata__", None)
+      size, header = read_header(path)
       for name, info in header.items():
         self._entries[name] = (path, 8 + size, info)
 
@@ -161,3 +170,32 @@ class SafetensorsFolder:
     if stop == start:
       return np.zeros(shape, dtype)
     return np.memmap(path, dtype=dtype.newbyteorder("<"), mode="r", offset=base + start, shape=shape)
+
+
+def read_header(path: str) -> tuple[int, dict]:
+  """(header size, {tensor name: info}) of a safetensors file, checked against the file's length so a truncated
+  or corrupt file is an error naming it (not a failed memory map later)."""
+  file_size = os.path.getsize(path)
+  with open(path, "rb") as f:
+    raw = f.read(8)
+    if len(raw) < 8:
+      raise ConversionError(f"{path}: truncated safetensors file ({file_size} bytes, no header)")
+    (size,) = struct.unpack("<Q", raw)
+    if 8 + size > file_size:
+      raise ConversionError(f"{path}: truncated or not a safetensors file (header of {size} bytes, file of "
+                            f"{file_size})")
+    try:
+      header = json.loads(f.read(size))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise ConversionError(f"{path}: corrupt safetensors header ({e})") from e
+  if not isinstance(header, dict):
+    raise ConversionError(f"{path}: corrupt safetensors header (not a JSON object)")
+  header.pop("__metadata__", None)
+  try:
+    data_end = max((int(info["data_offsets"][1]) for info in header.values()), default=0)
+  except (KeyError, TypeError, IndexError, ValueError) as e:
+    raise ConversionError(f"{path}: corrupt safetensors header (bad data_offsets: {e})") from e
+  if 8 + size + data_end > file_size:
+    raise ConversionError(f"{path}: truncated safetensors file ({file_size} bytes, its header needs "
+                          f"{8 + size + data_end})")
+  return size, header

@@ -68,9 +68,10 @@ def make_parser(task: str, description: str, figure: bool = True) -> argparse.Ar
   p.add_argument("--mem_shards", type=int, default=1,
                  help="shard the memory over this many devices (must divide the device count); 1: one device")
   p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data")
-  p.add_argument("--out", required=True, help="JSON result path")
+  p.add_argument("--out", required=True, help="JSON result path (refused if it exists, unless --overwrite)")
   if figure:
     p.add_argument("--figure", default=None, help="PNG figure path (default: --out with .png)")
+  p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and figure)")
   p.add_argument("--quiet", action="store_true", help="no progress lines")
   return p
 
@@ -222,15 +223,59 @@ def stored_vocab_name(checkpoint: str, step: int | None = None) -> str | None:
 
 
 def load_vocab(args):
-  """The seqio vocabulary named by --vocab, else the checkpoint's; an error naming --vocab if neither exists."""
+  """The seqio vocabulary named by --vocab, else the checkpoint's; an error naming --vocab if neither exists, or
+  if --vocab disagrees with the vocabulary the checkpoint records (size, special ids or pieces).
+
+  The name used is kept in args.vocab_used for vocab_record."""
   from fot_jax.data.vocab import VocabConfig, build_vocabulary
-  name = args.vocab or stored_vocab_name(args.checkpoint, args.step)
+  stored = stored_vocab_name(args.checkpoint, args.step)
+  name = args.vocab or stored
   if not name:
     raise EvalError(f"--vocab: the checkpoint {args.checkpoint} does not record its vocabulary; pass --vocab")
   try:
-    return build_vocabulary(VocabConfig(name=name, data_dir=args.data_dir))
+    vocab = build_vocabulary(VocabConfig(name=name, data_dir=args.data_dir))
   except FileNotFoundError as e:
     raise EvalError(f"--vocab {name!r}: {e}") from e
+  if args.vocab and stored and args.vocab != stored:
+    _check_same_vocab(args.vocab, vocab, stored, args)
+  args.vocab_used = name
+  return vocab
+
+
+def vocab_identity(vocab) -> dict:
+  """What must agree for token ids to mean the same: size, BOS/EOS ids and, for SentencePiece, the pieces."""
+  import hashlib
+  from fot_jax.data.vocab import special_ids
+  bos, eos = special_ids(vocab)
+  out = {"size": int(vocab.vocab_size), "bos_id": bos, "eos_id": eos}
+  sp_model = getattr(vocab, "sp_model", None)
+  if sp_model:
+    out["sentencepiece_sha256"] = hashlib.sha256(sp_model).hexdigest()[:16]
+  return out
+
+
+def _check_same_vocab(flag: str, vocab, stored: str, args) -> None:
+  from fot_jax.data.vocab import VocabConfig, build_vocabulary
+  try:
+    expected = vocab_identity(build_vocabulary(VocabConfig(name=stored, data_dir=args.data_dir)))
+  except FileNotFoundError:  # the recorded vocabulary is gone: only the model's size can be checked
+    return
+  got = vocab_identity(vocab)
+  diff = [f"{k} {got.get(k)} vs {expected.get(k)}" for k in sorted({**got, **expected}) if got.get(k) != expected.get(k)]
+  if diff:
+    raise EvalError(f"--vocab {flag!r} disagrees with the vocabulary the checkpoint was trained with ({stored}): "
+                    f"{', '.join(diff)}; drop --vocab to use the checkpoint's")
+
+
+def vocab_record(args, vocab) -> dict:
+  """The vocabulary of a result JSON: its name (as given or as recorded by the checkpoint) and identity."""
+  source = "--vocab" if args.vocab else "checkpoint"
+  return {"name": getattr(args, "vocab_used", args.vocab), "from": source, **vocab_identity(vocab)}
+
+
+def synthetic_vocab_record(size: int) -> dict:
+  """The vocabulary of a result on synthetic token ids (no tokenizer involved)."""
+  return {"name": f"ids:{size}", "from": "synthetic token ids", "size": size}
 
 
 # ---- scoring helpers --------------------------------------------------------------------------------------------
@@ -334,6 +379,9 @@ def batched_answer_hits(runner_factory, tokens, answer_masks, batch_size: int) -
 
 # ---- output ----------------------------------------------------------------------------------------------------
 def write_json(path: str, result: dict) -> None:
+  """Writes a result atomically; every result records the vocabulary its token ids mean."""
+  if "vocab" not in result:
+    raise ValueError(f"internal: the {result.get('task')!r} result records no vocabulary")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:
@@ -409,12 +457,25 @@ def run_main(task: str, parser: argparse.ArgumentParser, run: Callable[[argparse
   """Parses argv, runs, reports user errors as one line with exit status 2."""
   args = parser.parse_args(argv)
   try:
+    refuse_existing_outputs(args)
     run(args)
   except (EvalError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
     print(f"fot_jax.evaluate {task}: error: {e}", file=sys.stderr)
     return 2
   print(f"wrote {args.out}")
   return 0
+
+
+def refuse_existing_outputs(args) -> None:
+  """--out (and its figure) must not exist unless --overwrite: checked before the model is loaded."""
+  if getattr(args, "overwrite", False):
+    return
+  paths = [("--out", args.out)]
+  if hasattr(args, "figure"):
+    paths.append(("--figure" if args.figure else "the figure of --out", figure_path(args)))
+  for flag, path in paths:
+    if os.path.exists(path):
+      raise EvalError(f"{flag} {path} exists; pass --overwrite to replace it")
 
 
 def bos_prefix(vocab) -> list[int]:

@@ -93,6 +93,7 @@ def run(args) -> dict:
   factory = common.make_runner_factory(model, options)
   progress = common.Progress("copy_distance", len(distances), args.quiet, every=0.0)
   result = {"task": "copy_distance", "label": common.run_label(args), "model": common.model_summary(model, options),
+            "vocab": common.synthetic_vocab_record(FIRST_SYMBOL + args.symbols),
             "segment": segment, "symbols": args.symbols, "num_docs": args.num_docs, "seed": args.seed,
             "distances": [], "accuracy": [], "exact": [], "documents": []}
   for i, asked in enumerate(distances):

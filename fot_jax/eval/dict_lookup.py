@@ -92,6 +92,7 @@ def run(args) -> dict:
   factory = common.make_runner_factory(model, options)
   progress = common.Progress("dict_lookup", len(sizes), args.quiet, every=0.0)
   result = {"task": "dict_lookup", "label": common.run_label(args), "model": common.model_summary(model, options),
+            "vocab": common.synthetic_vocab_record(synthetic.DICT_VOCAB_SIZE),
             "doc_len": args.doc_len, "num_docs": args.num_docs, "seed": args.seed, "memory_tokens": [],
             "accuracy": [], "token_accuracy": [], "queries": []}
   for i, size in enumerate(sizes):

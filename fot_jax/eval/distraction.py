@@ -206,6 +206,7 @@ def run(args) -> dict:
   layer_results = measure(model.params, config, contexts, queries, sets, layers, ds, options.topk,
                           args.batch_size, common.Progress("distraction", len(layers), args.quiet, every=0.0))
   result = {"task": "distraction", "label": common.run_label(args), "model": common.model_summary(model, options),
+            "vocab": common.vocab_record(args, vocab),
             "corpus": args.corpus, "split": args.split, "context_length": length, "contexts": ds,
             "num_queries": int(len(sets)), "num_documents": int(len(set(ids.tolist()))), "layers": layer_results}
   common.write_json(args.out, result)

@@ -62,8 +62,8 @@ def run(args) -> dict:
     prompt = f.read()
   options = common.memory_options(args)
   sampling = sampling_flags(args)
-  model = common.load(args)
   vocab = common.load_vocab(args)
+  model = common.load(args)
   common.check_vocab_fits(vocab, model.config)
   tokens = np.asarray(common.bos_prefix(vocab) + list(vocab.encode(prompt)), np.int32)
   if len(tokens) == 0:
@@ -75,7 +75,8 @@ def run(args) -> dict:
   new = generate(runner, tokens, args.max_new_tokens, eos,
                  common.Progress("generate", args.max_new_tokens, args.quiet), sampling)
   text = vocab.decode(new.tolist())
-  result = {"task": "generate", "model": common.model_summary(model, options), "prompt_file": args.prompt_file,
+  result = {"task": "generate", "model": common.model_summary(model, options),
+            "vocab": common.vocab_record(args, vocab), "prompt_file": args.prompt_file,
             "prompt_tokens": int(len(tokens)), "memory_size": int(runner.memory_size),
             "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
                          "seed": sampling.seed},

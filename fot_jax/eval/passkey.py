@@ -343,11 +343,11 @@ def run(args) -> dict:
     common.positive("samples", samples, allow_none=False)
   compare = common.compare_results(args, "passkey")
   options = common.memory_options(args)
-  model = common.load(args)
   vocab = common.load_vocab(args)
+  model = common.load(args)
   common.check_vocab_fits(vocab, model.config)
   head = {"task": "passkey", "mode": mode, "label": common.run_label(args),
-          "model": common.model_summary(model, options)}
+          "model": common.model_summary(model, options), "vocab": common.vocab_record(args, vocab)}
   if mode == "landmark":
     if targets is not None:
       try:

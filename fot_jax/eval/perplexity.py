@@ -149,12 +149,13 @@ def run(args) -> dict:
   common.positive("batch_size", args.batch_size, allow_none=False)
   compare = common.compare_results(args, "perplexity")
   options = common.memory_options(args)
-  model = common.load(args)
   vocab = common.load_vocab(args)
+  model = common.load(args)
   common.check_vocab_fits(vocab, model.config)
   factory = common.make_runner_factory(model, options)
   result = {"task": "perplexity", "mode": args.mode, "label": common.run_label(args),
-            "model": common.model_summary(model, options), "corpus": args.corpus, "split": args.split}
+            "model": common.model_summary(model, options), "vocab": common.vocab_record(args, vocab),
+            "corpus": args.corpus, "split": args.split}
   if args.mode == "single":
     max_length = common.int_list("max_length", args.max_length)[0]
     docs = common.load_documents(args, vocab, max_length)[:args.num_docs]

@@ -175,7 +175,8 @@ def run(args) -> dict:
   names = [n for n, _ in variants]
   result = {
       "task": "summary", "label": os.path.basename(os.path.normpath(args.checkpoint)), "variants": names,
-      "model": common.model_summary(variants[0][1], options), "local_context": lcl,
+      "model": common.model_summary(variants[0][1], options), "vocab": common.vocab_record(args, vocab),
+      "local_context": lcl,
       "passkey": [{"tokens": row["tokens"], "target_tokens": row["target_tokens"],
                    **{n: passkey_rows[n][i]["accuracy"] for n in names}} for i, row in enumerate(passkey_rows[names[0]])],
       "passkey_seeds": args.passkey_seeds, "loss_beyond_local": losses[corpora[0]],

@@ -27,13 +27,10 @@ from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import config_validation, metrics as metrics_lib, optim, plans, step as step_lib
 from fot_jax.train.barrier import StartupBarrierError, startup_barrier
 from fot_jax.train.config_validation import ConfigError
+from fot_jax.train.errors import CheckpointConfigMismatch, TrainingError, UnreadableCheckpointError
 from fot_jax.train.sharding import batch_sharding, make_mesh, replicated, tree_shardings
 
 log = logging.getLogger("fot_jax.train")
-
-
-class TrainingError(RuntimeError):
-  """Training stopped for a reason the user must act on (non-finite loss, bad checkpoint, ...)."""
 
 
 @dataclasses.dataclass
@@ -212,28 +209,127 @@ def train(config, workdir: str) -> TrainResult:
                               save_interval_steps=config.checkpoint.every_steps,
                               async_save=config.checkpoint.async_save)
   try:
-    state, start = _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data)
+    state, start = _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data,
+                                    config_json)
     with jax.set_mesh(mesh):  # kernels under shard_map (splash) partition over the ambient mesh
-      return _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, start, shardings, data,
-                   config_json, is_main)
+      result = _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, start, shardings, data,
+                     config_json, is_main)
+    ckpt.finish_saves(manager)
+    return result
   finally:
-    manager.wait_until_finished()
-    manager.close()
+    try:
+      manager.wait_until_finished()
+      manager.close()
+    except Exception:  # noqa: BLE001 - a failed save is already being reported (finish_saves or save)
+      log.debug("closing the checkpoint manager after a failed save", exc_info=True)
 
 
-def _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data):
-  latest = manager.latest_step()
-  if latest is not None:
-    target = ckpt.with_shardings(abstract, shardings)
-    state, data_state, stored = ckpt.restore_training(manager, workdir, latest, target)
-    if stored.get("model") and stored["model"] != model.to_dict():
-      diff = {k: (stored["model"].get(k), v) for k, v in model.to_dict().items() if stored["model"].get(k) != v}
-      raise ConfigError(f"config.model differs from the checkpoint in {workdir} (stored, now): {diff}; "
-                        f"use a new --workdir to train a different model")
-    if data_state:
+# Config fields (paths in the resolved config) that fix the shapes of the saved train state.
+STATE_FIELDS = ("model", "optim.optimizer", "optim.grad_clip")
+# Batcher fingerprint key -> the config field that sets it (so a changed batch shape names the flag).
+FINGERPRINT_FIELDS = {"batch_size": "data.batch_size", "seq_len": "data.seq_len", "k": "fot.k", "seed": "seed",
+                      "shuffle": "data.shuffle", "num_epochs": "data.num_epochs", "bos_id": "data.vocab",
+                      "eos_id": "data.vocab", "num_docs": "data.task", "align_documents": "data.align_documents"}
+
+
+def _leaves(value, path: str) -> dict[str, Any]:
+  """{'model.num_layers': 3, ...}: the dotted leaves under `path` (JSON-normalised, so tuples equal lists)."""
+  if isinstance(value, dict):
+    return {k: v for key, sub in value.items() for k, v in _leaves(sub, f"{path}.{key}").items()}
+  return {path: json.loads(json.dumps(value))}
+
+
+def _lookup(tree: dict, path: str):
+  for part in path.split("."):
+    tree = tree.get(part) if isinstance(tree, dict) else None
+  return tree
+
+
+def config_differences(stored: dict, now: dict, paths=STATE_FIELDS) -> list[str]:
+  """'field: checkpoint X, now Y' for every leaf under `paths` whose value differs (grad_clip: on or off)."""
+  out = []
+  for path in paths:
+    old, new = _lookup(stored, path), _lookup(now, path)
+    if path == "optim.grad_clip":
+      old, new = bool(old), bool(new)
+    old, new = _leaves(old, path), _leaves(new, path)
+    out += [f"{key}: checkpoint {old.get(key)!r}, now {new.get(key)!r}" for key in sorted({**old, **new})
+            if old.get(key) != new.get(key)]
+  return out
+
+
+def config_mismatch(workdir: str, step: int, differences: list[str]) -> CheckpointConfigMismatch:
+  """The config-change error: the fields with both values and the ways forward (the checkpoint is fine)."""
+  return CheckpointConfigMismatch(
+      f"config differs from the checkpoint (step {step} in {ckpt.checkpoint_dir(workdir)}): "
+      f"{'; '.join(differences)}. The checkpoint is intact: to resume, run with its values; to train with the new "
+      f"config, use a new --workdir, adding --config.init_from={workdir} to start from these params")
+
+
+def _check_resumable(workdir, step, stored, config_json, data, data_state) -> None:
+  """Config and batch layout against the stored step, before any array is read."""
+  differences = config_differences(stored, config_json) if stored.get("model") else []
+  saved_fp = (data_state or {}).get("fingerprint")
+  now_fp = (getattr(data.train, "get_state", dict)() or {}).get("fingerprint") if data_state else None
+  if isinstance(saved_fp, dict) and isinstance(now_fp, dict):
+    for key in sorted({**saved_fp, **now_fp}):
+      if saved_fp.get(key) != now_fp.get(key):
+        differences.append(f"{FINGERPRINT_FIELDS.get(key, 'data')} (batcher {key}): checkpoint "
+                           f"{saved_fp.get(key)!r}, now {now_fp.get(key)!r}")
+  if differences:
+    raise config_mismatch(workdir, step, differences)
+  if data_state:
+    try:
       data.train.set_state(data_state)
-    log.info("resumed from step %d in %s", latest, workdir)
-    return state, int(latest)
+    except ValueError as e:
+      raise config_mismatch(workdir, step, [f"data: {e}"]) from e
+
+
+def _resume(config_json, workdir, manager, abstract, shardings, data):
+  """(state, step) of the newest readable step. Newer unreadable steps are moved to checkpoints_unreadable/
+  (kept, out of reach of later saves) with a warning; a config change is an error, never a fallback."""
+  target = ckpt.with_shardings(abstract, shardings)
+  bad: list[UnreadableCheckpointError] = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      stored = ckpt.read_config(manager, workdir, step)
+      data_state = ckpt.read_data_state(manager, workdir, step)
+      _check_resumable(workdir, step, stored, config_json, data, data_state)
+      ckpt.check_stored_params(workdir, step, abstract["params"])
+      state, _, _ = ckpt.restore_training(manager, workdir, step, target)
+    except UnreadableCheckpointError as e:
+      if "://" in workdir:  # no rename on object stores: the user moves the step
+        raise UnreadableCheckpointError(e.path, e.step, f"{e.problem}; move it out of {ckpt.checkpoint_dir(workdir)} "
+                                                        f"to resume from the previous step") from e
+      log.warning("%s; trying the previous step", e)
+      bad.append(e)
+      continue
+    if bad:
+      _set_aside(workdir, manager, bad, step)
+    log.info("resumed from step %d in %s", step, workdir)
+    return state, int(step)
+  raise UnreadableCheckpointError(ckpt.checkpoint_dir(workdir), bad[0].step,
+                                  f"no step is readable ({'; '.join(f'step {e.step}: {e.problem}' for e in bad)}); "
+                                  f"they are left in place: use a new --workdir")
+
+
+def _set_aside(workdir, manager, bad, resumed_step) -> None:
+  """Process 0 moves the unreadable steps aside; every process then sees the same step list."""
+  moved = []
+  if jax.process_index() == 0:
+    moved = [ckpt.set_aside(workdir, e.step) for e in bad]
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("fot_jax_set_aside_unreadable_steps")
+  manager.reload()
+  log.warning("resumed from step %d, the newest readable one; unreadable step(s) %s kept in %s",
+              resumed_step, [e.step for e in bad], moved or os.path.join(os.path.dirname(
+                  ckpt.checkpoint_dir(workdir)), ckpt.UNREADABLE_SUBDIR))
+
+
+def _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data, config_json):
+  if manager.all_steps():
+    return _resume(config_json, workdir, manager, abstract, shardings, data)
   init = jax.jit(lambda key: step_lib.init_state(init_params(model, key), optimizer), out_shardings=shardings)
   state = init(jax.random.key(config.seed))
   if config.init_from:
@@ -327,7 +423,7 @@ def _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, sta
                    time.perf_counter() - t_step)
         step += 1
         if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
-          manager.wait_until_finished()
+          ckpt.finish_saves(manager)
           last = manager.latest_step()
           raise TrainingError(
               f"non-finite loss at step {step} (loss={m['loss']}, grad_norm={m['grad_norm']}, d={d}); stopped "

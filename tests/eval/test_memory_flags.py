@@ -9,7 +9,7 @@ def _run(tiny_checkpoint, tmp_path, *flags):
   prompt = tmp_path / "prompt.txt"
   prompt.write_text("def main():\n  return " * 4)
   return generate.main([f"--checkpoint={tiny_checkpoint}", f"--prompt_file={prompt}", f"--out={tmp_path / 'g.json'}",
-                        "--max_new_tokens=4", "--quiet", *flags])
+                        "--max_new_tokens=4", "--quiet", "--overwrite", *flags])  # runs compare two results
 
 
 def test_generate_with_sharded_memory_equals_one_device(tiny_checkpoint, tmp_path, capsys):
