@@ -29,6 +29,12 @@ def sentencepiece_path(run_config: dict) -> str | None:
   return data.get("sentencepiece_model") if isinstance(data, dict) else None
 
 
+def hf_tokenizer_path(run_config: dict) -> str | None:
+  """The Hugging Face tokenizer.json recorded in a checkpoint's run config (config['data']['hf_tokenizer'])."""
+  data = run_config.get("data") or {}
+  return data.get("hf_tokenizer") if isinstance(data, dict) else None
+
+
 def export(workdir: str, out: str, step: int | None = None, dtype: str = "float32",
            max_shard_size: str | int = "5GB", overwrite: bool = False) -> list[str]:
   """Checks the request, then writes the folder; returns the file names written."""
@@ -46,8 +52,15 @@ def export(workdir: str, out: str, step: int | None = None, dtype: str = "float3
   sp_model = sentencepiece_path(run_config)
   if sp_model and not os.path.isfile(sp_model):
     raise FileNotFoundError(f"config data.sentencepiece_model: {sp_model} does not exist")
+  hf_tokenizer = hf_tokenizer_path(run_config)
+  if hf_tokenizer and not os.path.isfile(hf_tokenizer):
+    raise FileNotFoundError(f"config data.hf_tokenizer: {hf_tokenizer} does not exist")
   params, config, _ = checkpoint.load_params(workdir, step)
-  return hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
+  written = hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
+  if hf_tokenizer:
+    from fot_jax.data.hf_vocab import write_export_files
+    written += write_export_files(out, hf_tokenizer, config.max_position_embeddings)
+  return written
 
 
 def main(argv=None) -> int:

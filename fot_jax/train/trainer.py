@@ -121,6 +121,7 @@ class DataBundle:
   train: Any  # DocumentBatcher over this process's rows
   make_eval: Any  # () -> iterator of eval batches (fresh each evaluation), or None
   sentencepiece_model: str  # "" unless a SentencePiece vocabulary is used
+  hf_tokenizer: str = ""  # the tokenizer.json of a Hugging Face vocabulary ('hf:<path>'), else ""
 
 
 def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
@@ -149,7 +150,7 @@ def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
                                       align_documents=d.align_documents)
       return (batcher.next_batch() for _ in range(e.num_batches))
     make_eval()  # fail now, not at the first evaluation, if the split cannot be batched
-  return DataBundle(train, make_eval, sp_path)
+  return DataBundle(train, make_eval, sp_path, getattr(vocab, "tokenizer_file", "") or "")
 
 
 def global_array(mesh_sharding: NamedSharding, value: np.ndarray, global_shape: tuple[int, ...]) -> jax.Array:
@@ -207,6 +208,8 @@ def train(config, workdir: str) -> TrainResult:
   config_json["model"] = model.to_dict()
   if data.sentencepiece_model:
     config_json["data"]["sentencepiece_model"] = data.sentencepiece_model
+  if data.hf_tokenizer:  # the export writes these tokenizer files
+    config_json["data"]["hf_tokenizer"] = data.hf_tokenizer
 
   manager = ckpt.make_manager(workdir, max_to_keep=config.checkpoint.keep,
                               save_interval_steps=config.checkpoint.every_steps,
