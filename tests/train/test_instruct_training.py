@@ -1,14 +1,18 @@
-"""A tiny FoT model trains a few steps on the shipped instruction/chat sample, and a malformed line stops the
-run before any step or checkpoint."""
+"""A tiny FoT model trains a few steps on the shipped instruction/chat sample (with a Hugging Face BPE
+vocabulary, then exports it), and a malformed line stops the run before any step or checkpoint."""
 
 import math
 import os
 
+import pytest
+
 from configs.experiments import instruct_fot
+from fot_jax import export
 from fot_jax.data import instruct
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import trainer
 from fot_jax.train.config_validation import validate
+from tests.data.hf_bpe import train_bpe
 from tests.train.common import tiny_config
 
 
@@ -19,13 +23,23 @@ def test_instruct_fot_config_validates():
     assert c.data.task.startswith("instruct:") and c.fot.k == 2
 
 
-def test_tiny_training_run_on_instruction_data(tmp_path):
-  c = tiny_config(instruct_fot.get_config("quick").data.task, str(tmp_path / "data"))
+def test_tiny_training_run_on_instruction_data_with_an_hf_vocabulary_then_export(tmp_path):
+  """A few steps on the shipped sample with a BPE tokenizer trained here; the export carries its files."""
+  bpe = train_bpe(tmp_path / "bpe")
+  c = tiny_config(instruct_fot.get_config("quick").data.task, str(tmp_path / "data"), vocab=f"hf:{bpe}")
+  c.model.vocab_size = 300
   c.num_steps = 3
-  result = trainer.train(c, str(tmp_path / "work"))
+  workdir = str(tmp_path / "work")
+  result = trainer.train(c, workdir)
   assert result.step == 3 and result.stopped == "finished"
   losses = [h["loss"] for h in result.history if "loss" in h]
   assert len(losses) == 3 and all(math.isfinite(x) and x > 0 for x in losses)
+  _, run_config = ckpt.restore_config(workdir)
+  assert run_config["data"]["hf_tokenizer"] == os.path.join(bpe, "tokenizer.json")
+  written = export.export(workdir, str(tmp_path / "hf"))
+  assert {"tokenizer.json", "tokenizer_config.json"} <= set(written)
+  with open(tmp_path / "hf" / "tokenizer.json") as f, open(os.path.join(bpe, "tokenizer.json")) as g:
+    assert f.read() == g.read()
 
 
 def test_a_malformed_line_stops_training_before_any_step(tmp_path):
@@ -33,10 +47,7 @@ def test_a_malformed_line_stops_training_before_any_step(tmp_path):
   (tmp_path / "train.jsonl").write_text(good * 20 + '{"prompt": "a", "completion": 7}\n')
   c = tiny_config("instruct:" + str(tmp_path / "{split}.jsonl"), str(tmp_path / "data"))
   workdir = str(tmp_path / "work")
-  try:
+  with pytest.raises(instruct.InstructDataError) as e:
     trainer.train(c, workdir)
-  except instruct.InstructDataError as e:
-    assert str(e).startswith(f"{tmp_path / 'train.jsonl'}:21: field 'completion'")
-  else:
-    raise AssertionError("training started on a malformed instruction file")
+  assert str(e.value).startswith(f"{tmp_path / 'train.jsonl'}:21: field 'completion'")
   assert ckpt.all_steps(workdir) == [] and not os.path.exists(os.path.join(workdir, "metrics.jsonl"))
