@@ -16,7 +16,6 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-PREFIX = "hf:"
 BOS_CANDIDATES = ("<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>")
 EOS_CANDIDATES = ("</s>", "<|end_of_text|>", "<eos>", "<|endoftext|>")
 UNK_CANDIDATES = ("<unk>", "<|unk|>")

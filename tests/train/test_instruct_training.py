@@ -9,6 +9,7 @@ import pytest
 from configs.experiments import instruct_fot
 from fot_jax import export
 from fot_jax.data import instruct
+from fot_jax.eval.common import stored_vocab_name
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import trainer
 from fot_jax.train.config_validation import validate
@@ -36,6 +37,7 @@ def test_tiny_training_run_on_instruction_data_with_an_hf_vocabulary_then_export
   assert len(losses) == 3 and all(math.isfinite(x) and x > 0 for x in losses)
   _, run_config = ckpt.restore_config(workdir)
   assert run_config["data"]["hf_tokenizer"] == os.path.join(bpe, "tokenizer.json")
+  assert stored_vocab_name(workdir) == f"hf:{os.path.join(bpe, 'tokenizer.json')}"  # evaluation finds it
   written = export.export(workdir, str(tmp_path / "hf"))
   assert {"tokenizer.json", "tokenizer_config.json"} <= set(written)
   with open(tmp_path / "hf" / "tokenizer.json") as f, open(os.path.join(bpe, "tokenizer.json")) as g:
