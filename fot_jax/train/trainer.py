@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from fot_jax.data.instruct import InstructDataError
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.params import init_params, logical_axes
 from fot_jax.train import checkpoint as ckpt
@@ -200,7 +201,10 @@ def train(config, workdir: str) -> TrainResult:
   optimizer, schedule = optim.make_optimizer(config.optim, config.num_steps)
   abstract, shardings = state_layout(model, optimizer, mesh)
   t0 = time.perf_counter()
-  data = build_data(config, model, mesh)
+  try:
+    data = build_data(config, model, mesh)
+  except InstructDataError as e:  # a malformed data line is the user's to fix: one line, exit 2, no traceback
+    raise TrainingError(str(e)) from e
   log.info("mesh %s over %d devices (%d processes); %s params; data ready in %.1fs", dict(mesh.shape),
            jax.device_count(), jax.process_count(), f"{model.num_params():,}", time.perf_counter() - t0)
 

@@ -49,7 +49,8 @@ def test_a_malformed_line_stops_training_before_any_step(tmp_path):
   (tmp_path / "train.jsonl").write_text(good * 20 + '{"prompt": "a", "completion": 7}\n')
   c = tiny_config("instruct:" + str(tmp_path / "{split}.jsonl"), str(tmp_path / "data"))
   workdir = str(tmp_path / "work")
-  with pytest.raises(instruct.InstructDataError) as e:
+  with pytest.raises(trainer.TrainingError) as e:  # the CLI prints it as one line and exits 2
     trainer.train(c, workdir)
   assert str(e.value).startswith(f"{tmp_path / 'train.jsonl'}:21: field 'completion'")
+  assert isinstance(e.value.__cause__, instruct.InstructDataError)
   assert ckpt.all_steps(workdir) == [] and not os.path.exists(os.path.join(workdir, "metrics.jsonl"))
