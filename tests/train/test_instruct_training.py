@@ -22,6 +22,8 @@ def test_instruct_fot_config_validates():
     c = instruct_fot.get_config(variant)
     validate(c, num_devices=8)
     assert c.data.task.startswith("instruct:") and c.fot.k == 2
+  with pytest.raises(ValueError, match="unknown variant"):
+    instruct_fot.get_config("nope")
 
 
 def test_tiny_training_run_on_instruction_data_with_an_hf_vocabulary_then_export(tmp_path):
