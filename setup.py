@@ -35,6 +35,7 @@ setup(
     version="0.1.0",
     description="Focused Transformer (FoT) memory layers and crossbatch training for LLaMA models in JAX/Flax",
     packages=find_packages(include=["fot_jax", "fot_jax.*", "launch", "launch.*"]),
+    package_data={"fot_jax.data": ["samples/*.jsonl"]},
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require=EXTRAS,

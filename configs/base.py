@@ -45,9 +45,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Data: an offline corpus tokenised by a SentencePiece model (or synthetic streams for quick tests).
   c.data = ml_collections.ConfigDict()
   # A fot_jax.data.pipeline name: an offline corpus ("stdlib", "shakespeare"), "dict_lookup", "mixture:offline",
-  # "jsonl:<glob>", or a registered seqio task.
+  # "jsonl:<glob>", "instruct:<glob>" (instruction/chat JSONL, loss on the answers), or a registered seqio task.
   c.data.task = "stdlib"
-  c.data.vocab = "stdlib_sp2000"  # 'byte', a SentencePiece path, or '<corpus>_sp<size>' (trained on demand)
+  # 'byte', a SentencePiece path, '<corpus>_sp<size>' (trained on demand), or 'hf:<dir or tokenizer.json>'
+  c.data.vocab = "stdlib_sp2000"
   c.data.data_dir = ""  # fot_jax data dir ("" -> $FOT_JAX_DATA_DIR or ~/.cache/fot_jax)
   c.data.batch_size = 16  # B: global entries per step
   c.data.seq_len = 64  # L: local context

@@ -23,10 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def sentencepiece_path(run_config: dict) -> str | None:
-  """The SentencePiece model recorded in a checkpoint's run config (config['data']['sentencepiece_model'])."""
+def recorded_file(run_config: dict, key: str) -> str | None:
+  """A tokenizer file recorded in a checkpoint's run config (config['data'][key]: 'sentencepiece_model' or
+  'hf_tokenizer'); None if not recorded, an error if recorded but gone."""
   data = run_config.get("data") or {}
-  return data.get("sentencepiece_model") if isinstance(data, dict) else None
+  path = data.get(key) if isinstance(data, dict) else None
+  if path and not os.path.isfile(path):
+    raise FileNotFoundError(f"config data.{key}: {path} does not exist")
+  return path or None
 
 
 def export(workdir: str, out: str, step: int | None = None, dtype: str = "float32",
@@ -43,11 +47,14 @@ def export(workdir: str, out: str, step: int | None = None, dtype: str = "float3
     raise FileNotFoundError(f"--workdir {workdir}: no {checkpoint.CHECKPOINT_SUBDIR}/ directory")
   step, run_config = checkpoint.restore_config(workdir, step)
   hf.check_exportable(ModelConfig.from_dict(run_config["model"]))
-  sp_model = sentencepiece_path(run_config)
-  if sp_model and not os.path.isfile(sp_model):
-    raise FileNotFoundError(f"config data.sentencepiece_model: {sp_model} does not exist")
+  sp_model = recorded_file(run_config, "sentencepiece_model")
+  hf_tokenizer = recorded_file(run_config, "hf_tokenizer")
   params, config, _ = checkpoint.load_params(workdir, step)
-  return hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
+  written = hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
+  if hf_tokenizer:
+    from fot_jax.data.hf_vocab import write_export_files
+    written += write_export_files(out, hf_tokenizer, config.max_position_embeddings)
+  return written
 
 
 def main(argv=None) -> int:

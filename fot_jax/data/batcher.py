@@ -70,6 +70,14 @@ def _doc_parts(doc: Any) -> tuple[np.ndarray, np.ndarray | None]:
   return np.asarray(doc, dtype=np.int32), None
 
 
+def _eos_weight(doc: Any, weights: np.ndarray | None) -> float:
+  """Loss weight of the EOS closing a document: 1 for plain text; for weighted (task) documents their
+  'eos_loss_weight' (instruction data trains the end of a completion), else 0."""
+  if weights is None:
+    return 1.0
+  return float(doc.get("eos_loss_weight", 0.0))
+
+
 def document_lengths(docs: Sequence[Any]) -> np.ndarray:
   """Token counts of all documents; uses `docs.lengths` when the source has it (no token reads)."""
   lengths = getattr(docs, "lengths", None)
@@ -161,16 +169,17 @@ class DocumentBatcher:
     if key in cache:
       return cache[key]
     doc_id = int(self.slot_documents(slot, cur.epoch)[cur.index])
-    tokens, weights = _doc_parts(self.docs[doc_id])
+    doc = self.docs[doc_id]
+    tokens, weights = _doc_parts(doc)
     parts_t, parts_w = [], []
     if self.cfg.bos_id is not None:  # BOS as a target (after the previous EOS) carries no loss
       parts_t.append(np.array([self.cfg.bos_id], np.int32))
       parts_w.append(np.zeros(1, np.float32))
     parts_t.append(tokens)
     parts_w.append(np.ones(len(tokens), np.float32) if weights is None else weights)
-    if self.cfg.eos_id is not None:  # predicting the end counts for plain text, not for weighted (task) docs
+    if self.cfg.eos_id is not None:
       parts_t.append(np.array([self.cfg.eos_id], np.int32))
-      parts_w.append(np.full(1, 1.0 if weights is None else 0.0, np.float32))
+      parts_w.append(np.full(1, _eos_weight(doc, weights), np.float32))
     t, w = np.concatenate(parts_t), np.concatenate(parts_w)
     pad = int(self._piece_sizes([len(tokens)])[0]) - len(t)
     out = (np.concatenate([t, np.full(pad, self.cfg.pad_id, np.int32)]), np.concatenate([w, np.zeros(pad, np.float32)]),

@@ -7,13 +7,14 @@ registered seqio task name; derived sources (fot_jax.data.derived): 'passkey:<ma
 'landmark:<min>-<max>' / 'landmark_answers:<min>-<max>' (the authors' passkey prompts with that many filler
 characters, training seeds disjoint from evaluation seeds), 'random:<num_symbols>' (uniform random tokens),
 'repeat:<source>:<period>x<repeats>' or 'repeat:<source>:<min>-<max>x<repeats>' (segments of a source repeated),
-and blends 'a@0.5+b@0.5' (rates are shares of tokens).
+and blends 'a@0.5+b@0.5' (rates are shares of tokens); 'instruct:<glob>' (instruction/chat JSONL, loss on the
+answers only: fot_jax.data.instruct).
 """
 
 from __future__ import annotations
 
 
-from fot_jax.data import corpora, derived, sources, synthetic, tasks
+from fot_jax.data import corpora, derived, instruct, sources, synthetic, tasks
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
 from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab, special_ids  # noqa: F401
 
@@ -39,6 +40,9 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
     lo, hi, answer_only = derived.parse_landmark(name)
     return derived.LandmarkPasskeyDocuments(vocab.encode, LANDMARK_DOCS[split], lo, hi,
                                             seed=tasks.split_seed(seed, split), answer_only=answer_only)
+  if name.startswith("instruct:"):
+    examples = instruct.read_examples(instruct.parse_name(name), split)
+    return instruct.InstructDocuments(examples, vocab.encode, special_ids(vocab)[1])
   if name.startswith("random:"):
     return derived.RandomTokenDocuments(RANDOM_DOCS[split], RANDOM_DOC_LEN, derived.parse_random(name),
                                         seed=tasks.split_seed(seed, split))

@@ -36,7 +36,8 @@ def _seqio():
 
 
 def vocab_tag(vocab) -> str:
-  """Short stable name of a vocabulary for task names: 'byte' or '<model basename>_<content hash>'."""
+  """Short stable name of a vocabulary for task names: 'byte', '<model basename>_<content hash>' or
+  'hf_<content hash>'."""
   seqio = _seqio()
   if isinstance(vocab, seqio.ByteVocabulary):
     return "byte"
@@ -46,6 +47,9 @@ def vocab_tag(vocab) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in base) + "_" + digest
   if isinstance(vocab, seqio.PassThroughVocabulary):
     return f"ids{vocab.vocab_size}"
+  from fot_jax.data.hf_vocab import HFVocabulary
+  if isinstance(vocab, HFVocabulary):
+    return "hf_" + hashlib.sha1(vocab.tokenizer.to_str().encode()).hexdigest()[:8]
   raise ValueError(f"unsupported vocabulary type {type(vocab).__name__}")
 
 

@@ -1,6 +1,6 @@
 """Vocabularies: SentencePiece from any path (local or gs://), seqio.ByteVocabulary, 'ids:<size>' (no tokenizer,
-for sources that are already token ids), and a deterministic SentencePiece trainer for the offline corpora so
-the default run has a real subword vocabulary.
+for sources that are already token ids), Hugging Face tokenizers ('hf:<path>', fot_jax.data.hf_vocab), and a
+deterministic SentencePiece trainer for the offline corpora so the default run has a real subword vocabulary.
 
 LLaMA conventions: <unk>=0, <s>=1, </s>=2, no pad piece. seqio adds no BOS and its SentencePiece vocabulary
 reports pad_id 0 (LLaMA's <unk>): the batcher adds BOS/EOS itself and uses explicit masks, never "id 0 = pad".
@@ -17,8 +17,8 @@ UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 @dataclasses.dataclass(frozen=True)
 class VocabConfig:
-  """`name`: 'byte', 'ids:<size>', a SentencePiece model path (local or gs://), or '<corpus>_sp<size>' (trained
-  on demand)."""
+  """`name`: 'byte', 'ids:<size>', a SentencePiece model path (local or gs://), '<corpus>_sp<size>' (trained
+  on demand), or 'hf:<dir or tokenizer.json>' (a Hugging Face `tokenizers` vocabulary)."""
 
   name: str = "stdlib_sp2000"
   data_dir: str | None = None  # fot_jax data dir for trained models; default corpora.default_data_dir()
@@ -149,11 +149,14 @@ def ensure_trained(corpus: str, vocab_size: int, data_dir: str | None = None, ma
 
 
 def build_vocabulary(cfg: VocabConfig | str):
-  """The vocabulary named by cfg: 'byte', 'ids:<size>', a SentencePiece path, or '<corpus>_sp<size>'."""
+  """The vocabulary named by cfg: 'byte', 'ids:<size>', a SentencePiece path, '<corpus>_sp<size>' or 'hf:<path>'."""
   cfg = VocabConfig(name=cfg) if isinstance(cfg, str) else cfg
   ids = parse_id_vocabulary(cfg.name)
   if ids is not None:
     return ids
+  if cfg.name.startswith("hf:"):
+    from fot_jax.data.hf_vocab import HFVocabulary
+    return HFVocabulary(cfg.name[len("hf:"):])
   import seqio
   if cfg.name == "byte":
     return seqio.ByteVocabulary()

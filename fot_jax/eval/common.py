@@ -206,8 +206,8 @@ class WithoutMemory:
 
 
 def stored_vocab_name(checkpoint: str, step: int | None = None) -> str | None:
-  """The vocabulary a checkpoint was trained with: orbax config data.sentencepiece_model / data.vocab, or an HF
-  folder's tokenizer.model. None when unknown."""
+  """The vocabulary a checkpoint was trained with: orbax config data.sentencepiece_model / data.hf_tokenizer /
+  data.vocab, or an HF folder's tokenizer.model. None when unknown."""
   from fot_jax.eval.loading import checkpoint_kind
   kind = checkpoint_kind(checkpoint)
   if kind == "hf":
@@ -219,6 +219,9 @@ def stored_vocab_name(checkpoint: str, step: int | None = None) -> str | None:
   model_path = data.get("sentencepiece_model") or ""
   if model_path and os.path.isfile(model_path):
     return model_path
+  hf_tokenizer = data.get("hf_tokenizer") or ""
+  if hf_tokenizer and os.path.isfile(hf_tokenizer):
+    return "hf:" + hf_tokenizer
   return data.get("vocab") or None
 
 

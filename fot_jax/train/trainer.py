@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from fot_jax.data.instruct import InstructDataError
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.params import init_params, logical_axes
 from fot_jax.train import checkpoint as ckpt
@@ -118,6 +119,7 @@ class DataBundle:
   train: Any  # DocumentBatcher over this process's rows
   make_eval: Any  # () -> iterator of eval batches (fresh each evaluation), or None
   sentencepiece_model: str  # "" unless a SentencePiece vocabulary is used
+  hf_tokenizer: str = ""  # the tokenizer.json of a Hugging Face vocabulary ('hf:<path>'), else ""
 
 
 def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
@@ -146,7 +148,7 @@ def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
                                       align_documents=d.align_documents)
       return (batcher.next_batch() for _ in range(e.num_batches))
     make_eval()  # fail now, not at the first evaluation, if the split cannot be batched
-  return DataBundle(train, make_eval, sp_path)
+  return DataBundle(train, make_eval, sp_path, getattr(vocab, "tokenizer_file", "") or "")
 
 
 def global_array(mesh_sharding: NamedSharding, value: np.ndarray, global_shape: tuple[int, ...]) -> jax.Array:
@@ -196,7 +198,10 @@ def train(config, workdir: str) -> TrainResult:
   optimizer, schedule = optim.make_optimizer(config.optim, config.num_steps)
   abstract, shardings = state_layout(model, optimizer, mesh)
   t0 = time.perf_counter()
-  data = build_data(config, model, mesh)
+  try:
+    data = build_data(config, model, mesh)
+  except InstructDataError as e:  # a malformed data line is the user's to fix: one line, exit 2, no traceback
+    raise TrainingError(str(e)) from e
   log.info("mesh %s over %d devices (%d processes); %s params; data ready in %.1fs", dict(mesh.shape),
            jax.device_count(), jax.process_count(), f"{model.num_params():,}", time.perf_counter() - t0)
 
@@ -204,6 +209,8 @@ def train(config, workdir: str) -> TrainResult:
   config_json["model"] = model.to_dict()
   if data.sentencepiece_model:
     config_json["data"]["sentencepiece_model"] = data.sentencepiece_model
+  if data.hf_tokenizer:  # the export writes these tokenizer files
+    config_json["data"]["hf_tokenizer"] = data.hf_tokenizer
 
   manager = ckpt.make_manager(workdir, max_to_keep=config.checkpoint.keep,
                               save_interval_steps=config.checkpoint.every_steps,
