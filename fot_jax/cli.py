@@ -20,6 +20,8 @@ USER_ERRORS = (
     "launch.tpu.LaunchError",
     "launch.gitinfo.GitError",
 )
+# Built-in types that the file-reading commands (evaluate, export, convert) raise for bad flags and inputs.
+INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
 DEBUG_HELP = "show the full traceback of an error instead of one line"
 
 
@@ -31,7 +33,16 @@ def is_user_error(error: BaseException, also: Iterable[type] = ()) -> bool:
   """True for the project's user-error classes, their subclasses, and instances of `also`."""
   if isinstance(error, tuple(also)):
     return True
-  return any(f"{cls.__module__}.{cls.__qualname__}" in USER_ERRORS for cls in type(error).__mro__)
+  return any(_import_path(cls) in USER_ERRORS for cls in type(error).__mro__)
+
+
+def _import_path(cls: type) -> str:
+  """module.Class, with the module's import name where it runs as __main__ (`python -m launch.tpu`)."""
+  module = cls.__module__
+  if module == "__main__":
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = getattr(spec, "name", None) or module
+  return f"{module}.{cls.__qualname__}"
 
 
 def one_line(error: BaseException) -> str:
@@ -49,3 +60,17 @@ def run(body: Callable[[], int | None], *, prog: str, debug: bool = False, also:
       raise
     print(f"{prog}: error: {one_line(e)}", file=sys.stderr, flush=True)
     return EXIT_USER_ERROR
+
+
+def run_absl(main: Callable[[list[str]], int | None], argv: list[str], *, prog: str, also: Iterable[type] = (),
+             precheck: Callable[[list[str]], None] | None = None) -> None:
+  """absl's app.run(main) under this policy, with a `--debug` flag; precheck(argv) runs first, under the policy
+  too, for errors absl's own flag parsing would turn into a traceback (a config file's keys and variant)."""
+  from absl import app, flags
+  if "debug" not in flags.FLAGS:
+    flags.DEFINE_bool("debug", False, DEBUG_HELP)
+  if precheck is not None:
+    status = run(lambda: precheck(argv[1:]), prog=prog, debug="--debug" in argv, also=also)
+    if status:
+      sys.exit(status)
+  app.run(lambda args: sys.exit(run(lambda: main(args), prog=prog, debug=flags.FLAGS.debug, also=also)), argv=argv)

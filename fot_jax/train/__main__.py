@@ -21,7 +21,6 @@ PROG = "fot_jax.train"
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/...py[:variant]).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics; resumes if it has any.")
-_DEBUG = flags.DEFINE_bool("debug", False, cli.DEBUG_HELP)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,15 +36,6 @@ def main(argv):
   print(f"done: {result.stopped} at step {result.step}; workdir {_WORKDIR.value}", flush=True)
 
 
-def run(argv: list[str]) -> None:
-  """Checks the config's command line (one line per error), then runs absl's app with the error policy."""
-  platforms.use_cpu_without_accelerators()
-  debug = "--debug" in argv
-  status = cli.run(lambda: config_file.check_argv(argv[1:]), prog=PROG, debug=debug)
-  if status:
-    sys.exit(status)
-  app.run(lambda args: sys.exit(cli.run(lambda: main(args), prog=PROG, debug=_DEBUG.value)), argv=argv)
-
-
 if __name__ == "__main__":
-  run(sys.argv)
+  platforms.use_cpu_without_accelerators()
+  cli.run_absl(main, sys.argv, prog=PROG, precheck=config_file.check_argv)
