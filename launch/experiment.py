@@ -31,7 +31,6 @@ import sys
 import time
 
 from fot_jax import cli
-from fot_jax.train import config_file
 from launch import results as run_files
 
 TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
@@ -248,11 +247,6 @@ def _run(args) -> int:
   runs = [parse_run(s) for s in args.run]
   evals = [parse_eval(s) for s in args.eval]
   check_graph(runs)
-  for run in runs:  # a config error fails now, not after the runs before it have trained
-    try:
-      config_file.check_argv([f"--config={run.config}", *run.flags])
-    except config_file.ConfigFileError as e:
-      raise config_file.ConfigFileError(f"--run {run.name}: {e}") from None
   if args.parallel < 1:
     raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
   t0 = time.time()
