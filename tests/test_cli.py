@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from configs.experiments import tiny_fot
-from fot_jax import cli
+from fot_jax import cli, evaluate, export
+from fot_jax.convert import __main__ as convert_cli
 from fot_jax.eval.common import EvalError
 from fot_jax.train import trainer
 from fot_jax.train.config_validation import ConfigError
@@ -126,21 +127,31 @@ def test_a_failed_start_removes_only_an_empty_workdir_it_created(tmp_path):
 
 
 # ---- evaluate, export, convert, launchers --------------------------------------------------------------------------
-def test_export_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
-  argv = ["fot_jax.export", f"--workdir={tmp_path / 'nowhere'}", f"--out={tmp_path / 'hf'}"]
-  assert "--workdir" in _one_error_line(_command(*argv), "fot_jax.export")
-  assert "Traceback" in _command(*argv, "--debug").stderr
+def _main_error_line(main, argv, capsys) -> str:
+  """The single stderr line of a user error from an in-process main(argv) (status 2)."""
+  assert main(argv) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "Traceback" not in err, err
+  return err
 
 
-def test_evaluate_error_is_one_line(tmp_path):
-  proc = _command("fot_jax.evaluate", "perplexity", f"--checkpoint={tmp_path / 'nowhere'}",
-                  f"--out={tmp_path / 'r.json'}")
-  assert "nowhere" in _one_error_line(proc, "fot_jax.evaluate perplexity")
+def test_export_error_is_one_line_and_debug_raises(tmp_path, capsys):
+  argv = [f"--workdir={tmp_path / 'nowhere'}", f"--out={tmp_path / 'hf'}"]
+  assert _main_error_line(export.main, argv, capsys).startswith("fot_jax.export: error: --workdir")
+  with pytest.raises(FileNotFoundError):
+    export.main([*argv, "--debug"])
 
 
-def test_convert_error_is_one_line(tmp_path):
-  proc = _command("fot_jax.convert", "--from=hf", str(tmp_path / "nowhere"), f"--out={tmp_path / 'ckpt'}")
-  assert "nowhere" in _one_error_line(proc, "fot_jax.convert")
+def test_evaluate_error_is_one_line(tmp_path, capsys):
+  argv = ["perplexity", f"--checkpoint={tmp_path / 'nowhere'}", f"--out={tmp_path / 'r.json'}"]
+  line = _main_error_line(evaluate.main, argv, capsys)
+  assert line.startswith("fot_jax.evaluate perplexity: error: ") and "nowhere" in line
+
+
+def test_convert_error_is_one_line(tmp_path, capsys):
+  argv = ["--from=hf", str(tmp_path / "nowhere"), f"--out={tmp_path / 'ckpt'}"]
+  line = _main_error_line(convert_cli.main, argv, capsys)
+  assert line.startswith("fot_jax.convert: error: ") and "nowhere" in line
 
 
 def test_local_launcher_unknown_variant_is_one_line(tmp_path, capsys, monkeypatch):
