@@ -37,8 +37,8 @@ import tempfile
 import time
 from typing import Any, Mapping, Sequence
 
-from fot_jax.train import tpu_specs
 from fot_jax import cli
+from fot_jax.train import tpu_specs
 from launch import gitinfo
 from launch.overrides import load_config, override_flags, parse_assignments
 from launch.shell import CommandError, Runner
