@@ -93,6 +93,7 @@ def run(args) -> np.ndarray:
 
 
 def main(argv=None) -> int:
+  from fot_jax.eval import common
   return common.run_main("logprobs", build_parser(), run, argv)
 
 
