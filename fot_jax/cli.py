@@ -14,9 +14,10 @@ from typing import Callable, Iterable
 EXIT_USER_ERROR = 2
 USER_ERRORS = (
     "fot_jax.train.config_validation.ConfigError",
-    "fot_jax.train.trainer.TrainingError",
+    "fot_jax.train.errors.TrainingError",
     "fot_jax.train.config_file.ConfigFileError",
     "fot_jax.eval.common.EvalError",
+    "fot_jax.convert.checks.ConversionError",
     "launch.tpu.LaunchError",
     "launch.gitinfo.GitError",
 )

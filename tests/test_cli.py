@@ -10,6 +10,7 @@ import pytest
 from configs.experiments import tiny_fot
 from fot_jax import cli, evaluate, export
 from fot_jax.convert import __main__ as convert_cli
+from fot_jax.convert.checks import ConversionError
 from fot_jax.eval.common import EvalError
 from fot_jax.train import trainer
 from fot_jax.train.config_validation import ConfigError
@@ -40,7 +41,8 @@ class _Subclassed(ConfigError):
 
 
 @pytest.mark.parametrize("error", [ConfigError("config.x: bad"), _Subclassed("sub"), EvalError("--flag: bad"),
-                                   tpu.LaunchError("--tpu: bad"), trainer.TrainingError("stop")])
+                                   tpu.LaunchError("--tpu: bad"), trainer.TrainingError("stop"),
+                                   ConversionError("model.safetensors: truncated")])
 def test_project_errors_are_one_line_with_exit_2(error, capsys):
   def body():
     raise error
