@@ -34,8 +34,8 @@ from jax.sharding import Mesh, NamedSharding
 from fot_jax.train import config_validation, optim, plans, tpu_specs
 from fot_jax.train.sharding import batch_sharding, make_mesh, replicated
 
+PROG = "fot_jax.compile_check"
 EXIT_DOES_NOT_FIT = 3
-EXIT_INVALID = 2
 
 
 class DoesNotFit(RuntimeError):
@@ -568,26 +568,23 @@ def _check_writable(path: str | None, flag: str, overwrite: bool = False) -> Non
 
 
 # ---- entry point -----------------------------------------------------------------------------------------------
-def main(argv) -> None:
+def main(argv) -> int:
   from absl import flags
   if len(argv) > 1:
     raise SystemExit(f"unexpected arguments: {argv[1:]}")
-  from fot_jax.train.config_validation import ConfigError
   config = flags.FLAGS["config"].value
   try:
     report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value,
                    flags.FLAGS["dump_hlo"].value, flags.FLAGS["json"].value, flags.FLAGS["overwrite"].value)
   except DoesNotFit as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_DOES_NOT_FIT)
-  except (ConfigError, ValueError, RuntimeError) as e:  # bad config/topology, libtpu missing
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_INVALID)
+    print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+    return EXIT_DOES_NOT_FIT
   print(format_report(report), flush=True)
+  return 0
 
 
 def _run() -> None:
-  from absl import app, flags
+  from absl import flags
   from ml_collections import config_flags
   config_flags.DEFINE_config_file("config", None, "Training config file (configs/...py[:variant]).")
   flags.DEFINE_string("topology", None, "TPU slice: libtpu name ('v5e:4x4', 'v4:2x4x8') or cloud name ('v5p-64').")
@@ -596,7 +593,11 @@ def _run() -> None:
   flags.DEFINE_string("json", None, "Also write the report as JSON to this path.")
   flags.DEFINE_bool("overwrite", False, "Replace existing --json / --dump_hlo files.")
   flags.mark_flags_as_required(["config", "topology"])
-  app.run(main)
+  from fot_jax import cli, platforms
+  from fot_jax.train import config_file
+  platforms.use_cpu_without_accelerators()
+  # ValueError: a bad config or topology; RuntimeError: libtpu missing (both name the flag).
+  cli.run_absl(main, sys.argv, prog=PROG, also=(ValueError, RuntimeError), precheck=config_file.check_argv)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ TASKS = {
 
 
 def main(argv=None) -> int:
+  from fot_jax import platforms
+  platforms.use_cpu_without_accelerators()
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] not in TASKS:
     found = argv[0] if argv else None

@@ -58,12 +58,16 @@ def export(workdir: str, out: str, step: int | None = None, dtype: str = "float3
 
 
 def main(argv=None) -> int:
-  args = build_parser().parse_args(argv)
-  try:
-    written = export(args.workdir, args.out, args.step, args.dtype, args.max_shard_size, args.overwrite)
-  except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-    print(f"fot_jax.export: error: {e}", file=sys.stderr)
-    return 2
+  from fot_jax import cli, platforms
+  platforms.use_cpu_without_accelerators()
+  parser = build_parser()
+  cli.add_debug_flag(parser)
+  args = parser.parse_args(argv)
+  return cli.run(lambda: _export_and_report(args), prog="fot_jax.export", debug=args.debug, also=cli.INPUT_ERRORS)
+
+
+def _export_and_report(args) -> int:
+  written = export(args.workdir, args.out, args.step, args.dtype, args.max_shard_size, args.overwrite)
   stale = sorted(f for f in os.listdir(args.out)
                  if f.endswith((".safetensors", ".safetensors.index.json")) and f not in written)
   if stale:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 
+from fot_jax import cli
 from launch import results as run_files
 
 TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
@@ -236,16 +237,18 @@ def main(argv=None) -> int:
                  "(0: no deadline)")
   p.add_argument("--eval_timeout_s", type=float, default=0, help="kill evaluations still running this many "
                  "seconds after the first started (0: none)")
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  try:
-    runs = [parse_run(s) for s in args.run]
-    evals = [parse_eval(s) for s in args.eval]
-    check_graph(runs)
-    if args.parallel < 1:
-      raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
-  except ValueError as e:
-    print(f"launch.experiment: {e}", file=sys.stderr)
-    return 2
+  return cli.run(lambda: _run(args), prog="launch.experiment", debug=args.debug, also=(ValueError,))
+
+
+def _run(args) -> int:
+  """Checks the runs and evaluations, trains, evaluates and writes the summary; returns the exit status."""
+  runs = [parse_run(s) for s in args.run]
+  evals = [parse_eval(s) for s in args.eval]
+  check_graph(runs)
+  if args.parallel < 1:
+    raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
   t0 = time.time()
   train_all(runs, args.runs, args.parallel, t0 + args.deadline_s if args.deadline_s > 0 else float("inf"))
   results = evaluate_all(runs, args.runs, evals, args.parallel, args.eval_timeout_s)

@@ -6,6 +6,7 @@ worker records the commit it unpacked, and the launcher compares those against t
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import tempfile
@@ -58,3 +59,14 @@ def archive(repo: str, commit: str, out_path: str) -> str:
   if tar != out_path:
     subprocess.run(["gzip", "-f", tar], check=True)
   return out_path
+
+
+def untracked(repo: str, path: str) -> list[str]:
+  """The files at path (relative to the repository root; a glob or a directory allowed) that git does not
+  track, i.e. that a shipped commit lacks; [path] itself when git tracks nothing there."""
+  tracked = set(_git(repo, "ls-files", "-z", "--", path, strip=False).split("\0")) - {""}
+  if not tracked:
+    return [path]
+  if os.path.isdir(os.path.join(repo, path)):
+    return []
+  return sorted(m for m in (os.path.relpath(p, repo) for p in glob.glob(os.path.join(repo, path))) if m not in tracked)

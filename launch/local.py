@@ -24,7 +24,8 @@ import threading
 import time
 from typing import Mapping, Sequence
 
-from launch.overrides import OverrideError, load_config, override_flags, parse_assignments
+from fot_jax import cli
+from launch.overrides import load_config, override_flags, parse_assignments
 
 TRAIN_MODULE = "fot_jax.train"
 
@@ -219,15 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--timeout", type=float, default=0, help="seconds; 0: none")
   p.add_argument("--quiet", action="store_true", help="do not echo process output (it still goes to the logs)")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  try:
+
+  def body() -> int:
     result = run_local(args.config, args.workdir, parse_assignments(args.set), num_processes=args.num_processes,
                        devices_per_process=args.devices_per_process, port=args.port, log_dir=args.log_dir,
                        timeout_s=args.timeout, echo=not args.quiet, dry_run=args.dry_run)
-  except (OverrideError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  return 0 if result.ok else 1
+    return 0 if result.ok else 1
+  return cli.run(body, prog="launch.local", debug=args.debug, also=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import sys
 from typing import Any, Callable, Mapping, Sequence
 
 from launch import results
+from fot_jax import cli
 from launch.overrides import OverrideError, format_value, load_config, parse_assignments
 
 MAX_SLUG = 80
@@ -247,23 +248,26 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
   from launch import tpu
   tpu.add_target_args(p, required=False)
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  try:
-    job_list, name, default_config = load_sweep_file(args.sweep)
-    config = args.config or default_config
-    if not config:
-      raise ValueError("--config is required (the sweep file sets no CONFIG)")
-    jobs = expand(job_list, config, args.root, name, parse_assignments(args.set))
-    if args.launcher == "tpu":
-      if args.parallel > 1:
-        raise ValueError("--parallel > 1 needs one TPU per job; the tpu launcher runs jobs one after another")
-      run_job = tpu_runner(config, args, dry_run=args.dry_run)
-    else:
-      run_job = local_runner(config, num_processes=args.num_processes, devices_per_process=args.devices_per_process,
-                             echo=args.verbose, dry_run=args.dry_run)
-  except (OverrideError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  return cli.run(lambda: _run(args), prog="launch.sweep", debug=args.debug,
+                 also=(ValueError, FileNotFoundError))
+
+
+def _run(args) -> int:
+  """Loads the sweep, checks every job's config, runs the jobs and writes the summary; returns the exit status."""
+  job_list, name, default_config = load_sweep_file(args.sweep)
+  config = args.config or default_config
+  if not config:
+    raise ValueError("--config is required (the sweep file sets no CONFIG)")
+  jobs = expand(job_list, config, args.root, name, parse_assignments(args.set))
+  if args.launcher == "tpu":
+    if args.parallel > 1:
+      raise ValueError("--parallel > 1 needs one TPU per job; the tpu launcher runs jobs one after another")
+    run_job = tpu_runner(config, args, dry_run=args.dry_run)
+  else:
+    run_job = local_runner(config, num_processes=args.num_processes, devices_per_process=args.devices_per_process,
+                           echo=args.verbose, dry_run=args.dry_run)
   print(f"sweep {name}: {len(jobs)} jobs on {config} under {args.root}/{name}", flush=True)
   outcomes = run_jobs(jobs, run_job, parallel=args.parallel, rerun=args.rerun, dry_run=args.dry_run)
   print()

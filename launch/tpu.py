@@ -37,8 +37,10 @@ import tempfile
 import time
 from typing import Any, Mapping, Sequence
 
+from fot_jax import cli
+from fot_jax.train import tpu_specs
 from launch import gitinfo
-from launch.overrides import OverrideError, load_config, override_flags, parse_assignments
+from launch.overrides import load_config, override_flags, parse_assignments
 from launch.shell import CommandError, Runner
 
 EXIT_MARK = "fot_jax-exit"
@@ -327,6 +329,39 @@ class TpuLauncher:
                           "the pod at the first collective")
     return seen
 
+  def device_count(self) -> int | None:
+    """JAX devices of the target (all slices), from --accelerator_type or, on a real run, the TPU's description;
+    None where neither says."""
+    name = self.t.accelerator_type
+    if not name and not self.dry_run:
+      name = str(self.describe().get("acceleratorType", ""))
+    per_slice = tpu_specs.devices_of_accelerator(name) if name else None
+    return per_slice * self.t.node_count if per_slice else None
+
+  def preflight(self, config: str, overrides: Mapping[str, Any]) -> None:
+    """What would fail on every worker after allocation, checked here first: the resolved config's keys and
+    values (the trainer's own validation, for the target's device count), and that git tracks every local file
+    it names (config file, data.vocab, corpus files, init_from), since only the commit is shipped."""
+    from fot_jax.train import config_paths, config_validation  # loads JAX: only when launching
+    resolved = load_config(config, overrides)
+    config_validation.validate(resolved, num_devices=self.device_count())
+    root = gitinfo.repo_root(self.repo)
+    problems = []
+    for field, path in [("--config", config.split(":", 1)[0])] + config_paths.referenced_paths(resolved):
+      if not os.path.isabs(path):
+        missing = gitinfo.untracked(root, path)
+        if missing:
+          problems.append(f"{field} {path!r}" + (f" ({', '.join(missing)})" if missing != [path] else ""))
+      elif os.path.commonpath([os.path.abspath(path), root]) == root:
+        raise LaunchError(f"{field} {path!r}: an absolute path inside the repository does not exist on the "
+                          f"workers; give it relative to the repository root {root}")
+      else:
+        print(f"note: {field} {path!r} is outside the repository: it is not shipped and must exist on every "
+              f"worker", flush=True)
+    if problems:
+      raise LaunchError(f"git does not track {'; '.join(problems)} in {root}, so the shipped commit lacks them; "
+                        f"commit them (or use gs:// paths) before launching")
+
   def checkpoint_steps(self, workdir: str) -> list[int]:
     """Complete checkpoint steps in a gs:// workdir (`gcloud storage ls`); [] if none or not listable."""
     if not workdir.startswith("gs://"):
@@ -388,7 +423,7 @@ class TpuLauncher:
       raise LaunchError(f"--workdir {workdir!r}: a TPU pod needs a gs:// workdir (every worker writes the same "
                         f"checkpoint, and a relaunch must find it); pass --allow_local_workdir for a single-host "
                         f"TPU VM")
-    load_config(config, overrides)  # an override typo fails here, before any TPU time is spent
+    self.preflight(config, overrides)
     if check_commit:
       self.verify()
     steps = self.checkpoint_steps(workdir)
@@ -453,7 +488,7 @@ class TpuLauncher:
   def up(self, config: str, workdir: str, overrides: Mapping[str, Any], *, job_name: str, create: bool,
          max_restarts: int, **run_kw) -> RunReport:
     """[create], ship, run; after a preemption, recreate + reship + rerun (resuming from the checkpoint)."""
-    load_config(config, overrides)
+    self.preflight(config, overrides)
     if create:
       self.create()
     for attempt in range(max_restarts + 1):
@@ -498,6 +533,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser(name)
     add_target_args(s)
     s.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
+    cli.add_debug_flag(s)
     if name in ("run", "up", "status", "logs", "stop"):
       s.add_argument("--job", default="train", help="job name (log file name on the workers)")
     if name in ("run", "up"):
@@ -518,6 +554,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
+  return cli.run(lambda: _main(args), prog="launch.tpu", debug=args.debug, also=(FileNotFoundError,))
+
+
+def _main(args: argparse.Namespace) -> int:
   try:
     launcher = TpuLauncher.from_args(args)
     cmd = args.cmd
@@ -551,11 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       launcher.stop(args.job)
     elif cmd == "delete":
       launcher.delete()
-  except (LaunchError, gitinfo.GitError, OverrideError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except CommandError as e:
-    print(f"error: {e}", file=sys.stderr)
+  except CommandError as e:  # gcloud failed: its own exit status, not a user error
+    if args.debug:
+      raise
+    print(f"launch.tpu: error: {e}", file=sys.stderr)
     return e.returncode or 1
   return 0
 

@@ -44,5 +44,5 @@ def get_config(variant: str = ""):
   c.eval.k = 4
   c.eval.d = 3
   if variant:
-    raise ValueError(f"longllama_3b_fot: unknown variant {variant!r}")
+    raise ValueError(f"longllama_3b_fot: unknown variant {variant!r}; known: only the default '' (no variant)")
   return c

@@ -12,7 +12,7 @@ from configs.experiments import longllama_3b_fot
 
 def get_config(variant: str = ""):
   if variant:
-    raise ValueError(f"longllama_7b_fot: unknown variant {variant!r}")
+    raise ValueError(f"longllama_7b_fot: unknown variant {variant!r}; known: only the default '' (no variant)")
   c = longllama_3b_fot.get_config()
   c.model = base.model_config("longllama_7b", dtype="bfloat16", param_dtype="float32",
                               attention_impl="chunked", attention_chunk_size=512)

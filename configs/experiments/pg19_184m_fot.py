@@ -44,5 +44,5 @@ def get_config(variant: str = ""):
   c.eval.k = 1
   c.eval.d = 64
   if variant:
-    raise ValueError(f"pg19_184m_fot: unknown variant {variant!r}")
+    raise ValueError(f"pg19_184m_fot: unknown variant {variant!r}; known: only the default '' (no variant)")
   return c

@@ -39,11 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def _fail(msg: str) -> int:
-  print(f"fot_jax.convert: error: {msg}", file=sys.stderr)
-  return 2
-
-
 def _overrides(args) -> dict[str, Any]:
   out: dict[str, Any] = {}
   if args.mem_layers is not None:
@@ -121,13 +116,15 @@ def to_device(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv=None) -> int:
-  args = build_parser().parse_args(argv)
-  try:
-    path = run(args)
-  except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-    return _fail(str(e))
-  print(f"wrote {path}")
-  return 0
+  from fot_jax import cli, platforms
+  platforms.use_cpu_without_accelerators()
+  parser = build_parser()
+  cli.add_debug_flag(parser)
+  args = parser.parse_args(argv)
+
+  def body() -> None:
+    print(f"wrote {run(args)}")
+  return cli.run(body, prog="fot_jax.convert", debug=args.debug, also=cli.INPUT_ERRORS)
 
 
 if __name__ == "__main__":

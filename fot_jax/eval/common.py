@@ -457,16 +457,17 @@ class Progress:
 
 def run_main(task: str, parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
              argv=None) -> int:
-  """Parses argv, runs, reports user errors as one line with exit status 2."""
+  """Parses argv and runs; a user error is one line with exit status 2 (fot_jax.cli)."""
+  from fot_jax import cli, platforms
+  platforms.use_cpu_without_accelerators()
+  cli.add_debug_flag(parser)
   args = parser.parse_args(argv)
-  try:
+
+  def body() -> None:
     refuse_existing_outputs(args)
     run(args)
-  except (EvalError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-    print(f"fot_jax.evaluate {task}: error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {args.out}")
-  return 0
+    print(f"wrote {args.out}")
+  return cli.run(body, prog=f"fot_jax.evaluate {task}", debug=args.debug, also=cli.INPUT_ERRORS)
 
 
 def refuse_existing_outputs(args) -> None:

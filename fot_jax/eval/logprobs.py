@@ -93,14 +93,8 @@ def run(args) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-  args = build_parser().parse_args(argv)
-  try:
-    run(args)
-  except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-    print(f"fot_jax.evaluate logprobs: error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {args.out}")
-  return 0
+  from fot_jax.eval import common
+  return common.run_main("logprobs", build_parser(), run, argv)
 
 
 if __name__ == "__main__":

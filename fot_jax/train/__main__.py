@@ -1,7 +1,8 @@
-"""`python -m fot_jax.train --config=configs/<file>.py[:variant] --workdir=DIR [--config.a.b=value ...]`.
+"""`python -m fot_jax.train --config=configs/<file>.py[:variant] --workdir=DIR [--config.a.b=value ...] [--debug]`.
 
-Thin entry point: parse flags, set up logging, call trainer.train. Errors the user must act on (config, workdir,
-checkpoint, non-finite loss) print one clear line and exit non-zero.
+Thin entry point: check the config (file, variant, override keys), parse flags, set up logging, call
+trainer.train. Errors the user must act on (config, files, workdir, checkpoint, non-finite loss) print one
+line and exit 2 (fot_jax.cli); --debug shows their traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from fot_jax import cli, platforms
+from fot_jax.train import config_file
+
+PROG = "fot_jax.train"
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/...py[:variant]).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics; resumes if it has any.")
@@ -27,14 +32,10 @@ def main(argv):
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("fot_jax").setLevel(logging.INFO)
   from fot_jax.train import trainer
-  from fot_jax.train.config_validation import ConfigError
-  try:
-    result = trainer.train(_CONFIG.value, _WORKDIR.value)
-  except (ConfigError, trainer.TrainingError) as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+  result = trainer.train(_CONFIG.value, _WORKDIR.value)
   print(f"done: {result.stopped} at step {result.step}; workdir {_WORKDIR.value}", flush=True)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  platforms.use_cpu_without_accelerators()
+  cli.run_absl(main, sys.argv, prog=PROG, precheck=config_file.check_argv)

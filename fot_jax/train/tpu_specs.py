@@ -105,3 +105,14 @@ def topology_devices(name: str) -> list:
     raise ValueError(f"--topology {name!r} ({topology}): libtpu does not know this slice ({e})") from e
   return list(desc.devices)
 
+
+
+def devices_of_accelerator(accelerator_type: str) -> int | None:
+  """JAX devices of a Cloud TPU accelerator type ('v4-32' -> 16, 'v5litepod-16' -> 16, 'v3-8' -> 8); None if
+  the name is not of that form. v2-v5p names count TensorCores, v5e/v6e names count chips."""
+  match = re.fullmatch(r"(v2|v3|v4|v5p|v5e|v5litepod|v6e)-(\d+)", accelerator_type.strip().lower())
+  if not match:
+    return None
+  spec = SPECS["v5e" if match.group(1) == "v5litepod" else match.group(1)]
+  chips = int(match.group(2)) // spec.cores_per_name_unit
+  return chips * spec.devices_per_chip

@@ -25,7 +25,7 @@ from fot_jax.data.instruct import InstructDataError
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.params import init_params, logical_axes
 from fot_jax.train import checkpoint as ckpt
-from fot_jax.train import config_validation, metrics as metrics_lib, optim, plans, step as step_lib
+from fot_jax.train import config_paths, config_validation, metrics as metrics_lib, optim, plans, step as step_lib
 from fot_jax.train.barrier import StartupBarrierError, startup_barrier
 from fot_jax.train.config_validation import ConfigError
 from fot_jax.train.errors import CheckpointConfigMismatch, TrainingError, UnreadableCheckpointError
@@ -184,9 +184,31 @@ class _Preemption:
 
 
 def train(config, workdir: str) -> TrainResult:
-  """Trains config.num_steps steps in workdir (resuming if it holds checkpoints). See module doc."""
+  """Trains config.num_steps steps in workdir (resuming if it holds checkpoints). See module doc.
+
+  A start that fails before writing any file removes the workdir it created, so no empty workdir is left.
+  """
+  created = not os.path.exists(workdir)
+  try:
+    return _train(config, workdir)
+  except BaseException:
+    if created and jax.process_index() == 0:
+      remove_if_empty(workdir)
+    raise
+
+
+def remove_if_empty(path: str) -> None:
+  """Removes the directory tree at path if it holds no files (only empty directories)."""
+  if not os.path.isdir(path) or any(files for _, _, files in os.walk(path)):
+    return
+  for root, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
+    os.rmdir(root)
+
+
+def _train(config, workdir: str) -> TrainResult:
   initialize_distributed(config.distributed)
   model = config_validation.validate(config, num_devices=jax.device_count(), process_count=jax.process_count())
+  config_paths.check_exist(config)  # before the workdir exists: a missing file leaves nothing behind
   check_workdir(workdir)
   try:
     startup_barrier(float(config.distributed.initialization_timeout), process_index=jax.process_index(),

@@ -3,10 +3,12 @@ simulated workers, the same-commit check, per-worker failures, dirty trees, and 
 
 import os
 import shlex
+import shutil
 import subprocess
 
 import pytest
 
+from fot_jax.train.config_validation import ConfigError
 from launch import gitinfo, tpu
 from launch.shell import Runner
 from tests.launch.fakes import FakeCloud
@@ -28,7 +30,10 @@ def repo(tmp_path):
   _git(path, "config", "user.name", "t")
   with open(os.path.join(path, "setup.py"), "w") as f:
     f.write("# package\n")
-  _git(path, "add", "setup.py")
+  # The launcher ships only what git tracks: the configs the tests launch must be committed.
+  shutil.copytree(os.path.join(REPO_ROOT, "configs"), os.path.join(path, "configs"),
+                  ignore=shutil.ignore_patterns("__pycache__"))
+  _git(path, "add", "setup.py", "configs")
   _git(path, "commit", "-q", "-m", "init")
   return path
 
@@ -51,7 +56,7 @@ def test_create_ship_run_stop_commands(repo, cloud):
   commit = gitinfo.code_commit(repo)
   launcher.create()
   assert launcher.ship() == commit
-  overrides = {"optim.learning_rate": "1e-3", "fot.mix": "0:0,1:2", "data.task": "jsonl:/data/my docs/*.jsonl"}
+  overrides = {"optim.learning_rate": "1e-3", "fot.mix": "0:0,1:2,2:2,3:2", "data.task": "jsonl:/data/my docs/*.jsonl"}
   report = launcher.run_training(CONFIG, "gs://bucket/runs/a", overrides, job_name="exp1")
   assert report.ok, report.describe()
   assert sorted(w.worker for w in report.workers) == ["0", "1"]
@@ -72,7 +77,7 @@ def test_create_ship_run_stop_commands(repo, cloud):
 
   # Every worker unpacked the same commit and ran the identical command, each override one argv word.
   want = ["-m", "fot_jax.train", f"--config={CONFIG}", "--workdir=gs://bucket/runs/a",
-          "--config.optim.learning_rate=1e-3", "--config.fot.mix=0:0,1:2",
+          "--config.optim.learning_rate=1e-3", "--config.fot.mix=0:0,1:2,2:2,3:2",
           "--config.data.task=jsonl:/data/my docs/*.jsonl"]
   for w in (0, 1):
     call = cloud.train_call(w)
@@ -169,3 +174,29 @@ def test_up_relaunches_after_preemption(repo, cloud, capsys):
   assert verbs.count(["delete", "fot-v4"]) == 1 and verbs.count(["create", "fot-v4"]) == 1
   out = capsys.readouterr().out
   assert "holds checkpoint step 200: training resumes from it" in out and "attempt 2 of 2" in out
+
+
+def test_preflight_validates_values_for_the_target_before_any_gcloud_call(repo, cloud):
+  launcher = _launcher(repo, cloud)  # v4-16: 8 devices
+  with pytest.raises(ConfigError, match="config.data.batch_size: expected a multiple of"):
+    launcher.run_training(CONFIG, "gs://b/r", {"data.batch_size": "18", "fot.d": "99"})
+  with pytest.raises(ConfigError, match=r"data\*fsdp = 8"):  # valid on its own, not on 8 devices
+    launcher.run_training(CONFIG, "gs://b/r", {"data.batch_size": "20"})
+  assert cloud.calls() == []
+  assert tpu.TpuLauncher(tpu.Target("t", "z", accelerator_type="v5litepod-16"), repo=repo).device_count() == 16
+
+
+def test_preflight_refuses_files_git_does_not_track(repo, cloud, monkeypatch):
+  monkeypatch.chdir(repo)  # relative paths mean the same locally and in the shipped release
+  launcher = _launcher(repo, cloud)
+  shutil.copy(os.path.join(repo, "configs/experiments/tiny_fot.py"), os.path.join(repo, "configs/mine.py"))
+  with pytest.raises(tpu.LaunchError, match=r"git does not track --config 'configs/mine.py'"):
+    launcher.run_training("configs/mine.py", "gs://b/r", {})
+  with open(os.path.join(repo, "my.model"), "wb") as f:
+    f.write(b"sentencepiece")
+  with pytest.raises(tpu.LaunchError, match=r"git does not track data.vocab 'my.model'"):
+    launcher.run_training(CONFIG, "gs://b/r", {"data.vocab": "my.model"})
+  assert cloud.calls() == []
+  _git(repo, "add", "my.model")
+  _git(repo, "commit", "-q", "-m", "vocab")
+  launcher.preflight(CONFIG, {"data.vocab": "my.model"})  # tracked: ships with the commit

@@ -184,5 +184,5 @@ def test_train_command_prints_a_changed_batch_size_in_one_line(run, tmp_path):
                          "--config.data.batch_size=16"], cwd=repo, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr
-  assert proc.stderr.strip().splitlines()[-1].startswith("error: config differs from the checkpoint (step 6")
+  assert proc.stderr.strip().splitlines()[-1].startswith("fot_jax.train: error: config differs from the checkpoint (step 6")
   assert "data.batch_size (batcher batch_size): checkpoint 8, now 16" in proc.stderr

@@ -1,0 +1,77 @@
+"""The error policy of every command: a user error prints `PROG: error: ...` as one line and exits 2.
+
+Anything else is a bug and keeps its traceback; `--debug` keeps the traceback for user errors too. User errors
+are the project's own error classes (and their subclasses), named by import path so that checking an error
+never imports JAX; a command may add the built-in types its own code raises for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Iterable
+
+EXIT_USER_ERROR = 2
+USER_ERRORS = (
+    "fot_jax.train.config_validation.ConfigError",
+    "fot_jax.train.errors.TrainingError",
+    "fot_jax.train.config_file.ConfigFileError",
+    "fot_jax.eval.common.EvalError",
+    "fot_jax.convert.checks.ConversionError",
+    "launch.tpu.LaunchError",
+    "launch.gitinfo.GitError",
+)
+# Built-in types that the file-reading commands (evaluate, export, convert) raise for bad flags and inputs.
+INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+DEBUG_HELP = "show the full traceback of an error instead of one line"
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def is_user_error(error: BaseException, also: Iterable[type] = ()) -> bool:
+  """True for the project's user-error classes, their subclasses, and instances of `also`."""
+  if isinstance(error, tuple(also)):
+    return True
+  return any(_import_path(cls) in USER_ERRORS for cls in type(error).__mro__)
+
+
+def _import_path(cls: type) -> str:
+  """module.Class, with the module's import name where it runs as __main__ (`python -m launch.tpu`)."""
+  module = cls.__module__
+  if module == "__main__":
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = getattr(spec, "name", None) or module
+  return f"{module}.{cls.__qualname__}"
+
+
+def one_line(error: BaseException) -> str:
+  """The error's message on one line (wrapped library messages can span several)."""
+  text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+  return text or type(error).__name__
+
+
+def run(body: Callable[[], int | None], *, prog: str, debug: bool = False, also: Iterable[type] = ()) -> int:
+  """body()'s exit status (None -> 0); a user error -> one line on stderr and EXIT_USER_ERROR."""
+  try:
+    return body() or 0
+  except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error
+    if debug or not is_user_error(e, also):
+      raise
+    print(f"{prog}: error: {one_line(e)}", file=sys.stderr, flush=True)
+    return EXIT_USER_ERROR
+
+
+def run_absl(main: Callable[[list[str]], int | None], argv: list[str], *, prog: str, also: Iterable[type] = (),
+             precheck: Callable[[list[str]], None] | None = None) -> None:
+  """absl's app.run(main) under this policy, with a `--debug` flag; precheck(argv) runs first, under the policy
+  too, for errors absl's own flag parsing would turn into a traceback (a config file's keys and variant)."""
+  from absl import app, flags
+  if "debug" not in flags.FLAGS:
+    flags.DEFINE_bool("debug", False, DEBUG_HELP)
+  if precheck is not None:
+    status = run(lambda: precheck(argv[1:]), prog=prog, debug="--debug" in argv, also=also)
+    if status:
+      sys.exit(status)
+  app.run(lambda args: sys.exit(run(lambda: main(args), prog=prog, debug=flags.FLAGS.debug, also=also)), argv=argv)
