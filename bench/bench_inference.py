@@ -157,7 +157,7 @@ def main() -> None:
   p.add_argument("--new_tokens", type=int, default=128)
   p.add_argument("--window", type=int, default=512, help="W = LCL")
   p.add_argument("--vocab", type=int, default=1024, help="small, so that [N, vocab] logits of 128k tokens fit")
-  p.add_argument("--block", type=int, default=2048, help="fot_jax memory keys scored at once")
+  p.add_argument("--block", type=int, default=512, help="fot_jax memory keys scored at once")
   p.add_argument("--impls", default="fot_jax,torch")
   p.add_argument("--json", default=None, help="write the table here")
   p.add_argument("--worker", default=None, help=argparse.SUPPRESS)

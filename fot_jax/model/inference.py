@@ -37,7 +37,7 @@ class MemoryOptions:
   """
   topk: int | None = None
   approx: bool = False
-  block: int = 2048
+  block: int = 512  # memory keys per streamed block; 256-512 ran fastest on CPU (docs/INFERENCE.md)
   streamed: bool = True
   mesh: Mesh | None = None
   mem_axis: str | None = None

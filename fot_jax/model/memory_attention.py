@@ -176,6 +176,19 @@ def topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, k: int, b
   return Stats(m, p.sum(axis=-1), acc)
 
 
+WINDOW_QUERIES = 512  # a block's logits are sized for this many queries; fewer queries read wider blocks
+
+
+def widened_block(block: int, queries: int, slots: int) -> int:
+  """The block for `queries` queries: `block` for a full window, wider (a multiple of `block` dividing `slots`)
+  when few queries would leave each block's work too small to pay for its loop step (generation reads one query).
+  The logits of one block stay within block x WINDOW_QUERIES, whatever the memory size."""
+  per_block = slots // block
+  most = max(1, WINDOW_QUERIES // max(queries, 1))
+  factor = max(f for f in range(1, min(most, per_block) + 1) if per_block % f == 0)
+  return block * factor
+
+
 def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill, scale, gate, *,
                             topk, approx, block, axis, layer):
   """The body run on each device: local statistics, this device's memory statistics, merged."""
@@ -186,6 +199,7 @@ def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_v
   if mem_k.shape[2] % block:
     raise ValueError(f"internal: memory slots per device ({mem_k.shape[2]}) must be a multiple of the block "
                      f"({block})")
+  block = widened_block(block, t, mem_k.shape[2])
   local_logits = jnp.where(local_mask[:, None, None], attention_logits(q, k_local, scale), MASK_VALUE)
   local = stats_of(local_logits, v_local)
   if topk is None:
