@@ -13,8 +13,8 @@ Inference with memory:
   memory layers, dropped in the others. Local RoPE positions count from the oldest cached token; cached keys
   are kept unrotated and rotated again at every step.
 - RoPE scaling (config rope_scaling / rope_parameters: linear, dynamic, yarn, llama3) uses transformers'
-  frequencies; yarn's attention factor m goes on queries as m**2 so memory keys remain at position 0. Local
-  positions stay below W, so `dynamic` is never scaled here.
+  frequencies; yarn's attention factor m goes on queries as m**2 so memory keys remain at position 0.
+  `dynamic` takes the local length (cache + new tokens), which stays within W: it is unscaled here.
 """
 
 from __future__ import annotations
@@ -73,17 +73,16 @@ def _check_rope_type(config) -> None:
                      f"{', '.join(_ROPE_TYPES)})")
 
 
-def _rope_frequencies(config, device) -> tuple[torch.Tensor, float]:
+def _rope_frequencies(config, device, seq_len: int) -> tuple[torch.Tensor, float]:
   """(inverse frequencies [hd/2] float32, attention factor) by transformers' own RoPE definitions, so scaled RoPE
-  (linear, dynamic, yarn, llama3) agrees with LlamaForCausalLM. Local positions stay below
-  max_position_embeddings, where `dynamic` is unscaled."""
+  (linear, dynamic, yarn, llama3) agrees with LlamaForCausalLM; seq_len (local tokens) matters for dynamic."""
   rope_type = _rope_type(config)
   if rope_type == "default":
     hd = config.hidden_size // config.num_attention_heads
     theta = _rope_theta(config)
     return 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd)), 1.0
   from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # pylint: disable=import-outside-toplevel
-  inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, device)
+  inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, device, seq_len=seq_len)
   return inv_freq.to(torch.float32), float(attention_factor)
 
 
@@ -189,7 +188,7 @@ class FoTAttention(nn.Module):
     self.head_dim = config.hidden_size // config.num_attention_heads
     _check_rope_type(config)
     self.config = config
-    self._rope = None  # (inverse frequencies, attention factor), computed on the first forward's device
+    self._rope = None  # ((device, dynamic length), inverse frequencies, attention factor) of the last forward
     mem_layers = getattr(config, "mem_layers", None) or ()
     self.is_mem = layer_idx in mem_layers
     self.rotate = not self.is_mem or bool(getattr(config, "mem_positionals", True))
@@ -219,9 +218,11 @@ class FoTAttention(nn.Module):
     query_pos = start + torch.arange(t, device=h.device)
     mask = (key_pos[None, :] <= query_pos[:, None])[None] & local_valid[:, None, :]  # [B, T, S]
     if self.rotate:
-      if self._rope is None or self._rope[0].device != h.device:
-        self._rope = _rope_frequencies(self.config, h.device)
-      inv_freq, attention_factor = self._rope
+      # dynamic RoPE: the length is the local one (cache + new), unscaled up to max_position_embeddings.
+      length = max(s, self.config.max_position_embeddings) if _rope_type(self.config) == "dynamic" else None
+      if self._rope is None or self._rope[0] != (h.device, length):
+        self._rope = ((h.device, length), *_rope_frequencies(self.config, h.device, length))
+      _, inv_freq, attention_factor = self._rope
       q = _rope(q, query_pos, inv_freq, attention_factor ** 2)
       local_k = _rope(local_k, key_pos, inv_freq)
     keys, values = self._expand(local_k), self._expand(local_v)

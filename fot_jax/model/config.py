@@ -27,8 +27,8 @@ class ModelConfig:
   rope_theta: float = 10000.0
   # RoPE frequency scaling as in transformers' rope_scaling (linear, dynamic, yarn, llama3; model/rope.py), None
   # for plain RoPE. A dict is accepted and validated. Memory keys stay unrotated whatever the type. `dynamic`
-  # scales by the pass's length S > max_position_embeddings: training forwards of S tokens do, windowed memory
-  # inference never does (its local positions stay below max_position_embeddings).
+  # scales by a pass's length S once S > max_position_embeddings: a training forward over S tokens does; memory
+  # inference takes S = cached + new local tokens, within max_position_embeddings unless LCL exceeds it.
   rope_scaling: RopeScaling | None = None
   norm_eps: float = 1e-6
   # FoT: 0-based indices of the memory layers; they have no extra parameters, only their attention differs.

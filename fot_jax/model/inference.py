@@ -89,10 +89,10 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
     key_pos = jnp.concatenate([jnp.arange(window), state.cache_len + jnp.arange(t)])
   query_pos = state.cache_len + jnp.arange(t)
   rotate = not is_mem or config.mem_positionals == "first"
-  # Local positions stay below W (cache_len + T <= W): `dynamic` RoPE is never scaled here.
-  bound = config.max_position_embeddings
-  q_r = rope_queries(q, query_pos, config, bound) if rotate else q
-  local_k_r = rope_keys(local_k, key_pos, config, bound) if rotate else local_k
+  # `dynamic` RoPE sees this pass's local length; it stays within max_position_embeddings unless LCL exceeds it.
+  seq_len = state.cache_len + t
+  q_r = rope_queries(q, query_pos, config, seq_len) if rotate else q
+  local_k_r = rope_keys(local_k, key_pos, config, seq_len) if rotate else local_k
   if is_mem:
     m = config.mem_layers.index(layer)
     gate = lp.get("mem_gate") if config.mem_gate else None

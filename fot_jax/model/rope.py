@@ -134,15 +134,16 @@ def _llama3_inv_freq(s: RopeScaling, head_dim: int, theta: float) -> jax.Array:
   return jnp.where(medium, smoothed, scaled)
 
 
-def inv_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None, seq_len: int,
+def inv_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None, seq_len: int | jax.Array,
                     max_position_embeddings: int) -> jax.Array:
-  """Inverse frequencies [head_dim/2] float32 for positions below seq_len (only `dynamic` depends on it)."""
+  """Inverse frequencies [head_dim/2] float32 for a pass whose positions lie below seq_len (an int or a traced
+  scalar; only `dynamic` depends on it)."""
   if scaling is None:
     return plain_inv_freq(head_dim, theta)
   if scaling.rope_type == "linear":
     return plain_inv_freq(head_dim, theta) / scaling.factor
   if scaling.rope_type == "dynamic":
-    ratio = scaling.factor * max(seq_len, max_position_embeddings) / max_position_embeddings
+    ratio = scaling.factor * jnp.maximum(seq_len, max_position_embeddings) / max_position_embeddings
     return plain_inv_freq(head_dim, theta * (ratio - (scaling.factor - 1)) ** (head_dim / (head_dim - 2)))
   if scaling.rope_type == "yarn":
     return _yarn_inv_freq(scaling, head_dim, theta)
@@ -157,7 +158,7 @@ def _config_inv_freq(config, seq_len: int) -> jax.Array:
 def rope_queries(q: jax.Array, positions: jax.Array, config, seq_len: int) -> jax.Array:
   """Rotates queries [B, T, H, hd] and folds in the attention factor squared (see the module docstring).
 
-  seq_len bounds the positions of the pass (max position + 1); it only matters for `dynamic`.
+  seq_len: the pass's highest position + 1 (as transformers takes it); it only matters for `dynamic`.
   """
   rotated = apply_rope_freqs(q, positions, _config_inv_freq(config, seq_len))
   scale = 1.0 if config.rope_scaling is None else config.rope_scaling.attention_scale
