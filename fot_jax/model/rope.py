@@ -150,12 +150,12 @@ def inv_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None, se
   return _llama3_inv_freq(scaling, head_dim, theta)
 
 
-def _config_inv_freq(config, seq_len: int) -> jax.Array:
+def _config_inv_freq(config, seq_len: int | jax.Array) -> jax.Array:
   return inv_frequencies(config.head_dim, config.rope_theta, config.rope_scaling, seq_len,
                          config.max_position_embeddings)
 
 
-def rope_queries(q: jax.Array, positions: jax.Array, config, seq_len: int) -> jax.Array:
+def rope_queries(q: jax.Array, positions: jax.Array, config, seq_len: int | jax.Array) -> jax.Array:
   """Rotates queries [B, T, H, hd] and folds in the attention factor squared (see the module docstring).
 
   seq_len: the pass's highest position + 1 (as transformers takes it); it only matters for `dynamic`.
@@ -165,6 +165,6 @@ def rope_queries(q: jax.Array, positions: jax.Array, config, seq_len: int) -> ja
   return rotated if scale == 1.0 else (rotated.astype(jnp.float32) * scale ** 2).astype(q.dtype)
 
 
-def rope_keys(k: jax.Array, positions: jax.Array, config, seq_len: int) -> jax.Array:
+def rope_keys(k: jax.Array, positions: jax.Array, config, seq_len: int | jax.Array) -> jax.Array:
   """Rotates keys [B, S, K, hd] (no attention factor: it is folded into the queries)."""
   return apply_rope_freqs(k, positions, _config_inv_freq(config, seq_len))
