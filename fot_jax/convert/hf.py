@@ -16,6 +16,7 @@ import numpy as np
 from fot_jax.convert import safetensors_io
 from fot_jax.convert.checks import ConversionError, check_tensors
 from fot_jax.model.config import ModelConfig
+from fot_jax.model.rope import RopeScaling
 
 MODELING_FILE = "modeling_longllama_fot.py"
 AUTO_MAP = {"AutoConfig": "modeling_longllama_fot.LongLlamaConfig",
@@ -58,6 +59,7 @@ def hf_config(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
       "hidden_act": "silu",
       "rms_norm_eps": config.norm_eps,
       "rope_theta": float(config.rope_theta),
+      **({"rope_scaling": config.rope_scaling.to_dict()} if config.rope_scaling else {}),
       "max_position_embeddings": config.max_position_embeddings,
       "initializer_range": config.initializer_range,
       "bos_token_id": config.bos_token_id,
@@ -84,6 +86,32 @@ def generation_config(config: ModelConfig) -> dict[str, Any]:
           "pad_token_id": config.pad_token_id}
 
 
+def rope_scaling_from_hf(hf: dict[str, Any]) -> RopeScaling | None:
+  """config.json's `rope_scaling` (transformers 4) or `rope_parameters` (5) as a RopeScaling; None for plain RoPE.
+
+  As transformers does, yarn/llama3 without original_max_position_embeddings take max_position_embeddings.
+  """
+  source = "rope_scaling" if hf.get("rope_scaling") else "rope_parameters"
+  if not isinstance(hf.get(source) or {}, dict):
+    raise ValueError(f"config.json: {source}: expected an object, found {hf[source]!r}")
+  entry = dict(hf.get(source) or {})
+  entry.pop("rope_theta", None)
+  legacy_type = entry.pop("type", None)
+  entry.setdefault("rope_type", legacy_type)
+  if entry.pop("partial_rotary_factor", 1.0) != 1.0:
+    raise ValueError(f"config.json: {source}.partial_rotary_factor: expected 1.0 (fot_jax rotates the whole "
+                     f"head), found {hf[source]['partial_rotary_factor']!r}")
+  if entry["rope_type"] == "default" or entry == {"rope_type": None}:
+    return None
+  if entry["rope_type"] in ("yarn", "llama3") and entry.get("original_max_position_embeddings") is None:
+    entry["original_max_position_embeddings"] = hf.get("original_max_position_embeddings",
+                                                       hf.get("max_position_embeddings"))
+  try:
+    return RopeScaling.from_dict(entry)
+  except (ValueError, TypeError) as e:
+    raise ValueError(f"config.json: {str(e).replace('rope_scaling', source, 1)}") from None
+
+
 def model_config_from_hf(hf: dict[str, Any], source: str = "config.json", **overrides) -> ModelConfig:
   """ModelConfig from a HF LLaMA or LongLLaMA config.json dict (read from `source`, named in errors); overrides
   (not None) win over the file.
@@ -98,11 +126,7 @@ def model_config_from_hf(hf: dict[str, Any], source: str = "config.json", **over
   for key in ("attention_bias", "mlp_bias"):
     if hf.get(key):
       raise ValueError(f"{source}: {key}=true is not supported (fot_jax LLaMA has no biases)")
-  scaling = hf.get("rope_scaling")
   rope_params = hf.get("rope_parameters") or {}
-  rope_type = (scaling or {}).get("rope_type", (scaling or {}).get("type")) or rope_params.get("rope_type")
-  if rope_type not in (None, "default"):
-    raise ValueError(f"{source}: rope scaling {rope_type!r} is not supported (only plain RoPE)")
   if hf.get("hidden_act", "silu") != "silu":
     raise ValueError(f"{source}: hidden_act={hf['hidden_act']!r} is not supported (only silu)")
   heads = need("num_attention_heads")
@@ -116,6 +140,7 @@ def model_config_from_hf(hf: dict[str, Any], source: str = "config.json", **over
       num_kv_heads=None if kv in (None, heads) else kv, num_layers=need("num_hidden_layers"),
       intermediate_size=need("intermediate_size"),
       rope_theta=float(rope_params.get("rope_theta", hf.get("rope_theta", 10000.0))),
+      rope_scaling=rope_scaling_from_hf(hf),
       norm_eps=float(hf.get("rms_norm_eps", 1e-6)), max_position_embeddings=window,
       mem_layers=tuple(hf.get("mem_layers") or ()),
       mem_positionals="first" if hf.get("mem_positionals", True) else "none",

@@ -12,6 +12,9 @@ Inference with memory:
 - With a cache (generation), when cache + new tokens exceed W the whole cache is evicted first: into memory in
   memory layers, dropped in the others. Local RoPE positions count from the oldest cached token; cached keys
   are kept unrotated and rotated again at every step.
+- RoPE scaling (config rope_scaling / rope_parameters: linear, dynamic, yarn, llama3) uses transformers'
+  frequencies; yarn's attention factor m goes on queries as m**2 so memory keys remain at position 0.
+  `dynamic` takes the local length (cache + new tokens), which stays within W: it is unscaled here.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from transformers import LlamaConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 MASK_VALUE = -1e6
+_ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # transformers 5 names the cache output field `cache`, 4.x `past_key_values`.
 _CACHE_FIELD = ("cache" if "cache" in {f.name for f in dataclasses.fields(CausalLMOutputWithPast)}
@@ -57,17 +61,46 @@ def _rope_theta(config) -> float:
   return float(getattr(config, "rope_theta", 10000.0))
 
 
-def _rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
-  """Rotates x [B, heads, T, hd] at positions [T] (rotate-half layout); tables and math in float32."""
+def _rope_type(config) -> str:
+  params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+  return params.get("rope_type", params.get("type")) or "default"
+
+
+def _check_rope_type(config) -> None:
+  rope_type = _rope_type(config)
+  if rope_type not in _ROPE_TYPES:
+    raise ValueError(f"rope_scaling.rope_type: {rope_type!r} is not supported by this FoT model (supported: "
+                     f"{', '.join(_ROPE_TYPES)})")
+
+
+def _rope_frequencies(config, device, seq_len: int) -> tuple[torch.Tensor, float]:
+  """(inverse frequencies [hd/2] float32, attention factor) by transformers' own RoPE definitions, so scaled RoPE
+  (linear, dynamic, yarn, llama3) agrees with LlamaForCausalLM; seq_len (local tokens) matters for dynamic."""
+  rope_type = _rope_type(config)
+  if rope_type == "default":
+    hd = config.hidden_size // config.num_attention_heads
+    theta = _rope_theta(config)
+    return 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd)), 1.0
+  from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # pylint: disable=import-outside-toplevel
+  inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, device, seq_len=seq_len)
+  return inv_freq.to(torch.float32), float(attention_factor)
+
+
+def _rope(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+  """Rotates x [B, heads, T, hd] at positions [T] (rotate-half layout) and multiplies it by scale; float32 math.
+
+  Queries take scale = attention factor squared and keys none: scores equal LlamaForCausalLM's, and memory keys
+  (unrotated) stay keys at position 0.
+  """
   hd = x.shape[-1]
-  inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=x.device) / hd))
   angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
   angles = torch.cat([angles, angles], dim=-1)  # [T, hd]
   cos, sin = angles.cos(), angles.sin()
   x32 = x.float()
   half = hd // 2
   rotated = torch.cat([-x32[..., half:], x32[..., :half]], dim=-1)
-  return (x32 * cos + rotated * sin).to(x.dtype)
+  out = x32 * cos + rotated * sin
+  return (out * scale if scale != 1.0 else out).to(x.dtype)
 
 
 class FoTRMSNorm(nn.Module):
@@ -153,7 +186,9 @@ class FoTAttention(nn.Module):
     self.num_heads = config.num_attention_heads
     self.kv_heads = config.num_key_value_heads or config.num_attention_heads
     self.head_dim = config.hidden_size // config.num_attention_heads
-    self.theta = _rope_theta(config)
+    _check_rope_type(config)
+    self.config = config
+    self._rope = None  # ((device, dynamic length), inverse frequencies, attention factor) of the last forward
     mem_layers = getattr(config, "mem_layers", None) or ()
     self.is_mem = layer_idx in mem_layers
     self.rotate = not self.is_mem or bool(getattr(config, "mem_positionals", True))
@@ -183,8 +218,13 @@ class FoTAttention(nn.Module):
     query_pos = start + torch.arange(t, device=h.device)
     mask = (key_pos[None, :] <= query_pos[:, None])[None] & local_valid[:, None, :]  # [B, T, S]
     if self.rotate:
-      q = _rope(q, query_pos, self.theta)
-      local_k = _rope(local_k, key_pos, self.theta)
+      # dynamic RoPE: the length is the local one (cache + new), unscaled up to max_position_embeddings.
+      length = max(s, self.config.max_position_embeddings) if _rope_type(self.config) == "dynamic" else None
+      if self._rope is None or self._rope[0] != (h.device, length):
+        self._rope = ((h.device, length), *_rope_frequencies(self.config, h.device, length))
+      _, inv_freq, attention_factor = self._rope
+      q = _rope(q, query_pos, inv_freq, attention_factor ** 2)
+      local_k = _rope(local_k, key_pos, inv_freq)
     keys, values = self._expand(local_k), self._expand(local_v)
     if self.is_mem and lc.mem_k is not None:
       keys = torch.cat([keys, self._expand(lc.mem_k.to(q.dtype))], dim=2)

@@ -22,8 +22,9 @@ import numpy as np
 
 from fot_jax.eval import common
 from fot_jax.model import attention
-from fot_jax.model.layers import apply_rope, rms_norm
+from fot_jax.model.layers import rms_norm
 from fot_jax.model.params import layer_slice
+from fot_jax.model.rope import rope_queries
 from fot_jax.model.transformer import embed, memory_qk, project_qkv, train_layer
 
 
@@ -56,7 +57,7 @@ def layer_qk(params, tokens, *, config, layer: int):
   q, k, _ = project_qkv(lp, rms_norm(x, lp["input_layernorm"], config.norm_eps), config)
   q, k, scale = memory_qk(lp, q, k, config)
   if config.mem_positionals == "first" or not config.is_mem_layer(layer):
-    q = apply_rope(q, jnp.arange(length), config.rope_theta)
+    q = rope_queries(q, jnp.arange(length), config, length)
   return q * scale, k  # scale folded into q
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Sequence
 
+from fot_jax.model.rope import RopeScaling
+
 MemPositionals = Literal["first", "none"]
 AttentionImpl = Literal["dense", "chunked", "splash"]
 
@@ -23,6 +25,11 @@ class ModelConfig:
   num_layers: int = 32
   intermediate_size: int = 11008
   rope_theta: float = 10000.0
+  # RoPE frequency scaling as in transformers' rope_scaling (linear, dynamic, yarn, llama3; model/rope.py), None
+  # for plain RoPE. A dict is accepted and validated. Memory keys stay unrotated whatever the type. `dynamic`
+  # scales by a pass's length S once S > max_position_embeddings: a training forward over S tokens does; memory
+  # inference takes S = cached + new local tokens, within max_position_embeddings unless LCL exceeds it.
+  rope_scaling: RopeScaling | None = None
   norm_eps: float = 1e-6
   # FoT: 0-based indices of the memory layers; they have no extra parameters, only their attention differs.
   mem_layers: tuple[int, ...] = ()
@@ -50,6 +57,11 @@ class ModelConfig:
 
   def __post_init__(self):
     object.__setattr__(self, "mem_layers", tuple(int(i) for i in self.mem_layers))
+    if isinstance(self.rope_scaling, dict):
+      try:
+        object.__setattr__(self, "rope_scaling", RopeScaling.from_dict(self.rope_scaling))
+      except (ValueError, TypeError) as e:
+        raise ValueError(f"ModelConfig.{e}") from None
     self.validate()
 
   @property
@@ -88,6 +100,8 @@ class ModelConfig:
       fail("attention_impl", "'dense', 'chunked' or 'splash' (Pallas TPU kernel)", self.attention_impl)
     if self.rope_theta <= 0:
       fail("rope_theta", "a positive number", self.rope_theta)
+    if self.rope_scaling is not None and not isinstance(self.rope_scaling, RopeScaling):
+      fail("rope_scaling", "None, a RopeScaling or a rope_scaling dict", self.rope_scaling)
     for field in ("dtype", "param_dtype", "mem_dtype"):
       if getattr(self, field) not in ("float32", "bfloat16", "float16"):
         fail(field, "one of float32, bfloat16, float16", getattr(self, field))
@@ -101,6 +115,7 @@ class ModelConfig:
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
     d["mem_layers"] = list(self.mem_layers)
+    d["rope_scaling"] = None if self.rope_scaling is None else self.rope_scaling.to_dict()
     return d
 
   @classmethod

@@ -20,9 +20,10 @@ from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import attention, memory_attention
 from fot_jax.model.config import ModelConfig
-from fot_jax.model.layers import apply_rope, rms_norm
+from fot_jax.model.layers import rms_norm
 from fot_jax.model.memory import InferenceState, MemoryLayout, flush_cache, grow_memory, init_state
 from fot_jax.model.params import Params, layer_slice
+from fot_jax.model.rope import rope_keys, rope_queries
 from fot_jax.model.sampling import Sampling, next_tokens
 from fot_jax.model.transformer import embed, finish_layer, memory_qk, project_qkv, unembed
 
@@ -88,8 +89,10 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
     key_pos = jnp.concatenate([jnp.arange(window), state.cache_len + jnp.arange(t)])
   query_pos = state.cache_len + jnp.arange(t)
   rotate = not is_mem or config.mem_positionals == "first"
-  q_r = apply_rope(q, query_pos, config.rope_theta) if rotate else q
-  local_k_r = apply_rope(local_k, key_pos, config.rope_theta) if rotate else local_k
+  # `dynamic` RoPE sees this pass's local length; it stays within max_position_embeddings unless LCL exceeds it.
+  seq_len = state.cache_len + t
+  q_r = rope_queries(q, query_pos, config, seq_len) if rotate else q
+  local_k_r = rope_keys(local_k, key_pos, config, seq_len) if rotate else local_k
   if is_mem:
     m = config.mem_layers.index(layer)
     gate = lp.get("mem_gate") if config.mem_gate else None

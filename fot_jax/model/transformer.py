@@ -15,8 +15,9 @@ import jax.numpy as jnp
 from fot_jax.model import attention
 from fot_jax.model.chunked_attention import crossbatch_attention
 from fot_jax.model.config import ModelConfig, layer_runs
-from fot_jax.model.layers import apply_rope, l2_normalize, rms_norm, swiglu_mlp
+from fot_jax.model.layers import l2_normalize, rms_norm, swiglu_mlp
 from fot_jax.model.params import Params, layer_slice
+from fot_jax.model.rope import rope_keys, rope_queries
 
 REMAT_POLICIES: dict[str, Callable | None] = {
     # name -> jax.checkpoint policy; "none" keeps every activation, "full" saves nothing inside a layer.
@@ -64,15 +65,15 @@ def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, visible: jax.Arr
   if is_mem:
     q, k, scale = memory_qk(lp, q, k, config)
     if config.mem_positionals == "first":
-      q_pos, k_local = apply_rope(q, positions, config.rope_theta), apply_rope(k, positions, config.rope_theta)
+      q_pos, k_local = rope_queries(q, positions, config, length), rope_keys(k, positions, config, length)
     else:
       q_pos, k_local = q, k
     gate = lp.get("mem_gate") if config.mem_gate else None
     out = crossbatch_attention(q_pos, k_local, k, v, key_valid, visible, scale, gate, config.attention_impl,
                                config.attention_chunk_size)
   else:
-    q = apply_rope(q, positions, config.rope_theta)
-    k = apply_rope(k, positions, config.rope_theta)
+    q = rope_queries(q, positions, config, length)
+    k = rope_keys(k, positions, config, length)
     out = attention.causal_attention(q, k, v, key_valid, 1.0 / math.sqrt(config.head_dim))
   return finish_layer(lp, x, out, config)
 

@@ -22,13 +22,13 @@ from fot_jax.train.checkpoint import load_params, save_params_checkpoint  # noqa
 TOL = 1e-4
 
 
-def make_hf_llama(folder, kv_heads: int, theta: float, seed: int = 0):
+def make_hf_llama(folder, kv_heads: int, theta: float, seed: int = 0, rope_scaling: dict | None = None):
   """A random transformers LlamaForCausalLM saved to disk (non-trivial norm weights)."""
   torch.manual_seed(seed)
   config = transformers.LlamaConfig(
       vocab_size=tiny.VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
       num_key_value_heads=kv_heads, rope_theta=theta, max_position_embeddings=64, rms_norm_eps=1e-5,
-      initializer_range=0.08, tie_word_embeddings=False)
+      initializer_range=0.08, tie_word_embeddings=False, rope_scaling=rope_scaling)
   model = transformers.LlamaForCausalLM(config).eval()
   with torch.no_grad():
     for name, p in model.named_parameters():
