@@ -105,7 +105,7 @@ def insert(index, mem_k, mem_valid, ids, start, *, count: int, layout: MemoryLay
   return fn(index, mem_k, mem_valid, ids, start)
 
 
-@functools.partial(jax.jit, static_argnames=("fill", "layout"), donate_argnames=("index",))
+@functools.partial(jax.jit, static_argnames=("fill", "layout"))
 def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout):
   """Retrains the centroids on slots [0, fill) of every device and empties the lists: (index, ids, longest)."""
   s = index_spec(layout)
