@@ -184,6 +184,12 @@ def sharded_fns(args, size, mesh):
                                                                              (args.k, True))]
 
 
+def result_table(rows: list, args) -> dict:
+  """The rows with the process's peak resident memory and the arguments (what --json writes)."""
+  peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return dict(rows=rows, peak_rss_mib=peak_rss, args={k: v for k, v in vars(args).items() if k != "json"})
+
+
 def ivf_data(args, size: int):
   """Keys [1, size, 1, hd] (bf16) and queries [1, Q, 1, hd] (f32) of --keys; queries come from the keys' law."""
   import jax
@@ -254,8 +260,7 @@ def run_ivf(args) -> dict:
     print(f"  {size:>12,} keys: exact {row['exact']:.3f}s ivf {row['ivf']:.3f}s (per 1k queries) "
           f"{row['speedup']:.2f}x recall@{args.k} {row['recall']:.3f}; build {build:.1f}s", flush=True)
     del keys, index, valid
-  peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return dict(rows=rows, peak_rss_mib=peak_rss, args={k: v for k, v in vars(args).items() if k != "json"})
+  return result_table(rows, args)
 
 
 def report_ivf(table: dict) -> None:
@@ -324,8 +329,7 @@ def run(args) -> dict:
     print(f"  {size:>12,} keys: dense {row['dense']:.3f}s exact {row['exact']:.3f}s approx {row['approx']:.3f}s "
           f"(per 1k queries) recall {rec}", flush=True)
     del keys, values, valid
-  peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return dict(rows=rows, peak_rss_mib=peak_rss, args={k: v for k, v in vars(args).items() if k != "json"})
+  return result_table(rows, args)
 
 
 def report(table: dict) -> None:
@@ -353,11 +357,11 @@ def main(argv=None) -> None:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={args.shards}")
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  table = run(args) if args.index is None else run_ivf(args)
-  (report if args.index is None else report_ivf)(table)
+  result = run(args) if args.index is None else run_ivf(args)
+  (report if args.index is None else report_ivf)(result)
   if args.json:
     with open(args.json, "w") as f:
-      json.dump(table, f, indent=1)
+      json.dump(result, f, indent=1)
     print(f"wrote {args.json}")
 
 
