@@ -17,7 +17,7 @@ import jax.numpy as jnp
 LIST_BLOCK = 128  # list entries scored per query at a time: temporaries are [..., queries, LIST_BLOCK, hd]
 ASSIGN_CHUNK = 1024  # keys assigned to centroids at a time
 TRAIN_PER_LIST = 64  # k-means sample: up to this many keys per centroid
-KMEANS_ITERS = 8
+KMEANS_ITERS = 10
 
 
 @jax.tree_util.register_dataclass
@@ -86,8 +86,9 @@ def nearest(keys: jax.Array, centroids: jax.Array) -> jax.Array:
 def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS_ITERS) -> jax.Array:
   """Weighted k-means (Lloyd): sample [G, S, hd], weight [G, S] (0: not a key) -> centroids [G, nlist, hd].
 
-  Starts from nlist sample keys spread over the sample (repeated when S < nlist; duplicates end up empty); a
-  centroid that loses all its keys keeps its place.
+  Starts from nlist sample keys spread over the sample (repeated when S < nlist). A centroid left without keys
+  takes the place of half of one of the largest clusters (its centroid nudged apart from that cluster's), so
+  lists do not end up holding several clusters while others hold none.
   """
   g, s, hd = sample.shape
   sample = sample.astype(jnp.float32)
@@ -98,9 +99,24 @@ def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS
     ids = nearest(sample, centroids)
     sums = jnp.zeros((g, nlist, hd), jnp.float32).at[rows, ids].add(sample * weight[..., None])
     counts = jnp.zeros((g, nlist), jnp.float32).at[rows, ids].add(weight)
-    return jnp.where(counts[..., None] > 0, sums / jnp.maximum(counts, 1.0)[..., None], centroids)
+    means = jnp.where(counts[..., None] > 0, sums / jnp.maximum(counts, 1.0)[..., None], centroids)
+    return _split_largest_into_empty(means, counts)
 
   return jax.lax.fori_loop(0, iters, step, sample[:, start])
+
+
+def _split_largest_into_empty(centroids: jax.Array, counts: jax.Array, nudge: float = 1e-3) -> jax.Array:
+  """The r-th empty centroid becomes the r-th largest cluster's centroid scaled by (1 + nudge), and that
+  cluster's by (1 - nudge) (only clusters of at least 2 keys give one up)."""
+  empty = counts <= 0
+  rank = jnp.cumsum(empty, axis=-1) - 1  # r for the r-th empty centroid
+  largest = jnp.argsort(-counts, axis=-1)  # [G, L]
+  donor = jnp.take_along_axis(largest, jnp.clip(rank, 0, None), axis=-1)  # [G, L]
+  splits = empty & (jnp.take_along_axis(counts, donor, axis=-1) >= 2)
+  donated = jnp.take_along_axis(centroids, donor[..., None], axis=1)
+  out = jnp.where(splits[..., None], donated * (1 + nudge), centroids)
+  shrink = jnp.zeros(counts.shape, bool).at[jnp.arange(counts.shape[0])[:, None], donor].max(splits)
+  return jnp.where(shrink[..., None] & ~splits[..., None], out * (1 - nudge), out)
 
 
 def _list_ids(ids: jax.Array, ok: jax.Array, nlist: int) -> jax.Array:

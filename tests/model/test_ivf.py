@@ -84,3 +84,13 @@ def test_nprobe_outside_the_lists_is_an_error():
   index = ivf.empty_index((1,), 4, 8, jnp.float32)
   with pytest.raises(ValueError, match="nprobe"):
     ivf.search(jnp.zeros((1, 2, 8)), index, 2, nprobe=5)
+
+
+def test_kmeans_gives_empty_centroids_a_share_of_the_largest_clusters():
+  rng = np.random.default_rng(3)
+  centres = 5 * rng.standard_normal((8, 4))
+  keys = centres[np.arange(400) % 8] + 0.1 * rng.standard_normal((400, 4))
+  keys[(np.arange(8) * 400) // 8] = keys[0]  # every starting centroid is the same key: 7 start empty
+  centroids = ivf.kmeans(jnp.asarray(keys, jnp.float32)[None], jnp.ones((1, 400)), 8)
+  sizes = np.bincount(np.asarray(ivf.nearest(jnp.asarray(keys, jnp.float32)[None], centroids))[0], minlength=8)
+  assert (sizes > 0).all() and sizes.max() <= 100, sizes  # 50 keys per true cluster
