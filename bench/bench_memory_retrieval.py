@@ -220,7 +220,7 @@ def build_ivf(keys, valid, nlist: int):
   mem_k = keys[None]  # [Nm=1, B=1, size, K=1, hd]
   index = empty_memory_index(1, 1, 1, keys.shape[-1], nlist, jnp.bfloat16, layout)
   state = types.SimpleNamespace(index=index, mem_k=mem_k, mem_valid=valid)
-  return MemoryIndexer(nlist, layout).after_flush(state, 0, keys.shape[1])
+  return MemoryIndexer(layout).after_flush(state, 0, keys.shape[1])
 
 
 def run_ivf(args) -> dict:

@@ -123,8 +123,7 @@ def grow(index, *, capacity: int, layout: MemoryLayout):
 class MemoryIndexer:
   """Host-side upkeep of the index of an InferenceState's memory (call `after_flush` after each flush)."""
 
-  def __init__(self, nlist: int, layout: MemoryLayout):
-    self.nlist = nlist
+  def __init__(self, layout: MemoryLayout):
     self.layout = layout
     self.trained_fill = 0  # slots per device when the centroids were last trained (0: untrained)
 
