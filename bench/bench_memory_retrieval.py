@@ -1,7 +1,9 @@
-"""Memory retrieval at scale through the product's streamed memory attention: dense vs exact vs approximate top-k.
+"""Memory retrieval at scale through the product's streamed memory attention: dense vs exact vs approximate top-k,
+and exact vs an IVF index.
 
   python bench/bench_memory_retrieval.py [--sizes=64k,1M,16M] [--queries=1024] [--k=64] [--block=262144]
   python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --queries=64     # memory sharded over 8 devices
+  python bench/bench_memory_retrieval.py --sizes=1M,16M --index=ivf [--nlist=4096] [--nprobe=16] [--keys=clustered]
   [--json=PATH] writes the table.
 
 Times (process CPU seconds, all threads) fot_jax.model.memory_attention, the code MemoryInference runs for a memory layer: the online-softmax
@@ -10,6 +12,11 @@ bin-max selection per block). Measured side by side in one run: CPU seconds per 
 device (temporaries + arguments + outputs), recall of approximate vs exact top-k. With --shards=N the memory is
 sharded over N (fake CPU) devices and the full memory_attention runs under shard_map (log-sum-exp / top-k merge
 across devices). Tiny heads (head_dim 16, one kv head) so 100M keys fit this CPU.
+With --index=ivf (one device), exact top-k (topk_memory_logits) and the IVF search (ivf_memory_logits: nprobe of
+nlist lists per query) run side by side on the same keys and queries: seconds per 1k queries, their ratio and
+recall@k of IVF against exact; the index build (k-means + filing every key) is timed on its own. --keys picks the
+data: `clustered` (default; a Gaussian mixture, --clusters centres independent of nlist, --spread within-cluster
+standard deviation, queries drawn from the same mixture) or `gaussian` (isotropic, the hard case for any index).
 Targets: approximate >= 3x exact end to end at recall >= 0.95 at 16M keys; 100M keys sharded over 8 devices
 without running out of memory, peak memory per device reported.
 """
@@ -41,6 +48,12 @@ def parse_args(argv=None):
   p.add_argument("--block", type=int, default=1 << 18, help="memory keys scored at once")
   p.add_argument("--shards", type=int, default=1, help="devices the memory is sharded over (fake CPU devices)")
   p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--index", choices=("ivf",), default=None, help="compare exact top-k with an IVF index")
+  p.add_argument("--nlist", type=int, default=None, help="--index=ivf lists (default: 2^round(log2(sqrt(size))))")
+  p.add_argument("--nprobe", type=int, default=16, help="--index=ivf lists probed per query")
+  p.add_argument("--keys", choices=("clustered", "gaussian"), default="clustered", help="--index=ivf key data")
+  p.add_argument("--clusters", type=int, default=1000, help="--keys=clustered: mixture centres")
+  p.add_argument("--spread", type=float, default=0.5, help="--keys=clustered: within-cluster std (centres: 1)")
   p.add_argument("--json", default=None, help="write the table here")
   args = p.parse_args(argv)
   sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -55,8 +68,28 @@ def parse_args(argv=None):
   if bad:
     p.error(f"--shards={args.shards}, --block={args.block}: every size must split into equal shards of whole blocks, "
             f"found {bad}")
+  if args.index is None:
+    given = [f"--{n}" for n in ("nlist", "keys", "clusters", "spread") if getattr(args, n) != p.get_default(n)]
+    if given:
+      p.error(f"{', '.join(given)}: configure the IVF comparison; add --index=ivf")
+  else:
+    if args.shards > 1:
+      p.error(f"--index=ivf runs on one device here; found --shards={args.shards}")
+    for name in ("nlist", "nprobe", "clusters"):
+      if getattr(args, name) is not None and getattr(args, name) <= 0:
+        p.error(f"--{name}: expected a positive integer, found {getattr(args, name)}")
+    if args.nlist is not None and args.nprobe > args.nlist:
+      p.error(f"--nprobe={args.nprobe}: expected at most --nlist={args.nlist} lists")
+    small = [s for s in sizes if args.nprobe > default_nlist(s, args.nlist)]
+    if small:
+      p.error(f"--nprobe={args.nprobe}: more lists than sizes {small} have (nlist {default_nlist(small[0], None)})")
   args.sizes = sizes
   return args
+
+
+def default_nlist(size: int, nlist: int | None) -> int:
+  """--nlist, or the power of two nearest sqrt(size) (the usual IVF balance of coarse and fine scoring)."""
+  return nlist or 1 << round((size.bit_length() - 1) / 2)
 
 
 def timed(fn, *args, repeats: int) -> float:
@@ -151,6 +184,100 @@ def sharded_fns(args, size, mesh):
                                                                              (args.k, True))]
 
 
+def result_table(rows: list, args) -> dict:
+  """The rows with the process's peak resident memory and the arguments (what --json writes)."""
+  peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return dict(rows=rows, peak_rss_mib=peak_rss, args={k: v for k, v in vars(args).items() if k != "json"})
+
+
+def ivf_data(args, size: int):
+  """Keys [1, size, 1, hd] (bf16) and queries [1, Q, 1, hd] (f32) of --keys; queries come from the keys' law."""
+  import jax
+  import jax.numpy as jnp
+  hd, q = args.head_dim, args.queries
+
+  def make(seed):
+    kc, kk, kn, kq, kqn = jax.random.split(jax.random.key(seed, impl="rbg"), 5)
+    if args.keys == "gaussian":
+      keys, queries = jax.random.normal(kk, (size, hd)), jax.random.normal(kq, (q, hd))
+    else:
+      centres = jax.random.normal(kc, (args.clusters, hd))
+      draw = lambda kind, knoise, n: (centres[jax.random.randint(kind, (n,), 0, args.clusters)] +
+                                      args.spread * jax.random.normal(knoise, (n, hd)))
+      keys, queries = draw(kk, kn, size), draw(kq, kqn, q)
+    return keys.astype(jnp.bfloat16).reshape(1, size, 1, hd), queries.reshape(1, q, 1, hd)
+
+  return jax.jit(make)(0)
+
+
+def build_ivf(keys, valid, nlist: int):
+  """The product's index upkeep (MemoryIndexer) after one flush of every key: k-means, then every key filed."""
+  import types
+  import jax.numpy as jnp
+  from fot_jax.model.memory import MemoryLayout
+  from fot_jax.model.memory_index import MemoryIndexer, empty_memory_index
+  layout = MemoryLayout()
+  mem_k = keys[None]  # [Nm=1, B=1, size, K=1, hd]
+  index = empty_memory_index(1, 1, 1, keys.shape[-1], nlist, jnp.bfloat16, layout)
+  state = types.SimpleNamespace(index=index, mem_k=mem_k, mem_valid=valid)
+  return MemoryIndexer(layout).after_flush(state, 0, keys.shape[1])
+
+
+def run_ivf(args) -> dict:
+  """Exact top-k vs the IVF index on the same keys and queries, per size."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from fot_jax.model import memory_attention as ma
+  from fot_jax.model import retrieval
+  print(f"backend {jax.default_backend()}, one device, {args.queries} queries, head_dim {args.head_dim}, "
+        f"k={args.k}, block {args.block}, keys {args.keys}"
+        + (f" ({args.clusters} centres, spread {args.spread})" if args.keys == "clustered" else ""), flush=True)
+  rows = []
+  scale = args.head_dim ** -0.5
+  for size in args.sizes:
+    nlist = default_nlist(size, args.nlist)
+    keys, q = ivf_data(args, size)
+    qg = q[:, :, :, None, :]
+    valid = jnp.ones((1, size), bool)
+    t0 = time.process_time()
+    index = jax.block_until_ready(build_ivf(keys, valid, nlist))
+    build = time.process_time() - t0
+    exact = jax.jit(lambda qg, keys, valid: ma.topk_memory_logits(qg, keys[None], valid, size, scale, args.k,
+                                                                  min(args.block, size), False))
+    approx = jax.jit(lambda qg, index: ma.ivf_memory_logits(qg, index, scale, args.k, args.nprobe))
+    seconds = [timed(exact, qg, keys, valid, repeats=args.repeats), timed(approx, qg, index, repeats=args.repeats)]
+    exact_slots = np.asarray(exact(qg, keys, valid)[1]).reshape(args.queries, args.k)
+    ivf_slots = np.asarray(approx(qg, index)[1]).reshape(args.queries, args.k)
+    counts = np.asarray(index.count).ravel()
+    per_1k = 1024 / args.queries
+    row = dict(size=size, nlist=nlist, nprobe=args.nprobe, exact=seconds[0] * per_1k, ivf=seconds[1] * per_1k,
+               speedup=seconds[0] / seconds[1], recall=retrieval.recall(jnp.asarray(ivf_slots),
+                                                                       jnp.asarray(exact_slots)),
+               build=build, list_mean=float(counts.mean()), list_max=int(counts.max()),
+               mem_exact=peak_mib(exact, qg, keys, valid), mem_ivf=peak_mib(approx, qg, index))
+    rows.append(row)
+    print(f"  {size:>12,} keys: exact {row['exact']:.3f}s ivf {row['ivf']:.3f}s (per 1k queries) "
+          f"{row['speedup']:.2f}x recall@{args.k} {row['recall']:.3f}; build {build:.1f}s", flush=True)
+    del keys, index, valid
+  return result_table(rows, args)
+
+
+def report_ivf(table: dict) -> None:
+  rows, k = table["rows"], table["args"]["k"]
+  print(f"{'keys':>13} {'nlist':>6} {'nprobe':>6} {'exact s/1k q':>13} {'ivf s/1k q':>11} {'exact/ivf':>10} "
+        f"{'recall@' + str(k):>9} {'build s':>8} {'list mean/max':>14} {'exact MiB':>10} {'ivf MiB':>8}")
+  for r in rows:
+    print(f"{r['size']:>13,} {r['nlist']:>6} {r['nprobe']:>6} {r['exact']:>13.3f} {r['ivf']:>11.3f} "
+          f"{r['speedup']:>9.2f}x {r['recall']:>9.3f} {r['build']:>8.1f} "
+          f"{r['list_mean']:>7.0f}/{r['list_max']:<6} {r['mem_exact']:>10.1f} {r['mem_ivf']:>8.1f}")
+  print(f"process peak resident memory: {table['peak_rss_mib']:.0f} MiB")
+  last = rows[-1]
+  ok = last["recall"] >= 0.95 and last["speedup"] >= 3.0
+  print(f"target at {last['size']:,} keys: IVF recall@{k} {last['recall']:.3f} >= 0.95 and {last['speedup']:.2f}x "
+        f"faster than exact end to end (>= 3x; build not included): {'PASS' if ok else 'FAIL'}")
+
+
 def run(args) -> dict:
   import jax
   import jax.numpy as jnp
@@ -202,8 +329,7 @@ def run(args) -> dict:
     print(f"  {size:>12,} keys: dense {row['dense']:.3f}s exact {row['exact']:.3f}s approx {row['approx']:.3f}s "
           f"(per 1k queries) recall {rec}", flush=True)
     del keys, values, valid
-  peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return dict(rows=rows, peak_rss_mib=peak_rss, args={k: v for k, v in vars(args).items() if k != "json"})
+  return result_table(rows, args)
 
 
 def report(table: dict) -> None:
@@ -231,11 +357,11 @@ def main(argv=None) -> None:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={args.shards}")
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  table = run(args)
-  report(table)
+  result = run(args) if args.index is None else run_ivf(args)
+  (report if args.index is None else report_ivf)(result)
   if args.json:
     with open(args.json, "w") as f:
-      json.dump(table, f, indent=1)
+      json.dump(result, f, indent=1)
     print(f"wrote {args.json}")
 
 

@@ -5,6 +5,7 @@ Every task is `main(argv) -> int` built from the same parts, so flags mean the s
   --checkpoint/--step         what to evaluate (orbax workdir or Hugging Face folder)
   --window/--last_context_length/--mem_layers/--mem_dtype   inference overrides (spec section 3)
   --topk/--approx_topk        top-k memory instead of dense memory (spec section 3, kNN variant)
+  --ivf_nlist/--ivf_nprobe    with --topk: find the top-k through an IVF index of the memory keys
   --mem_shards                memory sharded over this many devices (a 1-D mesh with axis "memory")
   --out/--figure              the JSON result and the PNG figure
 Evaluation code talks to a model only through a *runner* (an object with `encode(tokens) -> logits`, `reset()`
@@ -65,6 +66,9 @@ def make_parser(task: str, description: str, figure: bool = True) -> argparse.Ar
                       "--mem_layers='', they stay memory layers, e.g. without positions under mem_positionals=none)")
   p.add_argument("--topk", type=int, default=None, help="top-k memory: each query keeps its k best memory keys")
   p.add_argument("--approx_topk", action="store_true", help="with --topk: approximate top-k (lax.approx_max_k)")
+  p.add_argument("--ivf_nlist", type=int, default=None,
+                 help="with --topk: an IVF index of this many k-means lists per kv head (and memory shard)")
+  p.add_argument("--ivf_nprobe", type=int, default=None, help="with --ivf_nlist: lists each query probes")
   p.add_argument("--mem_shards", type=int, default=1,
                  help="shard the memory over this many devices (must divide the device count); 1: one device")
   p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data")
@@ -126,7 +130,28 @@ def memory_options(args):
   positive("topk", args.topk)
   if args.approx_topk and args.topk is None:
     raise EvalError("--approx_topk needs --topk")
-  return MemoryOptions(topk=args.topk, approx=bool(args.approx_topk), **memory_mesh(getattr(args, "mem_shards", 1)))
+  return MemoryOptions(topk=args.topk, approx=bool(args.approx_topk), **memory_index(args),
+                       **memory_mesh(getattr(args, "mem_shards", 1)))
+
+
+def memory_index(args) -> dict:
+  """--ivf_nlist/--ivf_nprobe -> MemoryOptions fields (no index without them)."""
+  nlist, nprobe = getattr(args, "ivf_nlist", None), getattr(args, "ivf_nprobe", None)
+  if nlist is None:
+    if nprobe is not None:
+      raise EvalError(f"--ivf_nprobe={nprobe} needs --ivf_nlist (the IVF index)")
+    return {}
+  positive("ivf_nlist", nlist)
+  if args.topk is None:
+    raise EvalError(f"--ivf_nlist={nlist}: the IVF index serves top-k memory; add --topk (found dense memory)")
+  if args.approx_topk:
+    raise EvalError("--ivf_nlist: the IVF index replaces --approx_topk; use one of them")
+  if nprobe is None:
+    raise EvalError(f"--ivf_nlist={nlist} needs --ivf_nprobe (lists each query probes, 1..{nlist})")
+  positive("ivf_nprobe", nprobe)
+  if nprobe > nlist:
+    raise EvalError(f"--ivf_nprobe={nprobe}: expected at most --ivf_nlist={nlist} lists")
+  return {"index": "ivf", "nlist": nlist, "nprobe": nprobe}
 
 
 def memory_mesh(shards: int) -> dict:
@@ -436,7 +461,8 @@ def model_summary(model: Model, options) -> dict:
   return {"checkpoint": os.path.abspath(model.checkpoint), "step": model.step, "source": model.source,
           "mem_layers": list(c.mem_layers), "window": c.max_position_embeddings,
           "last_context_length": c.last_context_length, "mem_dtype": c.mem_dtype,
-          "topk": options.topk, "approx_topk": options.approx, "memory": "off" if model.no_memory else "on",
+          "topk": options.topk, "approx_topk": options.approx, "ivf_nlist": options.nlist,
+          "ivf_nprobe": options.nprobe, "memory": "off" if model.no_memory else "on",
           "mem_shards": 1 if options.mesh is None else options.mesh.shape[options.mem_axis]}
 
 

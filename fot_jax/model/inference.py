@@ -22,6 +22,7 @@ from fot_jax.model import attention, memory_attention
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.layers import rms_norm
 from fot_jax.model.memory import InferenceState, MemoryLayout, flush_cache, grow_memory, init_state
+from fot_jax.model.memory_index import MemoryIndexer, empty_memory_index
 from fot_jax.model.params import Params, layer_slice
 from fot_jax.model.rope import rope_keys, rope_queries
 from fot_jax.model.sampling import Sampling, next_tokens
@@ -34,7 +35,9 @@ class MemoryOptions:
 
   Attention over memory is streamed in blocks of `block` keys (temporaries independent of the memory size);
   `streamed=False` selects the reference that materialises every memory logit (for tests). With a `mesh`, the
-  memory is sharded over its axis `mem_axis` and each device reads its own part.
+  memory is sharded over its axis `mem_axis` and each device reads its own part. `index="ivf"` finds each
+  query's top-k among the keys of the `nprobe` of `nlist` IVF lists (per kv head, per device) whose k-means
+  centroids best match it, instead of scoring every memory key (fot_jax.model.memory_index).
   """
   topk: int | None = None
   approx: bool = False
@@ -42,6 +45,9 @@ class MemoryOptions:
   streamed: bool = True
   mesh: Mesh | None = None
   mem_axis: str | None = None
+  index: str | None = None
+  nlist: int | None = None
+  nprobe: int | None = None
 
   def __post_init__(self):
     if self.topk is not None and (not isinstance(self.topk, int) or self.topk <= 0):
@@ -59,6 +65,29 @@ class MemoryOptions:
                          f"{self.mem_axis!r}")
       if not self.streamed:
         raise ValueError("MemoryOptions.streamed: sharded memory (mem_axis) needs the streamed attention")
+    self._check_index()
+
+  def _check_index(self):
+    if self.index is None:
+      if self.nlist is not None or self.nprobe is not None:
+        raise ValueError(f"MemoryOptions.nlist/nprobe: they configure an index, found index=None with "
+                         f"nlist={self.nlist}, nprobe={self.nprobe}")
+      return
+    if self.index != "ivf":
+      raise ValueError(f"MemoryOptions.index: expected None or 'ivf', found {self.index!r}")
+    if self.topk is None:
+      raise ValueError("MemoryOptions.index: an IVF index serves top-k memory, found dense memory (topk=None)")
+    if self.approx:
+      raise ValueError("MemoryOptions.index: the IVF index replaces bin-max approximate top-k; set approx=False")
+    if not self.streamed:
+      raise ValueError("MemoryOptions.index: the IVF index needs the streamed attention (streamed=True)")
+    for name in ("nlist", "nprobe"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"MemoryOptions.{name}: expected a positive integer with index='ivf', found {value!r}")
+    if self.nprobe > self.nlist:
+      raise ValueError(f"MemoryOptions.nprobe: expected at most nlist={self.nlist} lists to probe, found "
+                       f"{self.nprobe}")
 
   @property
   def layout(self) -> MemoryLayout:
@@ -104,7 +133,7 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
       out = memory_attention.memory_attention(
           q_r, local_k_r, local_v, local_mask, state.mem_k, state.mem_v, state.mem_valid, state.mem_fill, scale,
           topk=options.topk, approx=options.approx, block=options.block, gate=gate, mesh=options.mesh,
-          axis=options.mem_axis, layer=m)
+          axis=options.mem_axis, layer=m, index=state.index, nprobe=options.nprobe)
     else:
       out = attention.memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
                                        state.mem_valid, scale, options.topk, options.approx, gate)
@@ -205,6 +234,7 @@ class MemoryInference:
     shards = self.layout.shards
     initial = -(-(initial_capacity or self.cache_capacity) // shards)
     self._initial_slots = memory_slots(initial, 0, options.block)
+    self.indexer = None if options.index is None else MemoryIndexer(self.layout)
     self.reset()
 
   # ---- state bookkeeping (host ints mirror the traced lengths) ------------------------------------------------
@@ -212,6 +242,12 @@ class MemoryInference:
     """Empties cache and memory (single-doc evaluation calls this between documents)."""
     self.state = init_state(self.config, self.batch, self.cache_capacity, self._initial_slots * self.layout.shards,
                             self.mem_dtype, self.layout)
+    if self.indexer is not None:
+      c = self.config
+      index = empty_memory_index(len(c.mem_layers), self.batch, c.kv_heads, c.head_dim, self.options.nlist,
+                                 self.mem_dtype, self.layout)
+      self.indexer.trained_fill = 0
+      self.state = dataclasses.replace(self.state, index=index)
     self.cache_len = 0
     self.mem_len = 0
     self.mem_fill = 0  # slots in use on each memory shard
@@ -222,6 +258,8 @@ class MemoryInference:
     self.state = dataclasses.replace(self.state, mem_valid=jnp.zeros_like(self.state.mem_valid),
                                      mem_len=jnp.zeros_like(self.state.mem_len),
                                      mem_fill=jnp.zeros_like(self.state.mem_fill))
+    if self.indexer is not None:
+      self.state = dataclasses.replace(self.state, index=self.indexer.forget(self.state))
     self.mem_len = 0
     self.mem_fill = 0
 
@@ -240,6 +278,8 @@ class MemoryInference:
       slots = memory_slots(self.mem_fill + per, slots, self.options.block)
       self.state = _grow(self.state, capacity=slots * shards, layout=self.layout)
     self.state = _flush(self.state, config=self.config, count=self.cache_len, layout=self.layout)
+    if self.indexer is not None and self.config.mem_layers:
+      self.state = dataclasses.replace(self.state, index=self.indexer.after_flush(self.state, self.mem_fill, per))
     self.mem_len += self.cache_len
     self.mem_fill += per
     self.cache_len = 0

@@ -9,6 +9,7 @@ axis along its slots (MemoryLayout); the local cache is replicated.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,7 @@ class InferenceState:
   mem_valid: jax.Array  # [B, C] bool
   mem_len: jax.Array  # [] int32, tokens in memory
   mem_fill: jax.Array  # [] int32, slots in use on each memory shard (= mem_len with one shard)
+  index: Any = None  # ivf.IVFIndex of the memory keys [Nm, B, K, L, ...] (MemoryOptions.index="ivf"), else None
 
   @property
   def capacity(self) -> int:

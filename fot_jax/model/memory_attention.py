@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from fot_jax.model import retrieval
+from fot_jax.model import ivf, retrieval
 from fot_jax.model.attention import MASK_VALUE, attention_logits, gated_mix
 
 
@@ -159,14 +159,30 @@ def _globally_selected(logits: jax.Array, k: int, axis: str) -> jax.Array:
   return (logits > threshold) | (ties & (tie_rank < needed_ties - before))
 
 
+def ivf_memory_logits(qg, index: ivf.IVFIndex, scale: float, k: int, nprobe: int,
+                      layer: int = 0) -> tuple[jax.Array, jax.Array]:
+  """Top-k memory logits per query from the IVF index of layer `layer` ([Nm, B, K, L, ...]), probing nprobe
+  lists: ([B, K, G, T, k] logits, [B, K, G, T, k] slots), as topk_memory_logits."""
+  b, t, kh, g, hd = qg.shape
+  queries = jnp.transpose(qg, (0, 2, 3, 1, 4)).reshape(b * kh, g * t, hd)
+  rows = (layer, jnp.repeat(jnp.arange(b), kh), jnp.tile(jnp.arange(kh), b))
+  logits, slots = ivf.search(queries, index, k, nprobe, scale, lead_index=rows)
+  return logits.reshape(b, kh, g, t, k), slots.reshape(b, kh, g, t, k)
+
+
 def topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, k: int, block: int, approx: bool,
-                      value_dtype, axis: str | None, layer: int = 0) -> Stats:
-  """Statistics of each query's top-k memory keys; with `axis`, the top-k of the whole sharded memory.
+                      value_dtype, axis: str | None, layer: int = 0, index: ivf.IVFIndex | None = None,
+                      nprobe: int | None = None) -> Stats:
+  """Statistics of each query's top-k memory keys; with `axis`, the top-k of the whole sharded memory. With an
+  `index`, the candidates are the keys of the nprobe lists each query probes (on each device).
 
   Sharded: every device selects its local top-k, the k-th largest of all devices' selections is the global
   threshold, and each device keeps its candidates at or above it (exact up to ties between distinct keys).
   """
-  logits, slots = topk_memory_logits(qg, mem_k, mem_valid, fill, scale, k, block, approx, layer=layer)
+  if index is None:
+    logits, slots = topk_memory_logits(qg, mem_k, mem_valid, fill, scale, k, block, approx, layer=layer)
+  else:
+    logits, slots = ivf_memory_logits(qg, index, scale, k, nprobe, layer)
   if axis is not None:
     logits = jnp.where(_globally_selected(logits, k, axis), logits, -jnp.inf)
   values = gather_values(mem_v, layer, slots).astype(value_dtype)  # [B, K, G, T, k, hd]
@@ -189,8 +205,8 @@ def widened_block(block: int, queries: int, slots: int) -> int:
   return block * factor
 
 
-def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill, scale, gate, *,
-                            topk, approx, block, axis, layer):
+def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill, scale, gate, index,
+                            *, topk, approx, block, axis, layer, nprobe):
   """The body run on each device: local statistics, this device's memory statistics, merged."""
   b, t, h, hd = q.shape
   kh = k_local.shape[2]
@@ -206,7 +222,7 @@ def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_v
     mem = dense_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale, block, v_local.dtype, layer)
   else:
     mem = topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale, topk, block, approx, v_local.dtype, axis,
-                            layer)
+                            layer, index, nprobe)
   mem = merge_across(mem, axis)
   if gate is None:
     out = finish(merge(local, mem))
@@ -221,26 +237,31 @@ def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_v
 
 def memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill, scale, *,
                      topk: int | None = None, approx: bool = False, block: int = 2048, gate=None,
-                     mesh=None, axis: str | None = None, layer: int | None = None):
+                     mesh=None, axis: str | None = None, layer: int | None = None,
+                     index: ivf.IVFIndex | None = None, nprobe: int | None = None):
   """FoT inference attention of a memory layer, streamed: one softmax over [local | memory].
 
   q [B, T, H, hd]; k_local/v_local [B, S, K, hd] (cache + window, keys rotated); local_mask [B, T, S];
   mem_k/mem_v [B, C, K, hd], or every memory layer's [Nm, B, C, K, hd] read at `layer` (unrotated, any dtype;
   sharded over mesh axis `axis` when given); mem_valid [B, C]; fill: memory slots in use (per device when
-  sharded). topk: each query keeps its top-k memory keys.
+  sharded). topk: each query keeps its top-k memory keys; with an IVF `index` of every memory layer's keys
+  ([Nm, B, K, L, ...], lists sharded like the memory), among the keys of the nprobe lists it probes.
   """
+  if index is not None and (topk is None or layer is None or nprobe is None):
+    raise ValueError("memory_attention: an IVF index serves top-k memory of stacked layers (topk, layer, nprobe)")
   if layer is None:
     mem_k, mem_v, layer = mem_k[None], mem_v[None], 0
   if topk is not None and gate is not None:
     raise ValueError("mem_gate with top-k memory is not supported; use dense memory for the gate ablation")
   axis = axis if mesh is not None else None
   fill = jnp.asarray(fill, jnp.int32)
-  body = lambda q, kl, vl, lm, mk, mv, mvalid, f, *g: _local_memory_attention(
-      q, kl, vl, lm, mk, mv, mvalid, f, scale, g[0] if g else None, topk=topk, approx=approx, block=block,
-      axis=axis, layer=layer)
-  args = (q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill) + (() if gate is None else (gate,))
+  body = lambda q, kl, vl, lm, mk, mv, mvalid, f, idx, *g: _local_memory_attention(
+      q, kl, vl, lm, mk, mv, mvalid, f, scale, g[0] if g else None, idx, topk=topk, approx=approx, block=block,
+      axis=axis, layer=layer, nprobe=nprobe)
+  args = (q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill, index) + (() if gate is None else (gate,))
   if mesh is None:
     return body(*args)
   rep, mem, valid = P(), P(None, None, axis), P(None, axis)
-  in_specs = (rep, rep, rep, rep, mem, mem, valid, rep) + (() if gate is None else (rep,))
+  lists = P() if index is None else P(None, None, None, axis)
+  in_specs = (rep, rep, rep, rep, mem, mem, valid, rep, lists) + (() if gate is None else (rep,))
   return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=rep, check_vma=False)(*args)

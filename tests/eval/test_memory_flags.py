@@ -1,8 +1,11 @@
-"""Evaluator flags for memory at scale: --mem_shards (memory sharded over devices) and sampling in `generate`."""
+"""Evaluator flags for memory at scale: --mem_shards (memory sharded over devices), the IVF index
+(--ivf_nlist/--ivf_nprobe) and sampling in `generate`."""
 
 import json
 
-from fot_jax.eval import generate
+import pytest
+
+from fot_jax.eval import generate, passkey, perplexity
 
 
 def _run(tiny_checkpoint, tmp_path, *flags):
@@ -35,3 +38,40 @@ def test_bad_memory_and_sampling_flags_name_the_flag(tiny_checkpoint, tmp_path, 
                       (["--temperature=1", "--sample_top_k=0"], "--sample_top_k")):
     assert _run(tiny_checkpoint, tmp_path, *flags) == 2
     assert name in capsys.readouterr().err, flags
+
+
+def _passkey(tiny_checkpoint, tmp_path, *flags):
+  out = tmp_path / "pk.json"
+  rc = passkey.main([f"--checkpoint={tiny_checkpoint}", f"--out={out}", "--lengths=280", "--depths=0,1",
+                     "--samples=1", "--quiet", "--topk=4", *flags])
+  return rc, (json.loads(out.read_text()) if rc == 0 else None)
+
+
+def test_passkey_through_an_ivf_index_probing_every_list_equals_exact_top_k(tiny_checkpoint, tmp_path, capsys):
+  rc, exact = _passkey(tiny_checkpoint, tmp_path)
+  assert rc == 0, capsys.readouterr().err
+  rc, indexed = _passkey(tiny_checkpoint, tmp_path, "--ivf_nlist=4", "--ivf_nprobe=4")
+  assert rc == 0, capsys.readouterr().err
+  assert indexed["model"]["ivf_nlist"] == 4 and exact["model"]["ivf_nlist"] is None
+  assert len(indexed["cases"]) == len(exact["cases"]) == 2
+  for a, b in zip(indexed["cases"], exact["cases"]):
+    assert a["answer_logprob"] == pytest.approx(b["answer_logprob"], abs=1e-4)
+    assert {k: v for k, v in a.items() if k != "answer_logprob"} == {k: v for k, v in b.items()
+                                                                     if k != "answer_logprob"}
+
+
+@pytest.mark.parametrize("flags, name", [
+    (["--ivf_nlist=4", "--ivf_nprobe=2"], "--topk"),  # an index asked for with dense memory
+    (["--topk=4", "--ivf_nlist=4", "--ivf_nprobe=5"], "--ivf_nprobe"),
+    (["--topk=4", "--ivf_nlist=4"], "--ivf_nprobe"),
+    (["--topk=4", "--ivf_nprobe=2"], "--ivf_nlist"),
+    (["--topk=4", "--ivf_nlist=0", "--ivf_nprobe=1"], "--ivf_nlist"),
+    (["--topk=4", "--approx_topk", "--ivf_nlist=4", "--ivf_nprobe=1"], "--approx_topk"),
+    (["--topk=4", "--ivf_nlist=4", "--ivf_nprobe=1", "--mem_shards=3"], "--mem_shards"),
+])
+def test_bad_index_flags_name_the_flag_in_passkey_and_perplexity(tiny_checkpoint, tmp_path, capsys, flags, name):
+  for task in (passkey, perplexity):
+    rc = task.main([f"--checkpoint={tiny_checkpoint}", f"--out={tmp_path / 'x.json'}", "--quiet", *flags])
+    assert rc == 2, task
+    assert name in capsys.readouterr().err, (task, flags)
+    assert not (tmp_path / "x.json").exists()

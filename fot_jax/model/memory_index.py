@@ -1,0 +1,153 @@
+"""An IVF index of the memory keys kept in step with the memory: trained, rebuilt and extended as windows are
+flushed into memory.
+
+One index per memory layer, batch row and kv head, [Nm, B, K, L, ...]. Sharded memory gives each device its own
+L lists over its own slots (the list axis is sharded like the memory's slot axis), so every device searches only
+its part and the usual top-k merge across devices follows. Rule: the centroids are trained (k-means on up to
+ivf.TRAIN_PER_LIST * L keys spread over the memory) at the first flush and again whenever the memory has doubled
+since they were last trained, and every key is then refiled; between trainings each flushed key is filed in the
+list of its nearest centroid. Lists grow (host side, before the insert) so no key is ever dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+from fot_jax.model import ivf
+from fot_jax.model.memory import MemoryLayout, _per_shard
+
+
+def index_spec(layout: MemoryLayout) -> P:
+  """Every index array is [Nm, B, K, L, ...], sharded along its lists L like the memory along its slots."""
+  return P(None, None, None, layout.axis)
+
+
+def _flat_keys(mem_k, mem_valid, start, count: int):
+  """Memory slots [start, start + count) as the index's rows: keys [G, n, hd], slots [G, n], valid [G, n]."""
+  nm, b, _, kh, hd = mem_k.shape
+  keys = jax.lax.dynamic_slice_in_dim(mem_k, start, count, axis=2)  # [Nm, B, n, K, hd]
+  keys = jnp.moveaxis(keys, 3, 2).reshape(nm * b * kh, count, hd)
+  valid = jax.lax.dynamic_slice_in_dim(mem_valid, start, count, axis=1)  # [B, n]
+  valid = jnp.broadcast_to(valid[None, :, None], (nm, b, kh, count)).reshape(nm * b * kh, count)
+  slots = jnp.broadcast_to(start + jnp.arange(count, dtype=jnp.int32), valid.shape)
+  return keys, slots, valid
+
+
+def _flat(index: ivf.IVFIndex) -> tuple[ivf.IVFIndex, tuple]:
+  lead = index.count.shape[:3]
+  g = lead[0] * lead[1] * lead[2]
+  return jax.tree.map(lambda a: a.reshape((g,) + a.shape[3:]), index), lead
+
+
+def _unflat(index: ivf.IVFIndex, lead: tuple) -> ivf.IVFIndex:
+  return jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), index)
+
+
+def empty_memory_index(num_mem_layers: int, batch: int, kv_heads: int, head_dim: int, nlist: int, mem_dtype,
+                       layout: MemoryLayout = MemoryLayout()) -> ivf.IVFIndex:
+  """An untrained index: nlist lists per device, each of ivf.LIST_BLOCK entries."""
+  lead = (num_mem_layers, batch, kv_heads)
+  build = lambda: ivf.empty_index(lead, nlist * layout.shards, head_dim, jnp.dtype(mem_dtype))
+  if layout.mesh is None:
+    return build()
+  from jax.sharding import NamedSharding
+  return jax.jit(build, out_shardings=NamedSharding(layout.mesh, index_spec(layout)))()
+
+
+def _assign(index, mem_k, mem_valid, start, *, count: int, axis):
+  flat, _ = _flat(index)
+  keys, _, valid = _flat_keys(mem_k, mem_valid, start, count)
+  ids = ivf.nearest(keys, flat.centroids)
+  needed = ivf.capacity_needed(flat, ids, valid)
+  return ids, (needed if axis is None else jax.lax.pmax(needed, axis))
+
+
+def _insert(index, mem_k, mem_valid, ids, start, *, count: int):
+  flat, lead = _flat(index)
+  keys, slots, valid = _flat_keys(mem_k, mem_valid, start, count)
+  return _unflat(ivf.insert(flat, keys, slots, ids, valid), lead)
+
+
+def _train(index, mem_k, mem_valid, *, fill: int, axis):
+  """New centroids from a sample spread over slots [0, fill); lists emptied; ids of every key [G, fill]."""
+  flat, lead = _flat(index)
+  sample = min(fill, ivf.TRAIN_PER_LIST * flat.nlist)
+  picks = (jnp.arange(sample) * fill) // sample
+  keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
+  weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
+  centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist)
+  flat = ivf.IVFIndex(centroids, flat.keys, flat.slots, jnp.zeros_like(flat.count))
+  all_keys, _, valid = _flat_keys(mem_k, mem_valid, 0, fill)
+  ids = ivf.nearest(all_keys, centroids)
+  needed = ivf.capacity_needed(flat, ids, valid)
+  return _unflat(flat, lead), ids, (needed if axis is None else jax.lax.pmax(needed, axis))
+
+
+@functools.partial(jax.jit, static_argnames=("count", "layout"))
+def assign(index, mem_k, mem_valid, start, *, count: int, layout: MemoryLayout):
+  """Nearest lists of memory slots [start, start + count) on every device: (ids, longest list after insert)."""
+  s = index_spec(layout)
+  fn = _per_shard(layout, functools.partial(_assign, count=count, axis=layout.axis),
+                  (s, P(None, None, layout.axis), P(None, layout.axis), P()), (P(layout.axis), P()))
+  return fn(index, mem_k, mem_valid, start)
+
+
+@functools.partial(jax.jit, static_argnames=("count", "layout"), donate_argnames=("index",))
+def insert(index, mem_k, mem_valid, ids, start, *, count: int, layout: MemoryLayout):
+  """Files memory slots [start, start + count) in their lists (ids from `assign` or `train`)."""
+  s = index_spec(layout)
+  fn = _per_shard(layout, functools.partial(_insert, count=count),
+                  (s, P(None, None, layout.axis), P(None, layout.axis), P(layout.axis), P()), s)
+  return fn(index, mem_k, mem_valid, ids, start)
+
+
+@functools.partial(jax.jit, static_argnames=("fill", "layout"))
+def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout):
+  """Retrains the centroids on slots [0, fill) of every device and empties the lists: (index, ids, longest)."""
+  s = index_spec(layout)
+  fn = _per_shard(layout, functools.partial(_train, fill=fill, axis=layout.axis),
+                  (s, P(None, None, layout.axis), P(None, layout.axis)), (s, P(layout.axis), P()))
+  return fn(index, mem_k, mem_valid)
+
+
+@functools.partial(jax.jit, static_argnames=("capacity", "layout"), donate_argnames=("index",))
+def grow(index, *, capacity: int, layout: MemoryLayout):
+  s = index_spec(layout)
+  return _per_shard(layout, functools.partial(ivf.grow_lists, capacity=capacity), (s,), s)(index)
+
+
+class MemoryIndexer:
+  """Host-side upkeep of the index of an InferenceState's memory (call `after_flush` after each flush)."""
+
+  def __init__(self, layout: MemoryLayout):
+    self.layout = layout
+    self.trained_fill = 0  # slots per device when the centroids were last trained (0: untrained)
+
+  def after_flush(self, state, start: int, count: int):
+    """The state's index extended with slots [start, start + count) of every device (retrained on doubling)."""
+    fill = start + count
+    index = state.index
+    if self.trained_fill == 0 or fill >= 2 * self.trained_fill:
+      index, ids, needed = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout)
+      self.trained_fill, start, count = fill, 0, fill
+    else:
+      ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout)
+    needed = int(needed)
+    if needed > index.capacity:
+      index = grow(index, capacity=ivf.list_capacity(needed, index.capacity), layout=self.layout)
+    return insert(index, state.mem_k, state.mem_valid, ids, jnp.asarray(start, jnp.int32), count=count,
+                  layout=self.layout)
+
+  def forget(self, state):
+    """Empty lists, untrained (the memory was emptied)."""
+    self.trained_fill = 0
+    return _emptied(state.index)
+
+
+@jax.jit
+def _emptied(index):
+  return ivf.IVFIndex(index.centroids, index.keys, index.slots, index.count * 0)

@@ -1,0 +1,96 @@
+"""IVF index: exact when every list is probed, high recall on clustered keys, lists that grow without dropping keys."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fot_jax.model import ivf, retrieval
+
+
+def clustered(rng, n, hd, clusters, spread):
+  """n keys around `clusters` random centres (unit-variance), spread the within-cluster standard deviation."""
+  centres = rng.standard_normal((clusters, hd))
+  return (centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, hd))).astype(np.float32)
+
+
+def build(keys, nlist, valid=None):
+  """A one-index IVF over keys [n, hd]: k-means on all of them, every valid key filed."""
+  keys = jnp.asarray(keys)[None]
+  ok = jnp.ones(keys.shape[:2], bool) if valid is None else jnp.asarray(valid)[None]
+  centroids = ivf.kmeans(keys, ok.astype(jnp.float32), nlist)
+  index = ivf.empty_index((1,), nlist, keys.shape[-1], jnp.float32)
+  index = ivf.IVFIndex(centroids, index.keys, index.slots, index.count)
+  ids = ivf.nearest(keys, centroids)
+  needed = int(ivf.capacity_needed(index, ids, ok))
+  index = ivf.grow_lists(index, ivf.list_capacity(needed, index.capacity))
+  slots = jnp.arange(keys.shape[1], dtype=jnp.int32)[None]
+  return ivf.insert(index, keys, slots, ids, ok)
+
+
+def exact_top_k(queries, keys, k, valid=None):
+  scores = queries @ keys.T
+  if valid is not None:
+    scores = np.where(valid[None], scores, -np.inf)
+  return np.argsort(-scores, axis=-1)[:, :k]
+
+
+def test_probing_every_list_is_exact():
+  rng = np.random.default_rng(0)
+  keys = rng.standard_normal((700, 8)).astype(np.float32)  # unclustered: lists of very different lengths
+  valid = rng.random(700) > 0.1
+  index = build(keys, 16, valid)
+  assert int(index.count.sum()) == valid.sum() and index.capacity % ivf.LIST_BLOCK == 0
+  queries = rng.standard_normal((33, 8)).astype(np.float32)
+  scores, slots = ivf.search(jnp.asarray(queries)[None], index, 10, nprobe=16, scale=0.5)
+  want = exact_top_k(queries, keys, 10, valid)
+  np.testing.assert_array_equal(np.sort(np.asarray(slots[0]), -1), np.sort(want, -1))
+  np.testing.assert_allclose(np.asarray(scores[0]), 0.5 * np.take_along_axis(queries @ keys.T, want, -1),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_clustered_keys_reach_high_recall_probing_few_lists():
+  rng = np.random.default_rng(1)
+  keys = clustered(rng, 8192, 16, clusters=64, spread=0.3)
+  queries = keys[rng.integers(0, len(keys), 64)] + 0.3 * rng.standard_normal((64, 16)).astype(np.float32)
+  index = build(keys, 64)
+  _, slots = ivf.search(jnp.asarray(queries)[None], index, 16, nprobe=4)
+  want = exact_top_k(queries, keys, 16)
+  got = retrieval.recall(slots[0], jnp.asarray(want))
+  assert got >= 0.95, got
+  # and it did not score everything: even the 4 longest lists hold a small share of the keys
+  assert int(jnp.sort(index.count[0])[-4:].sum()) < 0.25 * len(keys)
+
+
+def test_insert_appends_in_order_after_growing():
+  rng = np.random.default_rng(2)
+  keys = rng.standard_normal((300, 4)).astype(np.float32)
+  index = build(keys[:100], 4)
+  ids = ivf.nearest(jnp.asarray(keys[None, 100:]), index.centroids)
+  ok = jnp.ones((1, 200), bool)
+  needed = int(ivf.capacity_needed(index, ids, ok))
+  assert needed == int((index.count + jnp.bincount(ids[0], length=4)).max())
+  index = ivf.grow_lists(index, ivf.list_capacity(needed, index.capacity))
+  index = ivf.insert(index, jnp.asarray(keys[None, 100:]), jnp.arange(100, 300, dtype=jnp.int32)[None], ids, ok)
+  assert int(index.count.sum()) == 300
+  for lst in range(4):  # each list holds its keys' slots in ascending order and the keys themselves
+    n = int(index.count[0, lst])
+    slots = np.asarray(index.slots[0, lst, :n])
+    assert (np.diff(slots) > 0).all()
+    np.testing.assert_array_equal(np.asarray(index.keys[0, lst, :n]), keys[slots])
+
+
+def test_nprobe_outside_the_lists_is_an_error():
+  index = ivf.empty_index((1,), 4, 8, jnp.float32)
+  with pytest.raises(ValueError, match="nprobe"):
+    ivf.search(jnp.zeros((1, 2, 8)), index, 2, nprobe=5)
+
+
+def test_kmeans_gives_empty_centroids_a_share_of_the_largest_clusters():
+  rng = np.random.default_rng(3)
+  centres = 5 * rng.standard_normal((8, 4))
+  keys = centres[np.arange(400) % 8] + 0.1 * rng.standard_normal((400, 4))
+  keys[(np.arange(8) * 400) // 8] = keys[0]  # every starting centroid is the same key: 7 start empty
+  centroids = ivf.kmeans(jnp.asarray(keys, jnp.float32)[None], jnp.ones((1, 400)), 8)
+  sizes = np.bincount(np.asarray(ivf.nearest(jnp.asarray(keys, jnp.float32)[None], centroids))[0], minlength=8)
+  assert (sizes > 0).all() and sizes.max() <= 100, sizes  # 50 keys per true cluster

@@ -1,0 +1,98 @@
+"""MemoryInference with an IVF index of its memory: built as windows are flushed, exact when every list is probed
+(one device and sharded over 8), and options that make no sense are refused naming the field."""
+
+import jax
+import numpy as np
+import pytest
+
+from fot_jax.model.inference import MemoryInference, MemoryOptions
+from tests.model.helpers import random_tokens, tiny_config, tiny_params
+
+TOL = 1e-5
+
+
+def _runner(config, options, batch=2):
+  return MemoryInference(tiny_params(config), config, batch, window=8, last_context_length=6, mem_dtype="float32",
+                         options=options)
+
+
+def _docs(config):
+  docs = [random_tokens((2, 45), config.vocab_size, seed=1), random_tokens((2, 30), config.vocab_size, seed=2)]
+  valid = [np.ones((2, 45), bool), np.ones((2, 30), bool)]
+  valid[0][1, :5] = False  # left padding in one row: padded tokens are never filed
+  return docs, valid
+
+
+def _encode(runner, docs, valid):
+  return [np.asarray(runner.encode(d, v)) for d, v in zip(docs, valid)]
+
+
+def _check_index_mirrors_memory(runner):
+  """Every valid memory key is filed exactly once, in the list of the centroid its entry is stored with."""
+  state = runner.state
+  index, mem_k, mem_valid = state.index, np.asarray(state.mem_k), np.asarray(state.mem_valid)
+  count, slots, keys = np.asarray(index.count), np.asarray(index.slots), np.asarray(index.keys)
+  for m in range(mem_k.shape[0]):
+    for b in range(mem_k.shape[1]):
+      for h in range(mem_k.shape[3]):
+        filed = np.concatenate([slots[m, b, h, lst, :count[m, b, h, lst]] for lst in range(index.nlist)])
+        np.testing.assert_array_equal(np.sort(filed), np.flatnonzero(mem_valid[b]))
+        for lst in range(index.nlist):
+          n = count[m, b, h, lst]
+          np.testing.assert_array_equal(keys[m, b, h, lst, :n], mem_k[m, b, slots[m, b, h, lst, :n], h])
+
+
+def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding():
+  config = tiny_config()
+  docs, valid = _docs(config)
+  exact = _encode(_runner(config, MemoryOptions(topk=5, block=4)), docs, valid)
+  runner = _runner(config, MemoryOptions(topk=5, block=4, index="ivf", nlist=4, nprobe=4))
+  got = _encode(runner, docs, valid)
+  for e, g, v in zip(exact, got, valid):
+    assert np.abs(e - g)[v].max() <= TOL
+  # Built incrementally: trained at the first flush, retrained as the memory doubled, every key filed.
+  assert runner.memory_size == 45 - 6 + 30 and runner.indexer.trained_fill >= 32
+  _check_index_mirrors_memory(runner)
+
+
+def test_probing_few_lists_reads_the_index_and_forget_empties_it():
+  config = tiny_config()
+  docs, valid = _docs(config)
+  exact = _encode(_runner(config, MemoryOptions(topk=3, block=4)), docs, valid)
+  runner = _runner(config, MemoryOptions(topk=3, block=4, index="ivf", nlist=8, nprobe=1))
+  got = _encode(runner, docs, valid)
+  _check_index_mirrors_memory(runner)
+  # One list of eight per query: a different selection than exact top-k (tiny random model, unclustered keys).
+  assert np.abs(exact[1] - got[1]).max() > 1e-4
+  runner.forget()
+  assert int(np.asarray(runner.state.index.count).sum()) == 0 and runner.indexer.trained_fill == 0
+
+
+def test_index_sharded_over_8_devices_probing_every_list_equals_exact():
+  config = tiny_config()
+  docs, valid = _docs(config)
+  exact = _encode(_runner(config, MemoryOptions(topk=4, block=4)), docs, valid)
+  mesh = jax.make_mesh((8,), ("memory",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:8])
+  runner = _runner(config, MemoryOptions(topk=4, block=4, index="ivf", nlist=2, nprobe=2, mesh=mesh,
+                                         mem_axis="memory"))
+  got = _encode(runner, docs, valid)
+  for e, g, v in zip(exact, got, valid):
+    assert np.abs(e - g)[v].max() <= TOL
+  count = runner.state.index.count  # each device holds its own 2 lists over its own slots
+  assert count.shape[3] == 16 and len(count.sharding.device_set) == 8
+  assert int(np.asarray(count).sum()) == int(np.asarray(runner.state.mem_valid).sum()) * count.shape[0] * count.shape[2]
+
+
+@pytest.mark.parametrize("fields, name", [
+    (dict(index="ivf", nlist=4, nprobe=2), "index.*dense memory"),  # no topk
+    (dict(topk=4, index="ivf", nlist=4, nprobe=5), "nprobe.*at most nlist=4"),
+    (dict(topk=4, index="ivf", nlist=4), "nprobe"),
+    (dict(topk=4, index="ivf", nlist=0, nprobe=1), "nlist"),
+    (dict(topk=4, index="pq", nlist=4, nprobe=1), "index"),
+    (dict(topk=4, approx=True, index="ivf", nlist=4, nprobe=1), "index.*approx"),
+    (dict(topk=4, streamed=False, index="ivf", nlist=4, nprobe=1), "index.*streamed"),
+    (dict(topk=4, nlist=4, nprobe=1), "nlist/nprobe.*index=None"),
+])
+def test_bad_index_options_name_the_field(fields, name):
+  with pytest.raises(ValueError, match=name):
+    MemoryOptions(**fields)
