@@ -236,7 +236,7 @@ def _local_memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_v
 
 
 def memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, fill, scale, *,
-                     topk: int | None = None, approx: bool = False, block: int = 2048, gate=None,
+                     topk: int | None = None, approx: bool = False, block: int = 512, gate=None,
                      mesh=None, axis: str | None = None, layer: int | None = None,
                      index: ivf.IVFIndex | None = None, nprobe: int | None = None):
   """FoT inference attention of a memory layer, streamed: one softmax over [local | memory].
