@@ -192,15 +192,15 @@ def topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, k: int, b
   return Stats(m, p.sum(axis=-1), acc)
 
 
-WINDOW_QUERIES = 512  # a block's logits are sized for this many queries; fewer queries read wider blocks
+WIDE_BLOCK = 2048  # the widest block few queries read: wider ones spill the CPU caches (measured slower)
 
 
 def widened_block(block: int, queries: int, slots: int) -> int:
-  """The block for `queries` queries: `block` for a full window, wider (a multiple of `block` dividing `slots`)
-  when few queries would leave each block's work too small to pay for its loop step (generation reads one query).
-  The logits of one block stay within block x WINDOW_QUERIES, whatever the memory size."""
+  """The block for `queries` queries: `block` for a full window, wider (up to WIDE_BLOCK keys, a multiple of
+  `block` dividing `slots`) for a handful of queries, whose small blocks would cost more in loop steps than in
+  work (generation reads one query per step). The temporaries stay bounded whatever the memory size."""
   per_block = slots // block
-  most = max(1, WINDOW_QUERIES // max(queries, 1))
+  most = max(1, WIDE_BLOCK // block) if queries <= 16 else 1
   factor = max(f for f in range(1, min(most, per_block) + 1) if per_block % f == 0)
   return block * factor
 

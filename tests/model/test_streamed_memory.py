@@ -78,7 +78,7 @@ def _temp_bytes(config, options, capacity):
 @pytest.mark.parametrize("topk", [None, pytest.param(8, marks=pytest.mark.slow)])
 def test_window_step_temporaries_do_not_grow_with_memory(topk):
   config = tiny_config(mem_layers=(1, 2))  # two memory layers: reading one must not copy it out of the buffer
-  small, big = 1 << 14, 1 << 18  # both wide enough for the widest block 64 queries read (8 x 1024 keys)
+  small, big = 1 << 12, 1 << 16
   streamed = [_temp_bytes(config, MemoryOptions(topk=topk, block=1024), c) for c in (small, big)]
   reference = [_temp_bytes(config, MemoryOptions(topk=topk, streamed=False), c) for c in (small, big)]
   assert streamed[1] <= streamed[0] * 1.05 + 4096, streamed
@@ -119,7 +119,7 @@ def test_bad_memory_options_name_the_field():
 def test_few_queries_read_wider_blocks_that_divide_memory():
   from fot_jax.model.memory_attention import widened_block
   assert widened_block(512, 512, 1 << 15) == 512  # a full window: the configured block
-  assert widened_block(512, 1, 1 << 15) == 1 << 15  # one query: all 64 blocks at once (512 x 512 logits at most)
-  assert widened_block(512, 1, 1 << 20) == 512 * 512  # bounded whatever the memory size
-  assert widened_block(512, 1, 512 * 65) == 512 * 65  # a divisor of the slots, so no block runs past the end
-  assert widened_block(512, 64, 512 * 65) == 512 * 5
+  assert widened_block(512, 1, 1 << 15) == 2048  # one query: up to WIDE_BLOCK keys per block
+  assert widened_block(512, 1, 1 << 20) == 2048  # bounded whatever the memory size
+  assert widened_block(512, 1, 512 * 66) == 512 * 3  # a divisor of the slots, so no block runs past the end
+  assert widened_block(512, 1, 512) == 512 and widened_block(4096, 1, 1 << 15) == 4096
