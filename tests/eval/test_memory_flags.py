@@ -41,7 +41,7 @@ def test_bad_memory_and_sampling_flags_name_the_flag(tiny_checkpoint, tmp_path, 
 
 
 def _passkey(tiny_checkpoint, tmp_path, *flags):
-  out = tmp_path / "pk.json"
+  out = tmp_path / ("pk" + "".join(f.replace("-", "_").replace("=", "") for f in flags) + ".json")  # one per run
   rc = passkey.main([f"--checkpoint={tiny_checkpoint}", f"--out={out}", "--lengths=280", "--depths=0,1",
                      "--samples=1", "--quiet", "--topk=4", *flags])
   return rc, (json.loads(out.read_text()) if rc == 0 else None)
