@@ -161,3 +161,16 @@ def test_local_launcher_unknown_variant_is_one_line(tmp_path, capsys, monkeypatc
   rc = local.main(["--config=configs/experiments/tiny_fot.py:bogus", f"--workdir={tmp_path}", "--dry-run"])
   err = capsys.readouterr().err
   assert rc == 2 and err.count("\n") == 1 and "unknown variant 'bogus'" in err and "'local_quick'" in err
+
+
+def test_missing_hf_tokenizer_is_named_before_the_workdir(tmp_path):
+  from configs.experiments import tiny_fot
+  from fot_jax.train.config_paths import check_exist
+  from fot_jax.train.config_validation import ConfigError
+  config = tiny_fot.get_config("quick")
+  config.data.vocab = f"hf:{tmp_path / 'nope'}"
+  with pytest.raises(ConfigError, match="hf:<tokenizer folder"):
+    check_exist(config)
+  (tmp_path / "tok").mkdir()
+  config.data.vocab = f"hf:{tmp_path / 'tok'}"
+  check_exist(config)  # a folder that exists passes this check (the tokenizer itself is read later)

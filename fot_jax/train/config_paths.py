@@ -46,8 +46,12 @@ def referenced_paths(config) -> list[tuple[str, str]]:
   found = []
   if config.init_from and not is_remote(config.init_from):
     found.append(("init_from", config.init_from))
-  if config.data.vocab and vocab_is_path(config.data.vocab) and not is_remote(config.data.vocab):
-    found.append(("data.vocab", config.data.vocab))
+  vocab = config.data.vocab or ""
+  if vocab.startswith("hf:"):  # a Hugging Face tokenizer: a folder or its tokenizer.json
+    if not is_remote(vocab[len("hf:"):]):
+      found.append(("data.vocab", vocab[len("hf:"):]))
+  elif vocab and vocab_is_path(vocab) and not is_remote(vocab):
+    found.append(("data.vocab", vocab))
   splits = ("train", "validation") if config.eval.every_steps else ("train",)
   found += [("data.task", pattern) for pattern in corpus_globs(config.data.task, splits) if not is_remote(pattern)]
   return found
@@ -60,7 +64,10 @@ def check_exist(config) -> None:
       what = "no such directory" if not os.path.exists(path) else f"no {CHECKPOINT_SUBDIR}/ directory in it"
       raise ConfigError(f"config.init_from: expected a training or conversion workdir (holding "
                         f"{CHECKPOINT_SUBDIR}/), found {path!r} ({what})")
-    if field == "data.vocab" and not os.path.isfile(path):
+    if field == "data.vocab" and config.data.vocab.startswith("hf:") and not os.path.exists(path):
+      raise ConfigError(f"config.data.vocab: expected 'hf:<tokenizer folder or tokenizer.json>', found "
+                        f"{config.data.vocab!r} (no such file or directory)")
+    if field == "data.vocab" and not config.data.vocab.startswith("hf:") and not os.path.isfile(path):
       raise ConfigError(f"config.data.vocab: expected 'byte', 'ids:<size>', '<corpus>_sp<size>' or a SentencePiece "
                         f"model file, found {path!r} (no such file)")
     if field == "data.task" and not glob.glob(path):
