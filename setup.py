@@ -20,6 +20,7 @@ CORE = [
     "numpy",
     "safetensors",
     "sentencepiece",
+    "tokenizers",  # Hugging Face tokenizers as data vocabularies (data.vocab = "hf:...")
     "importlib_resources",
     "absl-py",
     "matplotlib",
