@@ -9,7 +9,7 @@ follows chunk 0):
 Run: python -m fot_jax.train --config=configs/experiments/distraction_stdlib_fot.py:negatives --workdir=DIR
 then: python -m fot_jax.evaluate distraction --checkpoint=DIR --context_length=64 --out=DIR/distraction.json
 
-Round 4 (the recipe that reproduced claim (a) on random symbols, carried to code for (c) and (d)): memory
+Fine-tuning variants (the random-symbol recipe of claim (a), carried to code for (c) and (d)): memory
 layers 1-3, k = 4, a constant learning rate,
   :pretrain_local  1500 steps without additional contexts
   :ft_baseline, :ft_d1, :ft_negatives  1000 steps from it (--config.init_from=DIR): no additional contexts /
