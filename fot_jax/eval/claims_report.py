@@ -11,11 +11,12 @@ one row per seed and writes a three-panel figure:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
+
+from fot_jax.eval import common
 
 VARIANTS = ("local", "d1", "negatives")
 
@@ -25,14 +26,10 @@ class ReportError(ValueError):
 
 
 def _load(results: str, name: str, task: str) -> dict:
-  path = os.path.join(results, name + ".json")
-  if not os.path.exists(path):
-    raise ReportError(f"{path}: missing (run bash scripts/reproduce.sh code with this seed first)")
-  with open(path) as f:
-    result = json.load(f)
-  if result.get("task") != task:
-    raise ReportError(f"{path}: expected a {task} result, found {result.get('task')!r}")
-  return result
+  try:
+    return common.read_result(os.path.join(results, name + ".json"), task)
+  except common.EvalError as e:
+    raise ReportError(f"{e} (run bash scripts/reproduce.sh code with this seed first)") from None
 
 
 def beyond_local(single: dict, local: int) -> float:

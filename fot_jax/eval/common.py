@@ -533,14 +533,22 @@ def compare_results(args, task: str) -> list[tuple[str, dict]]:
     label, sep, path = item.partition("=")
     if not sep or not path:
       raise EvalError(f"--compare: expected LABEL=RESULT.json, found {item!r}")
-    if not os.path.isfile(path):
-      raise EvalError(f"--compare {item!r}: no such file {path}")
-    with open(path) as f:
-      result = json.load(f)
-    if result.get("task") != task:
-      raise EvalError(f"--compare {path}: a {result.get('task')!r} result, expected {task!r}")
-    out.append((label, result))
+    try:
+      out.append((label, read_result(path, task)))
+    except EvalError as e:
+      raise EvalError(f"--compare {item!r}: {e}") from None
   return out
+
+
+def read_result(path: str, task: str) -> dict:
+  """An evaluation's result JSON, checked to be one of `task` (errors name the file)."""
+  if not os.path.isfile(path):
+    raise EvalError(f"{path}: missing")
+  with open(path) as f:
+    result = json.load(f)
+  if result.get("task") != task:
+    raise EvalError(f"{path}: a {result.get('task')!r} result, expected {task!r}")
+  return result
 
 
 def run_label(args) -> str:
