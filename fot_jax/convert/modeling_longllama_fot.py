@@ -55,8 +55,6 @@ class LongLlamaConfig(LlamaConfig):
   def __init__(self, mem_layers=(), mem_positionals=True, mem_dtype="bfloat16", last_context_length=1024,
                mem_attention_grouping=None, torch_attention=False, gradient_checkpoint_every_ith=1, mem_top_k=None,
                **kwargs):
-    if mem_top_k is not None and (isinstance(mem_top_k, bool) or not isinstance(mem_top_k, int) or mem_top_k <= 0):
-      raise ValueError(f"config mem_top_k: expected a positive integer or null (dense memory), found {mem_top_k!r}")
     self.mem_top_k = mem_top_k
     self.mem_layers = [int(i) for i in (mem_layers or ())]
     self.mem_positionals = bool(mem_positionals)
@@ -85,6 +83,13 @@ def _check_rope_type(config) -> None:
   if rope_type not in _ROPE_TYPES:
     raise ValueError(f"rope_scaling.rope_type: {rope_type!r} is not supported by this FoT model (supported: "
                      f"{', '.join(_ROPE_TYPES)})")
+
+
+def _check_mem_top_k(config) -> None:
+  """Checked when the model is built: from_pretrained(..., mem_top_k=K) sets the field after the config's init."""
+  top_k = getattr(config, "mem_top_k", None)
+  if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+    raise ValueError(f"config mem_top_k: expected a positive integer or null (dense memory), found {top_k!r}")
 
 
 def _rope_frequencies(config, device, seq_len: int) -> tuple[torch.Tensor, float]:
@@ -201,6 +206,7 @@ class FoTAttention(nn.Module):
     self.kv_heads = config.num_key_value_heads or config.num_attention_heads
     self.head_dim = config.hidden_size // config.num_attention_heads
     _check_rope_type(config)
+    _check_mem_top_k(config)
     self.config = config
     self._rope = None  # ((device, dynamic length), inverse frequencies, attention factor) of the last forward
     mem_layers = getattr(config, "mem_layers", None) or ()

@@ -81,6 +81,10 @@ def test_config_json_has_longllama_fields(tmp_path):
   assert cfg["auto_map"]["AutoModelForCausalLM"] == "modeling_longllama_fot.LongLlamaForCausalLM"
   assert os.path.isfile(os.path.join(out, "modeling_longllama_fot.py"))
   assert os.path.isfile(os.path.join(out, "generation_config.json"))
+  with open(os.path.join(out, "README.md")) as f:  # the model card, from the stored run config
+    card = f.read()
+  assert "| Memory layers | [1, 2] |" in card and "| Training tokens seen | not recorded |" in card
+  assert "| Memory keys positional (mem_positionals) | none |" in card
   # Importing the export gives back the same model config, memory fields included.
   assert convert_cli.main(["--from=hf", out, f"--out={tmp_path / 'back'}"]) == 0
   assert load_params(str(tmp_path / "back"))[1] == config
