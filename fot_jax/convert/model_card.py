@@ -55,7 +55,7 @@ def model_card(run_config: dict[str, Any], step: int) -> str:
       ("RoPE", f"theta {model.get('rope_theta')}, scaling {model.get('rope_scaling') or 'none'}"),
       ("FoT crossbatch", _crossbatch(fot)),
       ("Data task / vocabulary", f"{data.get('task', 'not recorded')} / {data.get('vocab', 'not recorded')}"),
-      ("Local batch (entries x tokens)", f"{data.get('batch_size')} x {data.get('seq_len')}" if data else "n/a"),
+      ("Batch per step (entries x tokens)", f"{data.get('batch_size')} x {data.get('seq_len')}" if data else "n/a"),
   ]
   table = "\n".join(f"| {k} | {v} |" for k, v in rows)
   return f"""---

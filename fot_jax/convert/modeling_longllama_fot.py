@@ -339,6 +339,11 @@ class LongLlamaForCausalLM(LongLlamaPreTrainedModel, GenerationMixin):
     """generate() must not create a DynamicCache: the first forward creates the FoTCache."""
     return False
 
+  def _prepare_attention_mask_for_generation(self, inputs_tensor, *args, **kwargs):
+    """Without an attention_mask every prompt token is valid, as in forward(): a token equal to pad_token_id is
+    not taken for padding (LLaMA's pad id 0 is <unk>, a real token). Padded batches pass their mask."""
+    return torch.ones(inputs_tensor.shape[:2], dtype=torch.long, device=inputs_tensor.device)
+
   def get_input_embeddings(self):
     return self.model.embed_tokens
 
