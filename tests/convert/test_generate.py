@@ -157,7 +157,7 @@ def test_half_precision_loading(exported, dtype):
   toks = tiny.tokens(2, 45, seed=9)  # windowed, memory in use
   half = tiny.torch_logits(model, toks)
   full = tiny.torch_logits(load(out), toks)
-  assert np.isfinite(half).all() and np.abs(half - full).max() <= 0.05 * np.abs(full).max()
+  assert np.isfinite(half).all() and np.abs(half - full).max() <= 0.1 * np.abs(full).max()
   assert model.generate(long_tensor(toks[:, :13]), max_new_tokens=6, eos_token_id=None).shape == (2, 19)
 
 
