@@ -89,6 +89,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint.every_steps = 100
   c.checkpoint.keep = 3
   c.checkpoint.async_save = True
+  # >0: every N steps process 0 also writes a Hugging Face folder (as `python -m fot_jax.export`, model card
+  # included) to <workdir>/hf/step_<N>, in a background thread; a failed export is logged, training goes on.
+  c.checkpoint.export_hf_every = 0
 
   c.log = ml_collections.ConfigDict()
   c.log.every_steps = 10

@@ -2,7 +2,7 @@
 
 The folder loads as `LlamaForCausalLM` (short context) and, through config.json's auto_map and the bundled
 modeling file, as LongLLaMA with memory (`AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)`).
-Tensors are streamed to safetensors shards one at a time.
+Tensors are streamed to safetensors shards one at a time. A README.md model card describes the run.
 """
 
 from __future__ import annotations
@@ -33,6 +33,21 @@ def recorded_file(run_config: dict, key: str) -> str | None:
   return path or None
 
 
+def write_export(out: str, params, config, run_config: dict, step: int, dtype: str = "float32",
+                 max_shard_size: str | int = "5GB") -> list[str]:
+  """Writes the Hugging Face folder of one checkpoint: weights, config, modeling file, the tokenizer files the run
+  config records, and a README.md model card. Shared by this CLI and the trainer's periodic export."""
+  from fot_jax.convert import hf
+  from fot_jax.convert.model_card import write_model_card
+  sp_model = recorded_file(run_config, "sentencepiece_model")
+  hf_tokenizer = recorded_file(run_config, "hf_tokenizer")
+  written = hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
+  if hf_tokenizer:
+    from fot_jax.data.hf_vocab import write_export_files
+    written += write_export_files(out, hf_tokenizer, config.max_position_embeddings)
+  return written + [write_model_card(out, run_config, step)]
+
+
 def export(workdir: str, out: str, step: int | None = None, dtype: str = "float32",
            max_shard_size: str | int = "5GB", overwrite: bool = False) -> list[str]:
   """Checks the request, then writes the folder; returns the file names written."""
@@ -47,14 +62,10 @@ def export(workdir: str, out: str, step: int | None = None, dtype: str = "float3
     raise FileNotFoundError(f"--workdir {workdir}: no {checkpoint.CHECKPOINT_SUBDIR}/ directory")
   step, run_config = checkpoint.restore_config(workdir, step)
   hf.check_exportable(ModelConfig.from_dict(run_config["model"]))
-  sp_model = recorded_file(run_config, "sentencepiece_model")
-  hf_tokenizer = recorded_file(run_config, "hf_tokenizer")
+  recorded_file(run_config, "sentencepiece_model")  # a vanished tokenizer fails before the weights are read
+  recorded_file(run_config, "hf_tokenizer")
   params, config, _ = checkpoint.load_params(workdir, step)
-  written = hf.write_hf_folder(out, params, config, dtype, max_shard_size, tokenizer_model=sp_model)
-  if hf_tokenizer:
-    from fot_jax.data.hf_vocab import write_export_files
-    written += write_export_files(out, hf_tokenizer, config.max_position_embeddings)
-  return written
+  return write_export(out, params, config, run_config, step, dtype, max_shard_size)
 
 
 def main(argv=None) -> int:

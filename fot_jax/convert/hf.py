@@ -21,6 +21,9 @@ from fot_jax.model.rope import RopeScaling
 MODELING_FILE = "modeling_longllama_fot.py"
 AUTO_MAP = {"AutoConfig": "modeling_longllama_fot.LongLlamaConfig",
             "AutoModelForCausalLM": "modeling_longllama_fot.LongLlamaForCausalLM"}
+# A model_type transformers knows: AutoConfig/AutoTokenizer without trust_remote_code read the folder as LLaMA
+# (no "run custom code?" prompt); with trust_remote_code, auto_map still selects the FoT classes.
+MODEL_TYPE = "llama"
 
 # Our per-layer name -> (HF name under model.layers.<i>., transposed?)
 LAYER_MAP = {
@@ -47,7 +50,7 @@ def hf_config(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
   check_exportable(config)
   return {
       "architectures": ["LongLlamaForCausalLM"],
-      "model_type": "longllama",
+      "model_type": MODEL_TYPE,
       "auto_map": dict(AUTO_MAP),
       "vocab_size": config.vocab_size,
       "hidden_size": config.hidden_size,
@@ -75,6 +78,7 @@ def hf_config(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
       "mem_positionals": config.mem_positionals == "first",
       "mem_dtype": config.mem_dtype,
       "last_context_length": config.last_context_length,
+      "mem_top_k": None,
       "mem_attention_grouping": None,
       "torch_attention": False,
       "gradient_checkpoint_every_ith": 1,

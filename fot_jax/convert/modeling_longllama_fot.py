@@ -15,6 +15,14 @@ Inference with memory:
 - RoPE scaling (config rope_scaling / rope_parameters: linear, dynamic, yarn, llama3) uses transformers'
   frequencies; yarn's attention factor m goes on queries as m**2 so memory keys remain at position 0.
   `dynamic` takes the local length (cache + new tokens), which stays within W: it is unscaled here.
+- config.mem_top_k (None: dense): each query and head keeps only its k highest-scoring memory keys, which join
+  the local keys in one softmax.
+- attention_mask marks padding (left padding in batches): padded tokens are never attended to, neither in the
+  local cache nor after eviction into memory. RoPE positions count cache slots, padding included.
+
+Generation goes through transformers' GenerationMixin (greedy, sampling, logits processors, stopping criteria,
+pipelines); the FoT cache is created by the first forward. Beam search and assisted generation are refused: the
+memory cache cannot be reordered or rolled back.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import LlamaConfig, PreTrainedModel
+from transformers import GenerationMixin, LlamaConfig, PreTrainedModel
+from transformers.generation.configuration_utils import GenerationMode
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 MASK_VALUE = -1e6
@@ -40,10 +49,13 @@ _CACHE_FIELD = ("cache" if "cache" in {f.name for f in dataclasses.fields(Causal
 class LongLlamaConfig(LlamaConfig):
   """LLaMA configuration plus the LongLLaMA memory fields."""
 
-  model_type = "longllama"
+  # LLaMA's model type: the folder stays readable without remote code (AutoTokenizer, LlamaForCausalLM).
+  model_type = "llama"
 
   def __init__(self, mem_layers=(), mem_positionals=True, mem_dtype="bfloat16", last_context_length=1024,
-               mem_attention_grouping=None, torch_attention=False, gradient_checkpoint_every_ith=1, **kwargs):
+               mem_attention_grouping=None, torch_attention=False, gradient_checkpoint_every_ith=1, mem_top_k=None,
+               **kwargs):
+    self.mem_top_k = mem_top_k
     self.mem_layers = [int(i) for i in (mem_layers or ())]
     self.mem_positionals = bool(mem_positionals)
     self.mem_dtype = mem_dtype
@@ -71,6 +83,13 @@ def _check_rope_type(config) -> None:
   if rope_type not in _ROPE_TYPES:
     raise ValueError(f"rope_scaling.rope_type: {rope_type!r} is not supported by this FoT model (supported: "
                      f"{', '.join(_ROPE_TYPES)})")
+
+
+def _check_mem_top_k(config) -> None:
+  """Checked when the model is built: from_pretrained(..., mem_top_k=K) sets the field after the config's init."""
+  top_k = getattr(config, "mem_top_k", None)
+  if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+    raise ValueError(f"config mem_top_k: expected a positive integer or null (dense memory), found {top_k!r}")
 
 
 def _rope_frequencies(config, device, seq_len: int) -> tuple[torch.Tensor, float]:
@@ -187,6 +206,7 @@ class FoTAttention(nn.Module):
     self.kv_heads = config.num_key_value_heads or config.num_attention_heads
     self.head_dim = config.hidden_size // config.num_attention_heads
     _check_rope_type(config)
+    _check_mem_top_k(config)
     self.config = config
     self._rope = None  # ((device, dynamic length), inverse frequencies, attention factor) of the last forward
     mem_layers = getattr(config, "mem_layers", None) or ()
@@ -233,10 +253,23 @@ class FoTAttention(nn.Module):
       mask = torch.cat([mask, mem_mask], dim=-1)
     scores = torch.matmul(q.float(), keys.float().transpose(-1, -2)) / math.sqrt(self.head_dim)  # [B, H, T, S+M]
     scores = torch.where(mask[:, None], scores, torch.full_like(scores, MASK_VALUE))
+    if self.is_mem and lc.mem_k is not None and getattr(self.config, "mem_top_k", None):
+      scores = _keep_top_k_memory(scores, s, self.config.mem_top_k)
     probs = torch.softmax(scores, dim=-1)
     out = torch.matmul(probs.to(values.dtype).float(), values.float()).to(h.dtype)  # [B, H, T, hd]
     cache.append(self.layer_idx, k, v)
     return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+
+
+def _keep_top_k_memory(scores: torch.Tensor, local: int, top_k: int) -> torch.Tensor:
+  """scores [B, H, T, local + M] with the memory part reduced to each query's top_k memory keys (the others get
+  -inf and leave the softmax); masked memory keys keep their MASK_VALUE score when selected, as in fot_jax."""
+  mem = scores[..., local:]
+  k = min(top_k, mem.shape[-1])
+  if k == mem.shape[-1]:
+    return scores
+  keep = torch.zeros_like(mem, dtype=torch.bool).scatter_(-1, mem.topk(k, dim=-1).indices, True)
+  return torch.cat([scores[..., :local], mem.masked_fill(~keep, float("-inf"))], dim=-1)
 
 
 class FoTDecoderLayer(nn.Module):
@@ -290,14 +323,26 @@ class LongLlamaModel(LongLlamaPreTrainedModel):
     return self.norm(x)
 
 
-class LongLlamaForCausalLM(LongLlamaPreTrainedModel):
-  """Causal LM with FoT memory: windowed encoding of long inputs, memory cache, greedy generation."""
+class LongLlamaForCausalLM(LongLlamaPreTrainedModel, GenerationMixin):
+  """Causal LM with FoT memory: windowed encoding of long inputs, memory cache, generate() through GenerationMixin."""
+
+  _supported_generation_modes = (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE)
 
   def __init__(self, config):
     super().__init__(config)
     self.model = LongLlamaModel(config)
     self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
     self.post_init()
+
+  @classmethod
+  def _supports_default_dynamic_cache(cls) -> bool:
+    """generate() must not create a DynamicCache: the first forward creates the FoTCache."""
+    return False
+
+  def _prepare_attention_mask_for_generation(self, inputs_tensor, *args, **kwargs):
+    """Without an attention_mask every prompt token is valid, as in forward(): a token equal to pad_token_id is
+    not taken for padding (LLaMA's pad id 0 is <unk>, a real token). Padded batches pass their mask."""
+    return torch.ones(inputs_tensor.shape[:2], dtype=torch.long, device=inputs_tensor.device)
 
   def get_input_embeddings(self):
     return self.model.embed_tokens
@@ -328,11 +373,13 @@ class LongLlamaForCausalLM(LongLlamaPreTrainedModel):
               **kwargs):
     """Logits [B, N, V] float32 for every input token.
 
-    Without past_key_values the input is windowed as LongLLaMA does; with a cache (from use_cache=True) the new
-    tokens are appended to it, evicting the whole cache first when they do not fit in the window.
+    Without a cache the input is windowed as LongLLaMA does; with a cache (from use_cache=True) the new tokens are
+    appended to it, evicting the whole cache first when they do not fit in the window. attention_mask may cover
+    earlier tokens too (as generate() passes it): its last N columns mark the new tokens' padding.
     """
     past_key_values = cache if past_key_values is None else past_key_values
-    valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    valid = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+             else attention_mask[:, -input_ids.shape[1]:].bool())
     window = self.config.max_position_embeddings
     if past_key_values is None:
       cache = self.new_cache()
@@ -358,34 +405,19 @@ class LongLlamaForCausalLM(LongLlamaPreTrainedModel):
     keep = use_cache or past_key_values is not None
     return CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache if keep else None})
 
-  @torch.no_grad()
-  def generate(self, input_ids: torch.Tensor, max_new_tokens: int | None = None, max_length: int | None = None,
-               eos_token_id: int | None = None, attention_mask: torch.Tensor | None = None,
-               do_sample: bool = False, num_beams: int = 1, **kwargs) -> torch.Tensor:
-    """Greedy decoding with the memory cache. Returns [B, prompt + new] like transformers' generate."""
-    if do_sample or num_beams != 1:
-      raise ValueError("this FoT model implements greedy generation only (do_sample=False, num_beams=1)")
-    if max_new_tokens is None:
-      if max_length is None:
-        raise ValueError("pass max_new_tokens (or max_length)")
-      max_new_tokens = max_length - input_ids.shape[1]
-    pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
-    out = self(input_ids, attention_mask=attention_mask, use_cache=True)
-    cache = getattr(out, _CACHE_FIELD)
-    tokens = [input_ids]
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    for i in range(max_new_tokens):
-      nxt = out.logits[:, -1].argmax(-1)
-      nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
-      tokens.append(nxt[:, None])
-      if eos_token_id is not None:
-        finished |= nxt == eos_token_id
-        if bool(finished.all()):
-          break
-      if i == max_new_tokens - 1:
-        break
-      out = self(nxt[:, None], cache=cache)
-    return torch.cat(tokens, dim=1)
+  def generate(self, *args, **kwargs):
+    """transformers' generate() (greedy or sampling, logits processors, stopping criteria); beam search, assisted
+    generation and a cache passed in are refused with a clear error."""
+    config = kwargs.get("generation_config") or self.generation_config
+    num_beams = kwargs.get("num_beams", getattr(config, "num_beams", 1)) or 1
+    if num_beams > 1:
+      raise ValueError(f"generate(num_beams={num_beams}): beam search is not supported by the FoT model (its memory "
+                       f"cache cannot be reordered between beams); use greedy decoding or do_sample=True")
+    for name in ("assistant_model", "past_key_values", "cache"):
+      if kwargs.get(name) is not None:
+        raise ValueError(f"generate({name}=...): not supported by the FoT model; generation starts from the prompt "
+                         f"and builds its own memory cache")
+    return super().generate(*args, **kwargs)
 
 
 __all__ = ["LongLlamaConfig", "LongLlamaModel", "LongLlamaForCausalLM", "FoTCache"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from fot_jax.convert.hf import check_exportable
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.crossbatch import mix_window, parse_mix
 from fot_jax.model.transformer import REMAT_POLICIES
@@ -186,6 +187,12 @@ def validate(c, num_devices: int | None = None, process_count: int = 1) -> Model
   # checkpoint, log, eval
   _positive_int(c, "checkpoint.every_steps")
   _positive_int(c, "checkpoint.keep")
+  if _positive_int(c, "checkpoint.export_hf_every", allow_zero=True):
+    try:
+      check_exportable(model)
+    except ValueError as e:
+      _fail("checkpoint.export_hf_every", f"0 for a model with no Hugging Face form ({e})",
+            c.checkpoint.export_hf_every)
   _positive_int(c, "log.every_steps")
   _positive_int(c, "eval.every_steps", allow_zero=True)
   if c.eval.every_steps:

@@ -29,6 +29,7 @@ from fot_jax.train import config_paths, config_validation, metrics as metrics_li
 from fot_jax.train.barrier import StartupBarrierError, startup_barrier
 from fot_jax.train.config_validation import ConfigError
 from fot_jax.train.errors import CheckpointConfigMismatch, TrainingError, UnreadableCheckpointError
+from fot_jax.train.hf_export import PeriodicExporter
 from fot_jax.train.sharding import batch_sharding, make_mesh, replicated, tree_shardings
 
 log = logging.getLogger("fot_jax.train")
@@ -237,15 +238,17 @@ def _train(config, workdir: str) -> TrainResult:
   manager = ckpt.make_manager(workdir, max_to_keep=config.checkpoint.keep,
                               save_interval_steps=config.checkpoint.every_steps,
                               async_save=config.checkpoint.async_save)
+  exporter = PeriodicExporter(workdir, config.checkpoint.export_hf_every, model, config_json, is_main)
   try:
     state, start = _init_or_restore(config, workdir, manager, model, optimizer, abstract, shardings, data,
                                     config_json)
     with jax.set_mesh(mesh):  # kernels under shard_map (splash) partition over the ambient mesh
       result = _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, start, shardings, data,
-                     config_json, is_main)
+                     config_json, is_main, exporter)
     ckpt.finish_saves(manager)
     return result
   finally:
+    exporter.wait()
     try:
       manager.wait_until_finished()
       manager.close()
@@ -412,7 +415,7 @@ def jit_train_step(config, model, mesh, optimizer, schedule, shardings):
 
 
 def _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, start, shardings, data,
-          config_json, is_main) -> TrainResult:
+          config_json, is_main, exporter: PeriodicExporter) -> TrainResult:
   d_cfg = config.data
   micro_size = d_cfg.batch_size // d_cfg.micro_batches
   jitted = jit_train_step(config, model, mesh, optimizer, schedule, shardings)
@@ -493,6 +496,7 @@ def _loop(config, workdir, manager, model, mesh, optimizer, schedule, state, sta
         # The interval policy is ours (orbax would also save the first step of a fresh run); orbax keeps N.
         if preempted or step == config.num_steps or step % config.checkpoint.every_steps == 0:
           ckpt.save(manager, step, state, config_json, data.train.get_state(), force=True)
+        exporter.maybe_export(step, state["params"])
         if preempted:
           stopped = "preempted"
           log.warning("preemption requested: saved step %d, stopping", step)

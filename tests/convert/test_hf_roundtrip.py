@@ -70,9 +70,9 @@ def test_config_json_has_longllama_fields(tmp_path):
   with open(os.path.join(out, "config.json")) as f:
     cfg = json.load(f)
   expected = {
-      "model_type": "longllama", "architectures": ["LongLlamaForCausalLM"], "mem_layers": [1, 2],
+      "model_type": "llama", "architectures": ["LongLlamaForCausalLM"], "mem_layers": [1, 2],
       "mem_positionals": False, "mem_dtype": "float32", "last_context_length": 8,
-      "mem_attention_grouping": None, "torch_attention": False, "gradient_checkpoint_every_ith": 1,
+      "mem_attention_grouping": None, "torch_attention": False, "mem_top_k": None, "gradient_checkpoint_every_ith": 1,
       "rope_theta": 1e6, "max_position_embeddings": 16, "vocab_size": 256, "hidden_size": 64,
       "intermediate_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
       "rms_norm_eps": 1e-6, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
@@ -81,6 +81,10 @@ def test_config_json_has_longllama_fields(tmp_path):
   assert cfg["auto_map"]["AutoModelForCausalLM"] == "modeling_longllama_fot.LongLlamaForCausalLM"
   assert os.path.isfile(os.path.join(out, "modeling_longllama_fot.py"))
   assert os.path.isfile(os.path.join(out, "generation_config.json"))
+  with open(os.path.join(out, "README.md")) as f:  # the model card, from the stored run config
+    card = f.read()
+  assert "| Memory layers | [1, 2] |" in card and "| Training tokens seen | not recorded |" in card
+  assert "| Memory keys positional (mem_positionals) | none |" in card
   # Importing the export gives back the same model config, memory fields included.
   assert convert_cli.main(["--from=hf", out, f"--out={tmp_path / 'back'}"]) == 0
   assert load_params(str(tmp_path / "back"))[1] == config
@@ -111,7 +115,8 @@ def test_sharded_and_half_precision_exports(tmp_path):
   assert torch.equal(weight, expected)
 
 
-def test_tokenizer_copied_from_run_config(tmp_path):
+def test_tokenizer_copied_from_run_config(tmp_path, monkeypatch):
+  monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("AutoTokenizer asked to run remote code"))
   spm = pytest.importorskip("sentencepiece")
   corpus = tmp_path / "corpus.txt"
   rng = np.random.RandomState(0)
@@ -119,7 +124,7 @@ def test_tokenizer_copied_from_run_config(tmp_path):
   corpus.write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)) + "\nthe lazy dog\n")
   spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=64,
                                  bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
-  config = tiny.tiny_config(mem_layers=())
+  config = tiny.tiny_config()  # with memory layers: config.json carries auto_map to the FoT code
   ckpt = str(tmp_path / "ckpt")
   save_params_checkpoint(ckpt, tiny.tiny_params(config), config,
                          extra_config={"data": {"sentencepiece_model": str(tmp_path / "sp.model")}})
