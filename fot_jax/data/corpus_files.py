@@ -60,8 +60,40 @@ def _open_text(path: str) -> IO[str]:
     except ImportError as e:
       raise CorpusError(f"{path}: reading .zst files needs the zstandard package (pip install "
                         f"'fot_jax[data]')") from e
-    raw = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    raw = io.BufferedReader(_ZstdReader(raw, zstandard))
   return io.TextIOWrapper(raw, encoding="utf-8")
+
+
+class _ZstdReader(io.RawIOBase):
+  """Decompressed bytes of a (multi-frame) .zst stream; a truncated last frame is an error, not a silent end."""
+
+  def __init__(self, raw: IO[bytes], zstandard, chunk: int = 1 << 20):
+    self._raw, self._zstd, self._chunk = raw, zstandard, chunk
+    self._dobj, self._fed, self._out = zstandard.ZstdDecompressor().decompressobj(), False, b""
+
+  def readable(self) -> bool:
+    return True
+
+  def readinto(self, buf) -> int:
+    while not self._out:
+      data = self._raw.read(self._chunk)
+      if not data:
+        if self._fed and not self._dobj.eof:
+          raise self._zstd.ZstdError("the stream ends inside a frame (truncated file)")
+        return 0
+      while data:
+        if self._dobj.eof:  # the next frame
+          self._dobj, self._fed = self._zstd.ZstdDecompressor().decompressobj(), False
+        self._fed = True
+        self._out += self._dobj.decompress(data)
+        data = self._dobj.unused_data if self._dobj.eof else b""
+    n = min(len(buf), len(self._out))
+    buf[:n], self._out = self._out[:n], self._out[n:]
+    return n
+
+  def close(self) -> None:
+    self._raw.close()
+    super().close()
 
 
 def _decode_errors() -> tuple[type[Exception], ...]:
