@@ -85,6 +85,7 @@ def main(argv=None) -> int:
   p.add_argument("--vocab", required=True)
   p.add_argument("--split", default="train")
   p.add_argument("--data_dir", default=None, help="default $FOT_JAX_DATA_DIR or ~/.cache/fot_jax; any fsspec URL")
+  p.add_argument("--cache_root", default=None, help="where tokens/ is written (default: the data dir)")
   p.add_argument("--num_shards", type=int, default=1)
   p.add_argument("--process_index", type=int, default=0)
   p.add_argument("--process_count", type=int, default=1)
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   for name in names:
-    cache = task_cache_path(data_dir, name, args.split)
+    cache = task_cache_path(args.cache_root or data_dir, name, args.split)
     info = build(name, args.split, cache, args.num_shards, args.process_index, args.process_count)
     print(f"{cache}: " + (f"{info['num_docs']} documents, {info['num_tokens']} tokens" if info
                           else "this process's shards done; the index is written by the last builder"))
