@@ -49,9 +49,8 @@ def files(kind: str, pattern: str, split: str) -> list[str]:
   return paths
 
 
-def _open_text(path: str) -> IO[str]:
-  """The file as text lines, decompressed by suffix (.gz, .zst)."""
-  raw = fs.open_file(path, "rb")
+def _text(raw: IO[bytes], path: str) -> IO[str]:
+  """The open file `raw` as text lines, decompressed by the suffix of path (.gz, .zst)."""
   if path.endswith(".gz"):
     raw = gzip.GzipFile(fileobj=raw)
   elif path.endswith(".zst"):
@@ -110,21 +109,22 @@ def _corrupt(path: str, line: int, e: Exception) -> CorpusError:
 def jsonl_records(path: str) -> Iterator[dict]:
   """The JSON objects of a JSONL file (blank lines skipped); errors name file and line."""
   line_no, found = 0, False
-  try:
-    with _open_text(path) as f:
-      for line_no, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        try:
-          record = json.loads(line)
-        except json.JSONDecodeError as e:
-          raise CorpusError(f"{path}:{line_no}: not a JSON object ({e.msg})") from None
-        if not isinstance(record, dict):
-          raise CorpusError(f"{path}:{line_no}: expected a JSON object, found {type(record).__name__}")
-        found = True
-        yield record
-  except _decode_errors() as e:
-    raise _corrupt(path, line_no, e) from None
+  with fs.open_file(path, "rb") as raw:
+    try:
+      with _text(raw, path) as f:
+        for line_no, line in enumerate(f, 1):
+          if not line.strip():
+            continue
+          try:
+            record = json.loads(line)
+          except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}:{line_no}: not a JSON object ({e.msg})") from None
+          if not isinstance(record, dict):
+            raise CorpusError(f"{path}:{line_no}: expected a JSON object, found {type(record).__name__}")
+          found = True
+          yield record
+    except _decode_errors() as e:
+      raise _corrupt(path, line_no, e) from None
   if not found:
     raise CorpusError(f"{path}: empty file (no records)")
 

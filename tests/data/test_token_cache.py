@@ -141,7 +141,7 @@ def test_longllama_mixture_on_fixture_files(tmp_path, byte_vocab):
   for j, src in enumerate(docs.sources):
     assert src.lengths.min() >= PAPER_TABLE[names[j]][1]
   python = docs.sources[names.index("python")]
-  assert len(python) > 0 and "# ---- src/m" in bytes(python[0]["targets"] - 3).decode()
+  assert len(python) > 0 and "# ---- src/m" in bytes((python[0]["targets"] - 3).astype(np.uint8)).decode()
   share = np.bincount(docs.which, minlength=len(names)) / len(docs.which)
   assert abs(share[names.index("common_crawl")] - 0.29) < 0.08 and share[names.index("arxiv")] > 0.15
 
