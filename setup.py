@@ -27,8 +27,11 @@ CORE = [
 ]
 
 EXTRAS = {
-    "test": ["pytest", "pytest-timeout", "torch==2.13.0", "transformers"],
+    "test": ["pytest", "pytest-timeout", "torch==2.13.0", "transformers", "zstandard"],
     "tpu": [f"jax[tpu]=={JAX_VERSION}"],
+    # corpora and caches beyond local files: RedPajama's .zst files, gs:// paths (fsspec and pyarrow come with
+    # tensorflow-datasets)
+    "data": ["zstandard", "gcsfs"],
 }
 
 setup(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from fot_jax.data.tasks import LONGLLAMA_SUBSETS
 from fot_jax.model.config import PRESETS, ModelConfig
 
 
@@ -58,6 +59,9 @@ def get_config() -> ml_collections.ConfigDict:
   # another document: for short synthetic documents (passkey prompts), where packing would mix keys
   c.data.align_documents = False
   c.data.max_docs = 0  # >0: use only the first max_docs documents of each split (quick runs)
+  # data.task = "mixture:longllama": a path or glob (local or any fsspec URL, e.g. gs://) per subset of the
+  # user's copy of the data: RedPajama JSONL (plain, .gz, .zst); python: The Stack's parquet or JSONL files.
+  c.data.subset_paths = ml_collections.ConfigDict({s.name: "" for s in LONGLLAMA_SUBSETS})
   c.data.sentencepiece_model = ""  # filled in by the trainer with the resolved path (export reads it)
 
   c.optim = ml_collections.ConfigDict()

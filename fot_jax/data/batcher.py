@@ -86,6 +86,44 @@ def document_lengths(docs: Sequence[Any]) -> np.ndarray:
   return np.asarray([len(_doc_parts(docs[i])[0]) for i in range(len(docs))], dtype=np.int64)
 
 
+def stream_piece(cfg: BatcherConfig, doc: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Tokens, per-token target weights and the real-token mask of a document's stream piece: BOS + doc + EOS,
+  then padding up to a multiple of cfg.align."""
+  tokens, weights = _doc_parts(doc)
+  parts_t, parts_w = [], []
+  if cfg.bos_id is not None:  # BOS as a target (after the previous EOS) carries no loss
+    parts_t.append(np.array([cfg.bos_id], np.int32))
+    parts_w.append(np.zeros(1, np.float32))
+  parts_t.append(tokens)
+  parts_w.append(np.ones(len(tokens), np.float32) if weights is None else weights)
+  if cfg.eos_id is not None:
+    parts_t.append(np.array([cfg.eos_id], np.int32))
+    parts_w.append(np.full(1, _eos_weight(doc, weights), np.float32))
+  t, w = np.concatenate(parts_t), np.concatenate(parts_w)
+  pad = -len(t) % cfg.align
+  return (np.concatenate([t, np.full(pad, cfg.pad_id, np.int32)]), np.concatenate([w, np.zeros(pad, np.float32)]),
+          np.arange(len(t) + pad) < len(t))
+
+
+def batch_rows(cfg: BatcherConfig, num_slots: int, read) -> dict[str, np.ndarray]:
+  """The [num_slots*k, L] rows of one batch; read(i, n, advance) -> (tokens, weights, real) of local slot i's
+  stream (k*L tokens advancing, then a 1-token peek at the next batch's first token for the last target)."""
+  k, L = cfg.k, cfg.seq_len
+  rows = num_slots * k
+  out = {"inputs": np.empty((rows, L), np.int32), "targets": np.empty((rows, L), np.int32),
+         "loss_mask": np.empty((rows, L), np.float32), "input_mask": np.empty((rows, L), bool)}
+  for i in range(num_slots):
+    t, w, r = read(i, k * L, True)
+    t1, w1, r1 = read(i, 1, False)
+    t, w, r = np.concatenate([t, t1]), np.concatenate([w, w1]), np.concatenate([r, r1])
+    sl = slice(i * k, (i + 1) * k)
+    out["inputs"][sl] = t[:-1].reshape(k, L)
+    out["targets"][sl] = t[1:].reshape(k, L)
+    out["loss_mask"][sl] = (w[1:] * (r[1:] & r[:-1])).reshape(k, L)
+    out["input_mask"][sl] = r[:-1].reshape(k, L)
+  return out
+
+
 @dataclasses.dataclass
 class _Cursor:
   epoch: int
@@ -169,21 +207,7 @@ class DocumentBatcher:
     if key in cache:
       return cache[key]
     doc_id = int(self.slot_documents(slot, cur.epoch)[cur.index])
-    doc = self.docs[doc_id]
-    tokens, weights = _doc_parts(doc)
-    parts_t, parts_w = [], []
-    if self.cfg.bos_id is not None:  # BOS as a target (after the previous EOS) carries no loss
-      parts_t.append(np.array([self.cfg.bos_id], np.int32))
-      parts_w.append(np.zeros(1, np.float32))
-    parts_t.append(tokens)
-    parts_w.append(np.ones(len(tokens), np.float32) if weights is None else weights)
-    if self.cfg.eos_id is not None:
-      parts_t.append(np.array([self.cfg.eos_id], np.int32))
-      parts_w.append(np.full(1, _eos_weight(doc, weights), np.float32))
-    t, w = np.concatenate(parts_t), np.concatenate(parts_w)
-    pad = int(self._piece_sizes([len(tokens)])[0]) - len(t)
-    out = (np.concatenate([t, np.full(pad, self.cfg.pad_id, np.int32)]), np.concatenate([w, np.zeros(pad, np.float32)]),
-           np.arange(len(t) + pad) < len(t))
+    out = stream_piece(self.cfg, self.docs[doc_id])
     if len(cache) >= 2:  # the current document and the one the peek reached are all a slot needs
       cache.pop(next(iter(cache)))
     cache[key] = out
@@ -237,21 +261,8 @@ class DocumentBatcher:
 
   def next_batch(self) -> dict[str, np.ndarray]:
     """The local rows of the next global batch, [B_local, L] each."""
-    k, L = self.cfg.k, self.cfg.seq_len
     a, b = self.slot_range
-    rows = (b - a) * k
-    out = {"inputs": np.empty((rows, L), np.int32), "targets": np.empty((rows, L), np.int32),
-           "loss_mask": np.empty((rows, L), np.float32), "input_mask": np.empty((rows, L), bool)}
-    for i, slot in enumerate(range(a, b)):
-      cur = self._cursors[i]
-      t, w, r = self._read(slot, cur, k * L, advance=True)
-      t1, w1, r1 = self._read(slot, cur, 1, advance=False)  # the last target peeks at the next batch's token
-      t, w, r = np.concatenate([t, t1]), np.concatenate([w, w1]), np.concatenate([r, r1])
-      sl = slice(i * k, (i + 1) * k)
-      out["inputs"][sl] = t[:-1].reshape(k, L)
-      out["targets"][sl] = t[1:].reshape(k, L)
-      out["loss_mask"][sl] = (w[1:] * (r[1:] & r[:-1])).reshape(k, L)
-      out["input_mask"][sl] = r[:-1].reshape(k, L)
+    out = batch_rows(self.cfg, b - a, lambda i, n, advance: self._read(a + i, self._cursors[i], n, advance))
     self.step += 1
     return out
 

@@ -3,8 +3,10 @@
 Every text corpus goes through one code path (`register_text_task`): source -> rekey to 'targets' -> tokenize
 (no EOS: the batcher joins documents with EOS+BOS) -> drop documents shorter than min_length. Sources:
 offline corpora built into TFDS here (stdlib, shakespeare), TFDS datasets users prepare themselves (pg19, c4),
-and RedPajama-style JSONL / ArrayRecord files of {"text": ...} records. Tasks are registered per vocabulary,
-because a seqio task binds its vocabulary; names are 'fot.<corpus>.<vocab>.min<n>'.
+RedPajama-style JSONL / ArrayRecord files of {"text": ...} records, and The Stack's code files
+(fot_jax.data.corpus_files). Tasks are registered per vocabulary, because a seqio task binds its vocabulary;
+names are 'fot.<corpus>.<vocab>.min<n>'. `task_documents` reads one shard of a split (every N-th source example)
+and tags each document with its source position, so a cache built in N pieces orders like one built at once.
 seqio's last release is mid-2025: nothing outside fot_jax/data imports it.
 """
 
@@ -12,22 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import hashlib
 import json
 import os
+import re
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from fot_jax.data import corpora, synthetic
+from fot_jax.data import corpora, corpus_files, synthetic
 
 # name -> (tfds name, text feature); used when the user has prepared these TFDS datasets in the data dir.
 TFDS_TEXT = {
     "pg19": ("pg19:0.1.1", "book_text"),
     "c4": ("c4/en:3.0.1", "text"),
 }
-FILE_KINDS = ("jsonl", "arrayrecord")
+FILE_KINDS = ("arrayrecord",) + corpus_files.KINDS
+POSITION = "position"  # the source position a document carries through a text task's preprocessors
 
 
 def _seqio():
@@ -61,21 +64,15 @@ def _corpus_tag(corpus: str) -> str:
 
 
 def _file_records(kind: str, pattern: str, split: str) -> Iterator[str]:
-  """Texts of {"text": ...} records from the files matching pattern ('{split}' is replaced by the split)."""
-  paths = sorted(glob.glob(pattern.replace("{split}", split)))
-  if not paths:
-    raise FileNotFoundError(f"{kind} corpus: no files match {pattern.replace('{split}', split)!r}")
-  for path in paths:
-    if kind == "jsonl":
-      with open(path, encoding="utf-8") as f:
-        for line in f:
-          if line.strip():
-            yield json.loads(line)["text"]
-    else:
-      from array_record.python import array_record_data_source
-      src = array_record_data_source.ArrayRecordDataSource([path])
-      for i in range(len(src)):
-        yield json.loads(src[i])["text"]
+  """Texts of the documents of a file corpus split ('{split}' in the pattern is replaced by the split)."""
+  if kind != "arrayrecord":
+    yield from corpus_files.split_documents(kind, pattern, split)
+    return
+  from array_record.python import array_record_data_source
+  for path in corpus_files.files(kind, pattern, split):
+    src = array_record_data_source.ArrayRecordDataSource([path])
+    for i in range(len(src)):
+      yield json.loads(src[i])["text"]
 
 
 def _file_source(kind: str, pattern: str):
@@ -84,8 +81,7 @@ def _file_source(kind: str, pattern: str):
 
   def dataset_fn(split, shuffle_files, seed=None):
     del shuffle_files, seed  # files are read in sorted order; the batcher shuffles documents
-    if not glob.glob(pattern.replace("{split}", split)):  # fail here, not inside TF's generator wrapper
-      raise FileNotFoundError(f"{kind} corpus: no files match {pattern.replace('{split}', split)!r}")
+    corpus_files.files(kind, pattern, split)  # fail here, not inside TF's generator wrapper
     return tf.data.Dataset.from_generator(lambda: ({"text": t} for t in _file_records(kind, pattern, split)),
                                           output_signature={"text": tf.TensorSpec([], tf.string)})
   return seqio.FunctionDataSource(dataset_fn, splits=("train", "validation"))
@@ -105,7 +101,7 @@ def text_source(corpus: str, data_dir: str | None = None):
   if sep and kind in FILE_KINDS:
     return _file_source(kind, pattern), "text"
   raise ValueError(f"unknown corpus {corpus!r}: use one of {list(corpora.OFFLINE_CORPORA) + list(TFDS_TEXT)} "
-                   f"or 'jsonl:<glob>' / 'arrayrecord:<glob>'")
+                   f"or '<kind>:<glob>' with kind one of {list(FILE_KINDS)}")
 
 
 def check_tfds_prepared(corpus: str, data_dir: str | None = None) -> None:
@@ -115,6 +111,11 @@ def check_tfds_prepared(corpus: str, data_dir: str | None = None) -> None:
   if not os.path.isdir(path):
     raise FileNotFoundError(f"TFDS dataset {name!r} for corpus {corpus!r} is not prepared at {path!r}; build it "
                             f"with tfds (data_dir={corpora.tfds_dir(data_dir)!r}) first: fot_jax never downloads")
+
+
+def _rekey_text(ds, key: str):
+  """{key: text} -> {'targets': text}, keeping the source position when the reader tagged one."""
+  return ds.map(lambda ex: {"targets": ex[key], **({POSITION: ex[POSITION]} if POSITION in ex else {})})
 
 
 def _filter_min_length(ds, min_length: int):
@@ -131,7 +132,7 @@ def register_text_task(corpus: str, vocab, data_dir: str | None = None, min_leng
   source, key = text_source(corpus, data_dir)
   seqio.TaskRegistry.add(
       name, source=source,
-      preprocessors=[functools.partial(seqio.preprocessors.rekey, key_map={"targets": key}),
+      preprocessors=[functools.partial(_rekey_text, key=key),
                      seqio.preprocessors.tokenize,
                      functools.partial(_filter_min_length, min_length=int(min_length))],
       output_features={"targets": seqio.Feature(vocab, add_eos=False)})
@@ -213,12 +214,48 @@ class MixtureComponent:
   min_length: int = 0  # tokens; shorter documents of this subset are dropped
 
 
-# The shape of the paper's LongLLaMA fine-tuning mixture (RedPajama-style text + long code, long documents
-# preferred). Illustrative config: check rates and thresholds against the paper's appendix before a real run.
-LONGLLAMA_MIXTURE = (
-    MixtureComponent("jsonl:/data/redpajama/{split}/*.jsonl", rate=0.5, min_length=0),
-    MixtureComponent("jsonl:/data/the_stack_python/{split}/*.jsonl", rate=0.5, min_length=2048),
+@dataclasses.dataclass(frozen=True)
+class Subset:
+  """A named subset of a mixture whose files the user points to (config.data.subset_paths.<name>)."""
+  name: str
+  kind: str  # a corpus_files kind: 'redpajama' (JSONL, .gz, .zst) or 'stack' (parquet or JSONL code files)
+  rate: float
+  min_length: int = 0  # tokens
+
+
+# The paper's LongLLaMA fine-tuning mixture (appendix, "LLaMA fine-tuning dataset"): sampling proportion and
+# minimum document length in tokens. Every subset is RedPajama's except python, The Stack's Python files with
+# the files of one subdirectory concatenated (corpus_files.stack_documents).
+LONGLLAMA_SUBSETS = (
+    Subset("arxiv", "redpajama", 0.25),
+    Subset("python", "stack", 0.25, 4096),
+    Subset("book", "redpajama", 0.10),
+    Subset("common_crawl", "redpajama", 0.29),
+    Subset("c4", "redpajama", 0.05, 1024),
+    Subset("github", "redpajama", 0.02, 2048),
+    Subset("stackexchange", "redpajama", 0.02, 1024),
+    Subset("wikipedia", "redpajama", 0.02, 1024),
 )
+SUBSET_PATHS_FIELD = "config.data.subset_paths"
+
+
+def subset_components(subsets: Sequence[Subset], paths: dict[str, str], mixture: str
+                      ) -> tuple[MixtureComponent, ...]:
+  """MixtureComponents of the subsets over the user's files; errors name the config field of a missing path."""
+  unknown = sorted(set(paths) - {s.name for s in subsets})
+  if unknown:
+    raise ValueError(f"{SUBSET_PATHS_FIELD}.{unknown[0]}: not a subset of mixture:{mixture} (subsets: "
+                     f"{[s.name for s in subsets]})")
+  comps = []
+  for s in subsets:
+    pattern = paths.get(s.name, "")
+    if not pattern:
+      raise ValueError(f"{SUBSET_PATHS_FIELD}.{s.name}: expected a path or glob of the {s.name!r} files of "
+                       f"mixture:{mixture} ({s.kind} format), found none")
+    comps.append(MixtureComponent(f"{s.kind}:{pattern}", s.rate, s.min_length))
+  return tuple(comps)
+
+
 # What the offline machine can run: stdlib code plus Gutenberg books.
 OFFLINE_MIXTURE = (MixtureComponent("stdlib", 0.75, 256), MixtureComponent("shakespeare", 0.25, 256))
 
@@ -239,13 +276,34 @@ def register_mixture(name: str, components: Sequence[MixtureComponent], vocab,
   return full, tasks
 
 
-def task_documents(task_name: str, split: str) -> Iterator[dict[str, np.ndarray]]:
-  """Whole tokenized documents of a task split, in source order (sequence_length=None, no shuffle)."""
+def task_vocab_tag(task_name: str) -> str:
+  """vocab_tag of the vocabulary a registered task tokenizes 'targets' with (recorded in its token cache)."""
+  return vocab_tag(_seqio().get_mixture_or_task(task_name).output_features["targets"].vocabulary)
+
+
+def task_documents(task_name: str, split: str, shard: int = 0, num_shards: int = 1
+                   ) -> Iterator[dict[str, np.ndarray]]:
+  """Whole tokenized documents of one shard of a task split in source order (sequence_length=None, no
+  shuffle): shard i of N holds source examples i, i+N, ...; each document carries its source 'position'."""
+  import tensorflow as tf
   seqio = _seqio()
   task = seqio.get_mixture_or_task(task_name)
-  ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, use_cached=False)
-  for ex in ds.as_numpy_iterator():
-    yield {k: v for k, v in ex.items() if k in ("targets", "loss_weights")}
+  ds = task.source.get_dataset(split=split, shuffle=False).enumerate()
+  if num_shards > 1:
+    ds = ds.shard(num_shards, shard)
+  ds = ds.map(lambda i, ex: {**ex, POSITION: tf.cast(i, tf.int64)})
+  ds = task.preprocess_postcache(task.preprocess_precache(ds), sequence_length=None)
+  try:
+    for ex in ds.as_numpy_iterator():
+      if POSITION not in ex and num_shards > 1:
+        raise ValueError(f"task {task_name!r} drops the '{POSITION}' key in its preprocessors, so its cache "
+                         f"cannot be built in {num_shards} shards; build it with one")
+      yield {k: v for k, v in ex.items() if k in ("targets", "loss_weights", POSITION)}
+  except tf.errors.OpError as e:  # a reader error raised inside TF's generator: surface the original message
+    found = re.search(r"CorpusError: (.*)", e.message)
+    if found:
+      raise corpus_files.CorpusError(found.group(1)) from None
+    raise
 
 
 def describe(name: str) -> dict[str, Any]:

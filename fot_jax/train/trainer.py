@@ -136,7 +136,8 @@ def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
   train = pipeline.make_batcher(d.task, "train", vocab, d.batch_size, d.seq_len, k=config.fot.k,
                                 micro_batches=d.micro_batches, seed=config.seed, process_index=pidx,
                                 process_count=pcount, data_dir=data_dir, shuffle=d.shuffle,
-                                model_vocab_size=model.vocab_size, align_documents=d.align_documents)
+                                model_vocab_size=model.vocab_size, align_documents=d.align_documents,
+                                subset_paths=dict(d.get("subset_paths") or {}))
   make_eval = None
   if config.eval.every_steps:
     e = config.eval
@@ -146,7 +147,8 @@ def build_data(config, model: ModelConfig, mesh: Mesh) -> DataBundle:
       batcher = pipeline.make_batcher(d.task, "validation", vocab, e.batch_size, d.seq_len, k=e.k, seed=config.seed,
                                       process_index=epidx, process_count=epcount, data_dir=data_dir,
                                       shuffle=False, model_vocab_size=model.vocab_size,
-                                      align_documents=d.align_documents)
+                                      align_documents=d.align_documents,
+                                      subset_paths=dict(d.get("subset_paths") or {}))
       return (batcher.next_batch() for _ in range(e.num_batches))
     make_eval()  # fail now, not at the first evaluation, if the split cannot be batched
   return DataBundle(train, make_eval, sp_path, getattr(vocab, "tokenizer_file", "") or "")

@@ -34,7 +34,23 @@ def test_two_processes_never_build_at_the_same_time(tmp_path):
   assert os.path.exists(tmp_path / "cache" / ".corpus.lock")
 
 
-def test_remote_paths_are_not_locked(tmp_path):
-  with build_lock("gs://bucket/cache", "corpus"):
-    pass_through = True
-  assert pass_through and not os.path.exists("gs:")
+def test_remote_lock_waits_for_the_holder_and_breaks_stale_locks():
+  import threading
+  directory, events = "memory://locks/cache", []
+
+  def hold(tag, seconds):
+    with build_lock(directory, "corpus", poll_s=0.05):
+      events.append(f"start {tag}")
+      time.sleep(seconds)
+      events.append(f"end {tag}")
+  first = threading.Thread(target=hold, args=("a", 0.5))
+  first.start()
+  time.sleep(0.2)
+  hold("b", 0)
+  first.join()
+  assert events == ["start a", "end a", "start b", "end b"]
+  from fot_jax.data import fs
+  fs.write_bytes(f"{directory}/.corpus.lock", b'{"time": 0}')  # left behind by a holder that died long ago
+  with build_lock(directory, "corpus", poll_s=0.05, stale_s=60):
+    events.append("after stale")
+  assert events[-1] == "after stale" and not fs.exists(f"{directory}/.corpus.lock")

@@ -1,0 +1,195 @@
+"""Documents of corpus files on any filesystem: RedPajama-style JSONL (plain, .gz, .zst) and The Stack's code files
+(parquet or JSONL) concatenated per repository subdirectory.
+
+Corpus names: 'jsonl:<glob>' (every file in every split unless the glob has '{split}'), 'redpajama:<glob>' and
+'stack:<glob>' (without '{split}', a stable hash of the document id puts ~1% of documents in 'validation').
+Every problem names the file (and line): a missing or empty file, a corrupt archive, a malformed record.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import posixpath
+import sys
+import zlib
+from typing import IO, Iterator
+
+import numpy as np
+
+from fot_jax.data import fs
+from fot_jax.data.corpora import split_of
+
+KINDS = ("jsonl", "redpajama", "stack")
+HASH_SPLIT_KINDS = ("redpajama", "stack")
+HASH_VALID_PERCENT = 1
+# The Stack's columns: the file text and where it lives (the-stack-dedup names, then the plain ones).
+STACK_TEXT = "content"
+STACK_REPO = ("max_stars_repo_name", "repo_name")
+STACK_PATH = ("max_stars_repo_path", "path")
+
+
+class CorpusError(ValueError):
+  """A corpus file that cannot be read as documents; the message starts with the file (and line)."""
+
+
+def parse(name: str) -> tuple[str, str] | None:
+  """'<kind>:<glob>' -> (kind, glob) for a file corpus name, else None."""
+  kind, sep, pattern = name.partition(":")
+  return (kind, pattern) if sep and kind in KINDS else None
+
+
+def files(kind: str, pattern: str, split: str) -> list[str]:
+  """The files of a split, sorted; FileNotFoundError naming the pattern when none match."""
+  resolved = pattern.replace("{split}", split)
+  paths = fs.glob(resolved)
+  if not paths:
+    raise FileNotFoundError(f"{kind} corpus: no files match {resolved!r}")
+  return paths
+
+
+def _text(raw: IO[bytes], path: str) -> IO[str]:
+  """The open file `raw` as text lines, decompressed by the suffix of path (.gz, .zst)."""
+  if path.endswith(".gz"):
+    raw = gzip.GzipFile(fileobj=raw)
+  elif path.endswith(".zst"):
+    try:
+      import zstandard
+    except ImportError as e:
+      raise CorpusError(f"{path}: reading .zst files needs the zstandard package (pip install "
+                        f"'fot_jax[data]')") from e
+    raw = io.BufferedReader(_ZstdReader(raw, zstandard))
+  return io.TextIOWrapper(raw, encoding="utf-8")
+
+
+class _ZstdReader(io.RawIOBase):
+  """Decompressed bytes of a (multi-frame) .zst stream; a truncated last frame is an error, not a silent end."""
+
+  def __init__(self, raw: IO[bytes], zstandard, chunk: int = 1 << 20):
+    self._raw, self._zstd, self._chunk = raw, zstandard, chunk
+    self._dobj, self._fed, self._out = zstandard.ZstdDecompressor().decompressobj(), False, b""
+
+  def readable(self) -> bool:
+    return True
+
+  def readinto(self, buf) -> int:
+    while not self._out:
+      data = self._raw.read(self._chunk)
+      if not data:
+        if self._fed and not self._dobj.eof:
+          raise self._zstd.ZstdError("the stream ends inside a frame (truncated file)")
+        return 0
+      while data:
+        if self._dobj.eof:  # the next frame
+          self._dobj, self._fed = self._zstd.ZstdDecompressor().decompressobj(), False
+        self._fed = True
+        self._out += self._dobj.decompress(data)
+        data = self._dobj.unused_data if self._dobj.eof else b""
+    n = min(len(buf), len(self._out))
+    buf[:n], self._out = self._out[:n], self._out[n:]
+    return n
+
+  def close(self) -> None:
+    self._raw.close()
+    super().close()
+
+
+def _decode_errors() -> tuple[type[Exception], ...]:
+  """What a truncated or corrupt archive raises while it is read (zstandard's own error when it is loaded)."""
+  zstd = sys.modules.get("zstandard")
+  return (OSError, EOFError, UnicodeDecodeError, zlib.error) + ((zstd.ZstdError,) if zstd else ())
+
+
+def _corrupt(path: str, line: int, e: Exception) -> CorpusError:
+  kind = "gzip" if path.endswith(".gz") else "zstd" if path.endswith(".zst") else "text"
+  return CorpusError(f"{path}: corrupt {kind} data after line {line} ({type(e).__name__}: {e})")
+
+
+def jsonl_records(path: str) -> Iterator[dict]:
+  """The JSON objects of a JSONL file (blank lines skipped); errors name file and line."""
+  line_no, found = 0, False
+  with fs.open_file(path, "rb") as raw:
+    try:
+      with _text(raw, path) as f:
+        for line_no, line in enumerate(f, 1):
+          if not line.strip():
+            continue
+          try:
+            record = json.loads(line)
+          except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}:{line_no}: not a JSON object ({e.msg})") from None
+          if not isinstance(record, dict):
+            raise CorpusError(f"{path}:{line_no}: expected a JSON object, found {type(record).__name__}")
+          found = True
+          yield record
+    except _decode_errors() as e:
+      raise _corrupt(path, line_no, e) from None
+  if not found:
+    raise CorpusError(f"{path}: empty file (no records)")
+
+
+def _field(record: dict, names: tuple[str, ...] | str, path: str, index: int) -> str:
+  for name in (names,) if isinstance(names, str) else names:
+    value = record.get(name)
+    if isinstance(value, str):
+      return value
+  raise CorpusError(f"{path}: record {index}: expected a string field {names!r}, found keys {sorted(record)}")
+
+
+def text_documents(path: str) -> Iterator[tuple[str, str]]:
+  """(doc id, text) of every {"text": ...} record of a JSONL file."""
+  base = posixpath.basename(path)
+  for i, record in enumerate(jsonl_records(path)):
+    yield f"{base}:{i}", _field(record, "text", path, i)
+
+
+def _stack_records(path: str) -> Iterator[dict]:
+  if path.endswith(".parquet"):
+    import pyarrow.parquet as pq
+    with fs.open_file(path, "rb") as f:
+      pf = pq.ParquetFile(f)  # reads the footer and row groups with ranged reads
+      names = pf.schema_arrow.names
+      repo = next((c for c in STACK_REPO if c in names), None)
+      rel = next((c for c in STACK_PATH if c in names), None)
+      if STACK_TEXT not in names or repo is None or rel is None:
+        raise CorpusError(f"{path}: expected columns {STACK_TEXT!r}, one of {STACK_REPO} and one of "
+                          f"{STACK_PATH}, found {names}")
+      if pf.metadata.num_rows == 0:
+        raise CorpusError(f"{path}: empty file (no records)")
+      for batch in pf.iter_batches(columns=[STACK_TEXT, repo, rel]):
+        cols = batch.to_pydict()
+        for t, r, p in zip(cols[STACK_TEXT], cols[repo], cols[rel]):
+          yield {STACK_TEXT: t, STACK_REPO[0]: r, STACK_PATH[0]: p}
+    return
+  yield from jsonl_records(path)
+
+
+def stack_documents(path: str, seed: int = 0) -> Iterator[tuple[str, str]]:
+  """(repo/subdirectory, text) per subdirectory of a Stack file: its files concatenated in a seeded random order
+  (each preceded by '# ---- <path> ----'), subdirectories in order of first appearance."""
+  groups: dict[str, list[tuple[str, str]]] = {}
+  for i, record in enumerate(_stack_records(path)):
+    repo = _field(record, STACK_REPO, path, i)
+    rel = _field(record, STACK_PATH, path, i)
+    text = record.get(STACK_TEXT)
+    if not isinstance(text, str):
+      raise CorpusError(f"{path}: record {i}: expected a string field {STACK_TEXT!r}")
+    groups.setdefault(f"{repo}/{posixpath.dirname(rel)}", []).append((rel, text))
+  for key, members in groups.items():
+    order = np.random.default_rng([seed, zlib.crc32(key.encode())]).permutation(len(members))
+    yield key, "\n".join(f"# ---- {members[j][0]} ----\n{members[j][1]}" for j in order)
+
+
+def file_documents(kind: str, path: str) -> Iterator[tuple[str, str]]:
+  """(doc id, text) of one corpus file in file order."""
+  return stack_documents(path) if kind == "stack" else text_documents(path)
+
+
+def split_documents(kind: str, pattern: str, split: str) -> Iterator[str]:
+  """Texts of a split of a file corpus, files in sorted order (see the module doc for the split rule)."""
+  hashed = kind in HASH_SPLIT_KINDS and "{split}" not in pattern
+  for path in files(kind, pattern, split):
+    for doc_id, text in file_documents(kind, path):
+      if not hashed or split_of(doc_id, HASH_VALID_PERCENT) == split:
+        yield text
