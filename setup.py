@@ -21,6 +21,8 @@ CORE = [
     "safetensors",
     "sentencepiece",
     "tokenizers",  # Hugging Face tokenizers as data vocabularies (data.vocab = "hf:...")
+    "fsspec",  # one filesystem layer for caches and corpora: local, gs://, memory://
+    "pyarrow",  # The Stack's parquet files
     "importlib_resources",
     "absl-py",
     "matplotlib",
@@ -29,8 +31,7 @@ CORE = [
 EXTRAS = {
     "test": ["pytest", "pytest-timeout", "torch==2.13.0", "transformers", "zstandard"],
     "tpu": [f"jax[tpu]=={JAX_VERSION}"],
-    # corpora and caches beyond local files: RedPajama's .zst files, gs:// paths (fsspec and pyarrow come with
-    # tensorflow-datasets)
+    # corpora and caches beyond local files: RedPajama's .zst files, gs:// paths
     "data": ["zstandard", "gcsfs"],
 }
 
