@@ -18,7 +18,7 @@ LIST_BLOCK = 128  # list entries scored per query at a time: temporaries are [..
 ASSIGN_CHUNK = 1024  # keys assigned to centroids at a time
 TRAIN_PER_LIST = 64  # k-means sample: up to this many keys per centroid
 KMEANS_ITERS = 10
-BALANCE = 1.5  # default cap on a list's length, as a multiple of the mean list length (None: uncapped)
+BALANCE = 1.25  # default cap on a list's length, as a multiple of the mean list length (None: uncapped)
 SPILL_CHOICES = 3  # nearest centroids a key may be filed under when nearer lists are full
 
 
@@ -71,8 +71,8 @@ def nearest(keys: jax.Array, centroids: jax.Array) -> jax.Array:
 
 
 def nearest_lists(keys: jax.Array, centroids: jax.Array, choices: int) -> tuple[jax.Array, jax.Array]:
-  """The `choices` nearest centroids (L2) of each key, nearest first: (ids [G, n, R] int32, closeness [G, n, R],
-  larger is nearer). keys [G, n, hd], centroids [G, L, hd].
+  """The `choices` nearest centroids (L2) of each key, nearest first: (ids [G, n, R] int32, closeness
+  -|key - centroid|^2 / 2 [G, n, R]). keys [G, n, hd], centroids [G, L, hd].
 
   Walks the keys ASSIGN_CHUNK at a time, one index at a time, so only [ASSIGN_CHUNK, L] distances exist at once.
   """
@@ -84,15 +84,17 @@ def nearest_lists(keys: jax.Array, centroids: jax.Array, choices: int) -> tuple[
 
   def one(i):
     c = centroids[i // chunks]
+    k = keys[i].astype(jnp.float32)
     # argmin |k - c|^2 = argmax k.c - |c|^2 / 2
-    score = jnp.einsum("nd,ld->nl", keys[i].astype(jnp.float32), c) - half_norms[i // chunks]
+    score = jnp.einsum("nd,ld->nl", k, c) - half_norms[i // chunks]
     ids, best = [], []
     for _ in range(choices):  # repeated argmax: cheaper than sorting L scores per key
       j = jnp.argmax(score, axis=-1)
       ids.append(j.astype(jnp.int32))
       best.append(jnp.take_along_axis(score, j[:, None], axis=-1)[:, 0])
       score = score.at[jnp.arange(chunk), j].set(-jnp.inf)
-    return jnp.stack(ids, axis=-1), jnp.stack(best, axis=-1)
+    # the score ranks centroids for one key; across keys, closeness needs their norms: -|k - c|^2 / 2
+    return jnp.stack(ids, axis=-1), jnp.stack(best, axis=-1) - 0.5 * jnp.sum(k * k, axis=-1)[:, None]
 
   ids, best = jax.lax.map(one, jnp.arange(g * chunks))
   return (ids.reshape(g, chunks * chunk, choices)[:, :n], best.reshape(g, chunks * chunk, choices)[:, :n])
