@@ -2,7 +2,8 @@
 and exact vs an IVF index.
 
   python bench/bench_memory_retrieval.py [--sizes=64k,1M,16M] [--queries=1024] [--k=64] [--block=262144]
-  python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --queries=16     # memory sharded over 8 devices
+  python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --queries=16 --block=65536 \
+      --mem_dtype=float32 --head_dim=8                                            # memory sharded over 8 devices
   python bench/bench_memory_retrieval.py --sizes=1M,16M --index=ivf [--nlist=4096] [--nprobe=32,64]
       [--balance=none,1.25] [--keys=clustered]
   [--json=PATH] writes the table.
@@ -13,8 +14,9 @@ bin-max selection per block). Measured side by side in one run: CPU seconds per 
 device (temporaries + arguments + outputs), recall of approximate vs exact top-k. With --shards=N the memory is
 sharded over N (fake CPU) devices and the full memory_attention runs under shard_map (log-sum-exp / top-k merge
 across devices); recall of approximate vs exact top-k is then measured on the first --recall_queries queries (one
-more pass of each over the whole memory). Tiny heads (head_dim 16, one kv head, bf16 keys and values) so 100M keys
-fit this CPU.
+more pass of each over the whole memory). Tiny heads (default head_dim 16, one kv head, bf16 keys and values) so
+100M keys fit this CPU. The CPU backend reads bf16 memory through a float32 copy of the whole memory (it upcasts bf16
+dot products and moves the conversion out of the block loop), so --mem_dtype=float32 takes less memory here.
 With --index=ivf (one device), exact top-k (topk_memory_logits) and the IVF search (ivf_memory_logits: nprobe of
 nlist lists per query) run side by side on the same keys and queries: seconds per 1k queries, their ratio and
 recall@k of IVF against exact; the index build (k-means + filing every key) is timed on its own. One index is
@@ -323,9 +325,10 @@ def run_ivf(args) -> dict:
       for nprobe in args.nprobe:
         approx = jax.jit(lambda qg, index: ma.ivf_memory_logits(qg, index, scale, args.k, nprobe))
         ivf_s = timed(approx, qg, index, repeats=args.repeats)
+        ivf_slots = approx(qg, index)[1].reshape(args.queries, args.k)
         row = dict(size=size, nlist=nlist, nprobe=nprobe, balance=balance, exact=exact_s * per_1k,
-                   ivf=ivf_s * per_1k, speedup=exact_s / ivf_s,
-                   recall=retrieval.recall(approx(qg, index)[1].reshape(args.queries, args.k), exact_slots), build=build,
+                   ivf=ivf_s * per_1k, speedup=exact_s / ivf_s, recall=retrieval.recall(ivf_slots, exact_slots),
+                   build=build,
                    list_mean=float(counts.mean()), list_max=int(counts.max()), mem_exact=mem_exact,
                    mem_ivf=peak_mib(approx, qg, index))
         rows.append(row)
