@@ -88,6 +88,11 @@ def parse_args(argv=None):
            if getattr(args, n) != p.get_default(n)]
   args.nprobe = parse_ints(p, "nprobe", args.nprobe)
   args.balance = parse_balances(p, args.balance)
+  if args.shards == 1 and args.recall_queries != p.get_default("recall_queries"):
+    p.error(f"--recall_queries={args.recall_queries}: applies to sharded runs (--shards > 1); one device measures "
+            f"recall on every query")
+  if args.index is not None and args.mem_dtype != p.get_default("mem_dtype"):
+    p.error(f"--mem_dtype={args.mem_dtype}: the --index=ivf comparison uses bfloat16 keys")
   if args.index is None:
     if given:
       p.error(f"{', '.join(given)}: configure the IVF comparison; add --index=ivf")

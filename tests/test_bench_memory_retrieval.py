@@ -28,6 +28,8 @@ def _bench():
     (["--index=ivf", "--nprobe=8,x"], "--nprobe"),
     (["--index=ivf", "--nlist=16", "--nprobe=8,32"], "--nprobe=32"),  # the largest of the list is checked
     (["--recall_queries=0"], "--recall_queries"),
+    (["--recall_queries=8"], "--recall_queries=8"),  # one device: recall is measured on every query
+    (["--index=ivf", "--mem_dtype=float32"], "--mem_dtype"),
 ])
 def test_bad_flags_name_the_flag(flags, name, capsys):
   with pytest.raises(SystemExit) as e:
