@@ -39,7 +39,7 @@ import statistics
 import sys
 import time
 
-BALANCE_DEFAULT = 1.25  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
+BALANCE_DEFAULT = None  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
 
 
 def parse_size(text: str) -> int:
@@ -64,7 +64,7 @@ def parse_args(argv=None):
   p.add_argument("--index", choices=("ivf",), default=None, help="compare exact top-k with an IVF index")
   p.add_argument("--nlist", type=int, default=None, help="--index=ivf lists (default: 2^round(log2(sqrt(size))))")
   p.add_argument("--nprobe", default="16", help="--index=ivf lists probed per query (comma list: one row each)")
-  p.add_argument("--balance", default=str(BALANCE_DEFAULT),
+  p.add_argument("--balance", default=str(BALANCE_DEFAULT).lower(),
                  help="--index=ivf list cap as a multiple of the mean list length, `none` for uncapped (comma list: "
                       "one index each, side by side)")
   p.add_argument("--keys", choices=("clustered", "gaussian"), default="clustered", help="--index=ivf key data")

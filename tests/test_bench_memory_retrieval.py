@@ -24,7 +24,7 @@ def _bench():
     (["--k=100", "--sizes=64"], "--k=100"),  # top-k larger than the memory
     (["--index=ivf", "--balance=0.5"], "--balance"),  # a cap below the mean list length
     (["--index=ivf", "--balance=1.5,tight"], "--balance"),
-    (["--balance=none"], "--balance"),  # IVF settings without --index=ivf
+    (["--balance=1.25"], "--balance"),  # IVF settings without --index=ivf
     (["--index=ivf", "--nprobe=8,x"], "--nprobe"),
     (["--index=ivf", "--nlist=16", "--nprobe=8,32"], "--nprobe=32"),  # the largest of the list is checked
     (["--recall_queries=0"], "--recall_queries"),

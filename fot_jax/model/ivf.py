@@ -18,7 +18,7 @@ LIST_BLOCK = 128  # list entries scored per query at a time: temporaries are [..
 ASSIGN_CHUNK = 1024  # keys assigned to centroids at a time
 TRAIN_PER_LIST = 64  # k-means sample: up to this many keys per centroid
 KMEANS_ITERS = 10
-BALANCE = 1.25  # default cap on a list's length, as a multiple of the mean list length (None: uncapped)
+BALANCE = None  # default cap on a list's length as a multiple of the mean list length, e.g. 1.25 (None: uncapped)
 SPILL_CHOICES = 3  # nearest centroids a key may be filed under when nearer lists are full
 
 

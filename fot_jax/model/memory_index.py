@@ -6,8 +6,8 @@ L lists over its own slots (the list axis is sharded like the memory's slot axis
 its part and the usual top-k merge across devices follows. Rule: the centroids are trained (k-means on up to
 ivf.TRAIN_PER_LIST * L keys spread over the memory) at the first flush and again whenever the memory has doubled
 since they were last trained, and every key is then refiled; between trainings each flushed key is filed in the
-list of its nearest centroid, or with a `balance` (the default), of the nearest whose list is under
-balance * the mean list length (ivf.file_lists). Lists grow (host side, before the insert) so no key is ever dropped.
+list of its nearest centroid, or with a `balance`, of the nearest whose list is under balance * the mean list
+length (ivf.file_lists). Lists grow (host side, before the insert) so no key is ever dropped.
 """
 
 from __future__ import annotations
