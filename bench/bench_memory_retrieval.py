@@ -2,8 +2,10 @@
 and exact vs an IVF index.
 
   python bench/bench_memory_retrieval.py [--sizes=64k,1M,16M] [--queries=1024] [--k=64] [--block=262144]
-  python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --queries=64     # memory sharded over 8 devices
-  python bench/bench_memory_retrieval.py --sizes=1M,16M --index=ivf [--nlist=4096] [--nprobe=16] [--keys=clustered]
+  python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --queries=16 --block=65536 \
+      --mem_dtype=float32 --head_dim=8                                            # memory sharded over 8 devices
+  python bench/bench_memory_retrieval.py --sizes=1M,16M --index=ivf [--nlist=4096] [--nprobe=32,64]
+      [--balance=none,1.25] [--keys=clustered]
   [--json=PATH] writes the table.
 
 Times (process CPU seconds, all threads) fot_jax.model.memory_attention, the code MemoryInference runs for a memory layer: the online-softmax
@@ -11,10 +13,15 @@ dense read (dense_memory_stats), and the running top-k over memory blocks (topk_
 bin-max selection per block). Measured side by side in one run: CPU seconds per 1k queries, compiled peak memory per
 device (temporaries + arguments + outputs), recall of approximate vs exact top-k. With --shards=N the memory is
 sharded over N (fake CPU) devices and the full memory_attention runs under shard_map (log-sum-exp / top-k merge
-across devices). Tiny heads (head_dim 16, one kv head) so 100M keys fit this CPU.
+across devices); recall of approximate vs exact top-k is then measured on the first --recall_queries queries (one
+more pass of each over the whole memory). Tiny heads (default head_dim 16, one kv head, bf16 keys and values) so
+100M keys fit this CPU. The CPU backend reads bf16 memory through a float32 copy of the whole memory (it upcasts bf16
+dot products and moves the conversion out of the block loop), so --mem_dtype=float32 takes less memory here.
 With --index=ivf (one device), exact top-k (topk_memory_logits) and the IVF search (ivf_memory_logits: nprobe of
 nlist lists per query) run side by side on the same keys and queries: seconds per 1k queries, their ratio and
-recall@k of IVF against exact; the index build (k-means + filing every key) is timed on its own. --keys picks the
+recall@k of IVF against exact; the index build (k-means + filing every key) is timed on its own. One index is
+built per --balance (lists capped at that multiple of the mean length, `none`: uncapped) and probed at every
+--nprobe, so the rows compare side by side on the same keys and queries. --keys picks the
 data: `clustered` (default; a Gaussian mixture, --clusters centres independent of nlist, --spread within-cluster
 standard deviation, queries drawn from the same mixture) or `gaussian` (isotropic, the hard case for any index).
 Targets: approximate >= 3x exact end to end at recall >= 0.95 at 16M keys; 100M keys sharded over 8 devices
@@ -32,6 +39,8 @@ import statistics
 import sys
 import time
 
+BALANCE_DEFAULT = None  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
+
 
 def parse_size(text: str) -> int:
   text = text.strip().lower()
@@ -48,16 +57,23 @@ def parse_args(argv=None):
   p.add_argument("--block", type=int, default=1 << 18, help="memory keys scored at once")
   p.add_argument("--shards", type=int, default=1, help="devices the memory is sharded over (fake CPU devices)")
   p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--mem_dtype", choices=("bfloat16", "float32"), default="bfloat16",
+                 help="memory keys and values (float32 avoids the CPU backend's float32 copy of bf16 memory)")
+  p.add_argument("--recall_queries", type=int, default=16,
+                 help="--shards > 1: recall of approximate vs exact top-k on the first this many queries")
   p.add_argument("--index", choices=("ivf",), default=None, help="compare exact top-k with an IVF index")
   p.add_argument("--nlist", type=int, default=None, help="--index=ivf lists (default: 2^round(log2(sqrt(size))))")
-  p.add_argument("--nprobe", type=int, default=16, help="--index=ivf lists probed per query")
+  p.add_argument("--nprobe", default="16", help="--index=ivf lists probed per query (comma list: one row each)")
+  p.add_argument("--balance", default=str(BALANCE_DEFAULT).lower(),
+                 help="--index=ivf list cap as a multiple of the mean list length, `none` for uncapped (comma list: "
+                      "one index each, side by side)")
   p.add_argument("--keys", choices=("clustered", "gaussian"), default="clustered", help="--index=ivf key data")
   p.add_argument("--clusters", type=int, default=1000, help="--keys=clustered: mixture centres")
   p.add_argument("--spread", type=float, default=0.5, help="--keys=clustered: within-cluster std (centres: 1)")
   p.add_argument("--json", default=None, help="write the table here")
   args = p.parse_args(argv)
   sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-  for name in ("queries", "head_dim", "k", "block", "shards", "repeats"):
+  for name in ("queries", "head_dim", "k", "block", "shards", "repeats", "recall_queries"):
     if getattr(args, name) <= 0:
       p.error(f"--{name}: expected a positive integer, found {getattr(args, name)}")
   if not sizes or min(sizes) <= 0:
@@ -68,23 +84,58 @@ def parse_args(argv=None):
   if bad:
     p.error(f"--shards={args.shards}, --block={args.block}: every size must split into equal shards of whole blocks, "
             f"found {bad}")
+  given = [f"--{n}" for n in ("nlist", "nprobe", "balance", "keys", "clusters", "spread")
+           if getattr(args, n) != p.get_default(n)]
+  args.nprobe = parse_ints(p, "nprobe", args.nprobe)
+  args.balance = parse_balances(p, args.balance)
+  if args.shards == 1 and args.recall_queries != p.get_default("recall_queries"):
+    p.error(f"--recall_queries={args.recall_queries}: applies to sharded runs (--shards > 1); one device measures "
+            f"recall on every query")
+  if args.index is not None and args.mem_dtype != p.get_default("mem_dtype"):
+    p.error(f"--mem_dtype={args.mem_dtype}: the --index=ivf comparison uses bfloat16 keys")
   if args.index is None:
-    given = [f"--{n}" for n in ("nlist", "keys", "clusters", "spread") if getattr(args, n) != p.get_default(n)]
     if given:
       p.error(f"{', '.join(given)}: configure the IVF comparison; add --index=ivf")
   else:
     if args.shards > 1:
       p.error(f"--index=ivf runs on one device here; found --shards={args.shards}")
-    for name in ("nlist", "nprobe", "clusters"):
+    for name in ("nlist", "clusters"):
       if getattr(args, name) is not None and getattr(args, name) <= 0:
         p.error(f"--{name}: expected a positive integer, found {getattr(args, name)}")
-    if args.nlist is not None and args.nprobe > args.nlist:
-      p.error(f"--nprobe={args.nprobe}: expected at most --nlist={args.nlist} lists")
-    small = [s for s in sizes if args.nprobe > default_nlist(s, args.nlist)]
+    nprobe = max(args.nprobe)
+    if args.nlist is not None and nprobe > args.nlist:
+      p.error(f"--nprobe={nprobe}: expected at most --nlist={args.nlist} lists")
+    small = [s for s in sizes if nprobe > default_nlist(s, args.nlist)]
     if small:
-      p.error(f"--nprobe={args.nprobe}: more lists than sizes {small} have (nlist {default_nlist(small[0], None)})")
+      p.error(f"--nprobe={nprobe}: more lists than sizes {small} have (nlist {default_nlist(small[0], None)})")
   args.sizes = sizes
   return args
+
+
+def parse_ints(p, name: str, text: str) -> list:
+  """A comma list of positive integers for flag --name."""
+  try:
+    values = [int(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    values = []
+  if not values or min(values) <= 0:
+    p.error(f"--{name}: expected positive integers separated by commas, found {text!r}")
+  return values
+
+
+def parse_balances(p, text: str) -> list:
+  """--balance: a comma list of list caps (multiples of the mean list length, >= 1) or `none` (uncapped)."""
+  values = []
+  for v in (v.strip().lower() for v in text.split(",") if v.strip()):
+    try:
+      values.append(None if v == "none" else float(v))
+    except ValueError:
+      values.append(0.0)
+    if values[-1] is not None and not values[-1] >= 1.0:
+      p.error(f"--balance: expected `none` or numbers >= 1 (a multiple of the mean list length), found {text!r}")
+  if not values:
+    p.error(f"--balance: expected `none` or numbers >= 1, found {text!r}")
+  return values
 
 
 def default_nlist(size: int, nlist: int | None) -> int:
@@ -127,24 +178,27 @@ def hashed_normal(seed, shape):
   return ((uniform - 0.5) * 3.4641).astype(jnp.bfloat16)  # uniform on [-sqrt(3), sqrt(3)): variance 1
 
 
-def sharded_normal(seed, size: int, head_dim: int, mesh, chunk: int = 1 << 20):
-  """[1, size, 1, head_dim] bf16 pseudo-random values sharded over the mesh, written chunk by chunk per device."""
+def sharded_normal(seed, size: int, head_dim: int, mesh, dtype, chunk: int = 1 << 16):
+  """[1, 1, size, 1, head_dim] pseudo-random values of dtype (a one-layer stacked memory, as memory layers read it)
+  sharded along the slots over the mesh, written chunk by chunk per device: no temporaries of a device's whole part,
+  and no reshape of the sharded array later (which would copy it)."""
+  import math
   import jax
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   local = size // mesh.size
-  chunk = min(chunk, local)
+  chunk = math.gcd(local, chunk)
 
   def fill(seed):
     base = jax.lax.axis_index("memory").astype(jnp.uint32) * jnp.uint32(local)
 
     def body(i, buf):
-      part = hashed_normal(seed + base + jnp.uint32(i * chunk), (1, chunk, 1, head_dim))
-      return jax.lax.dynamic_update_slice(buf, part, (0, i * chunk, 0, 0))
+      part = hashed_normal(seed + base + jnp.uint32(i * chunk), (1, chunk, 1, head_dim)).astype(dtype)
+      return jax.lax.dynamic_update_slice(buf, part[None], (0, 0, i * chunk, 0, 0))
 
-    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, local, 1, head_dim), jnp.bfloat16))
+    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, 1, local, 1, head_dim), dtype))
 
-  return jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, "memory"), check_vma=False)(
+  return jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, None, "memory"), check_vma=False)(
       jnp.uint32(seed))
 
 
@@ -178,10 +232,31 @@ def sharded_fns(args, size, mesh):
     mask = jnp.zeros((1, t, 1), bool)  # no local key: memory only
     return ma.memory_attention(q, local_k, local_k, mask, keys, values, valid, size // args.shards, scale,
                                topk=topk, approx=approx, block=min(args.block, size // args.shards), mesh=mesh,
-                               axis="memory")
+                               axis="memory", layer=0)
 
   return [jax.jit(functools.partial(attend, topk=t, approx=a)) for t, a in ((None, False), (args.k, False),
                                                                              (args.k, True))]
+
+
+def sharded_topk_slots(args, size, mesh, approx: bool):
+  """Top-k memory slots of each query over the sharded memory: every device's running top-k (exact or bin-max
+  approximate, as the memory layers select), merged across devices by value."""
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import PartitionSpec as P
+  from fot_jax.model import memory_attention as ma
+  local = size // args.shards
+
+  def per_device(qg, keys, valid):
+    logits, slots = ma.topk_memory_logits(qg, keys, valid, local, args.head_dim ** -0.5, args.k,
+                                          min(args.block, local), approx)
+    slots = slots + jax.lax.axis_index("memory") * local
+    everyone = jax.lax.all_gather(logits, "memory", axis=-1, tiled=True)
+    best = jax.lax.top_k(everyone, args.k)[1]
+    return jnp.take_along_axis(jax.lax.all_gather(slots, "memory", axis=-1, tiled=True), best, axis=-1)
+
+  return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, "memory"), P(None, "memory")),
+                               out_specs=P(), check_vma=False))
 
 
 def result_table(rows: list, args) -> dict:
@@ -210,7 +285,7 @@ def ivf_data(args, size: int):
   return jax.jit(make)(0)
 
 
-def build_ivf(keys, valid, nlist: int):
+def build_ivf(keys, valid, nlist: int, balance: float | None):
   """The product's index upkeep (MemoryIndexer) after one flush of every key: k-means, then every key filed."""
   import types
   import jax.numpy as jnp
@@ -220,11 +295,11 @@ def build_ivf(keys, valid, nlist: int):
   mem_k = keys[None]  # [Nm=1, B=1, size, K=1, hd]
   index = empty_memory_index(1, 1, 1, keys.shape[-1], nlist, jnp.bfloat16, layout)
   state = types.SimpleNamespace(index=index, mem_k=mem_k, mem_valid=valid)
-  return MemoryIndexer(layout).after_flush(state, 0, keys.shape[1])
+  return MemoryIndexer(layout, balance).after_flush(state, 0, keys.shape[1])
 
 
 def run_ivf(args) -> dict:
-  """Exact top-k vs the IVF index on the same keys and queries, per size."""
+  """Exact top-k vs IVF indexes (one per --balance, each probed at every --nprobe) on the same keys and queries."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -235,47 +310,57 @@ def run_ivf(args) -> dict:
         + (f" ({args.clusters} centres, spread {args.spread})" if args.keys == "clustered" else ""), flush=True)
   rows = []
   scale = args.head_dim ** -0.5
+  per_1k = 1024 / args.queries
   for size in args.sizes:
     nlist = default_nlist(size, args.nlist)
     keys, q = ivf_data(args, size)
     qg = q[:, :, :, None, :]
     valid = jnp.ones((1, size), bool)
-    t0 = time.process_time()
-    index = jax.block_until_ready(build_ivf(keys, valid, nlist))
-    build = time.process_time() - t0
     exact = jax.jit(lambda qg, keys, valid: ma.topk_memory_logits(qg, keys[None], valid, size, scale, args.k,
                                                                   min(args.block, size), False))
-    approx = jax.jit(lambda qg, index: ma.ivf_memory_logits(qg, index, scale, args.k, args.nprobe))
-    seconds = [timed(exact, qg, keys, valid, repeats=args.repeats), timed(approx, qg, index, repeats=args.repeats)]
-    exact_slots = np.asarray(exact(qg, keys, valid)[1]).reshape(args.queries, args.k)
-    ivf_slots = np.asarray(approx(qg, index)[1]).reshape(args.queries, args.k)
-    counts = np.asarray(index.count).ravel()
-    per_1k = 1024 / args.queries
-    row = dict(size=size, nlist=nlist, nprobe=args.nprobe, exact=seconds[0] * per_1k, ivf=seconds[1] * per_1k,
-               speedup=seconds[0] / seconds[1], recall=retrieval.recall(jnp.asarray(ivf_slots),
-                                                                       jnp.asarray(exact_slots)),
-               build=build, list_mean=float(counts.mean()), list_max=int(counts.max()),
-               mem_exact=peak_mib(exact, qg, keys, valid), mem_ivf=peak_mib(approx, qg, index))
-    rows.append(row)
-    print(f"  {size:>12,} keys: exact {row['exact']:.3f}s ivf {row['ivf']:.3f}s (per 1k queries) "
-          f"{row['speedup']:.2f}x recall@{args.k} {row['recall']:.3f}; build {build:.1f}s", flush=True)
-    del keys, index, valid
+    exact_s = timed(exact, qg, keys, valid, repeats=args.repeats)
+    exact_slots = exact(qg, keys, valid)[1].reshape(args.queries, args.k)
+    mem_exact = peak_mib(exact, qg, keys, valid)
+    print(f"  {size:>12,} keys: exact {exact_s * per_1k:.3f}s per 1k queries", flush=True)
+    for balance in args.balance:
+      t0 = time.process_time()
+      index = jax.block_until_ready(build_ivf(keys, valid, nlist, balance))
+      build = time.process_time() - t0
+      counts = np.asarray(index.count).ravel()
+      for nprobe in args.nprobe:
+        approx = jax.jit(lambda qg, index: ma.ivf_memory_logits(qg, index, scale, args.k, nprobe))
+        ivf_s = timed(approx, qg, index, repeats=args.repeats)
+        ivf_slots = approx(qg, index)[1].reshape(args.queries, args.k)
+        row = dict(size=size, nlist=nlist, nprobe=nprobe, balance=balance, exact=exact_s * per_1k,
+                   ivf=ivf_s * per_1k, speedup=exact_s / ivf_s, recall=retrieval.recall(ivf_slots, exact_slots),
+                   build=build,
+                   list_mean=float(counts.mean()), list_max=int(counts.max()), mem_exact=mem_exact,
+                   mem_ivf=peak_mib(approx, qg, index))
+        rows.append(row)
+        print(f"    balance {balance}, nprobe {nprobe}: ivf {row['ivf']:.3f}s (per 1k queries) "
+              f"{row['speedup']:.2f}x recall@{args.k} {row['recall']:.3f}; build {build:.1f}s, lists "
+              f"{row['list_mean']:.0f}/{row['list_max']}", flush=True)
+      del index
+    del keys, valid
   return result_table(rows, args)
 
 
 def report_ivf(table: dict) -> None:
   rows, k = table["rows"], table["args"]["k"]
-  print(f"{'keys':>13} {'nlist':>6} {'nprobe':>6} {'exact s/1k q':>13} {'ivf s/1k q':>11} {'exact/ivf':>10} "
-        f"{'recall@' + str(k):>9} {'build s':>8} {'list mean/max':>14} {'exact MiB':>10} {'ivf MiB':>8}")
+  print(f"{'keys':>13} {'nlist':>6} {'balance':>7} {'nprobe':>6} {'exact s/1k q':>13} {'ivf s/1k q':>11} "
+        f"{'exact/ivf':>10} {'recall@' + str(k):>9} {'build s':>8} {'list mean/max':>14} {'exact MiB':>10} "
+        f"{'ivf MiB':>8}")
   for r in rows:
-    print(f"{r['size']:>13,} {r['nlist']:>6} {r['nprobe']:>6} {r['exact']:>13.3f} {r['ivf']:>11.3f} "
-          f"{r['speedup']:>9.2f}x {r['recall']:>9.3f} {r['build']:>8.1f} "
+    print(f"{r['size']:>13,} {r['nlist']:>6} {str(r['balance']):>7} {r['nprobe']:>6} {r['exact']:>13.3f} "
+          f"{r['ivf']:>11.3f} {r['speedup']:>9.2f}x {r['recall']:>9.3f} {r['build']:>8.1f} "
           f"{r['list_mean']:>7.0f}/{r['list_max']:<6} {r['mem_exact']:>10.1f} {r['mem_ivf']:>8.1f}")
   print(f"process peak resident memory: {table['peak_rss_mib']:.0f} MiB")
-  last = rows[-1]
-  ok = last["recall"] >= 0.95 and last["speedup"] >= 3.0
-  print(f"target at {last['size']:,} keys: IVF recall@{k} {last['recall']:.3f} >= 0.95 and {last['speedup']:.2f}x "
-        f"faster than exact end to end (>= 3x; build not included): {'PASS' if ok else 'FAIL'}")
+  largest = max(r["size"] for r in rows)
+  meets = [r for r in rows if r["size"] == largest and r["recall"] >= 0.95 and r["speedup"] >= 3.0]
+  best = max(meets or [r for r in rows if r["size"] == largest], key=lambda r: (r["recall"] >= 0.95, r["speedup"]))
+  print(f"target at {largest:,} keys: IVF recall@{k} >= 0.95 and >= 3x faster than exact end to end (build not "
+        f"included): {'PASS' if meets else 'FAIL'} (best: balance {best['balance']}, nprobe {best['nprobe']}, "
+        f"recall {best['recall']:.3f}, {best['speedup']:.2f}x)")
 
 
 def run(args) -> dict:
@@ -297,16 +382,18 @@ def run(args) -> dict:
   q = jnp.asarray(rng.standard_normal((1, args.queries, 1, args.head_dim)), jnp.float32)  # [B, T, H, hd]
   qg = q[:, :, :, None, :]  # [B, T, K, G, hd]
   rows = []
-  print(f"backend {jax.default_backend()}, {args.shards} device(s), {args.queries} queries, head_dim "
-        f"{args.head_dim}, k={args.k}, block {args.block}", flush=True)
+  print(f"backend {jax.default_backend()}, {args.shards} device(s), {args.queries} float32 queries, "
+        f"keys and values {args.mem_dtype}, "
+        f"head_dim {args.head_dim}, one kv head, k={args.k}, block {args.block}", flush=True)
   for size in args.sizes:
-    # Keys and values as bf16 (LongLLaMA's memory dtype), generated in place (sharded when --shards > 1).
+    # Keys and values as --mem_dtype (bf16: LongLLaMA's), generated in place (sharded when --shards > 1).
     shard = None if mesh is None else NamedSharding(mesh, P(None, "memory"))
     if mesh is None:
       make = jax.jit(lambda seed: jax.random.normal(jax.random.key(seed, impl="rbg"), (1, size, 1, args.head_dim),
-                                                    jnp.bfloat16))
+                                                    args.mem_dtype))
     else:  # each device fills its part chunk by chunk: no temporaries of the whole memory (100M keys)
-      make = jax.jit(functools.partial(sharded_normal, size=size, head_dim=args.head_dim, mesh=mesh))
+      make = jax.jit(functools.partial(sharded_normal, size=size, head_dim=args.head_dim, mesh=mesh,
+                                       dtype=args.mem_dtype))
     keys, values = make(size), make(size + 1)
     valid = jax.jit(lambda: jnp.ones((1, size), bool), out_shardings=shard)()
     per_1k = 1024 / args.queries
@@ -324,6 +411,11 @@ def run(args) -> dict:
       exact_slots = np.asarray(exact(qg, keys, valid)[1]).reshape(args.queries, args.k)
       approx_slots = np.asarray(approx(qg, keys, valid)[1]).reshape(args.queries, args.k)
       row["recall"] = retrieval.recall(jnp.asarray(approx_slots), jnp.asarray(exact_slots))
+    else:  # sampled queries: one more exact and approximate pass over the whole memory
+      nq = min(args.queries, args.recall_queries)
+      slots = [sharded_topk_slots(args, size, mesh, a)(qg[:, :nq], keys, valid).reshape(nq, args.k)
+               for a in (False, True)]
+      row["recall"], row["recall_queries"] = retrieval.recall(slots[1], slots[0]), nq
     rows.append(row)
     rec = "n/a" if row["recall"] is None else f"{row['recall']:.3f}"
     print(f"  {size:>12,} keys: dense {row['dense']:.3f}s exact {row['exact']:.3f}s approx {row['approx']:.3f}s "
@@ -342,13 +434,15 @@ def report(table: dict) -> None:
           f"{r['speedup']:>12.2f}x {rec:>7} {r['mem_dense']:>14.1f} {r['mem_exact']:>14.1f} {r['mem_approx']:>15.1f}")
   print(f"process peak resident memory: {table['peak_rss_mib']:.0f} MiB")
   largest = rows[-1]
-  if largest["recall"] is not None:
+  if largest["shards"] == 1:
     ok = largest["recall"] >= 0.95 and largest["speedup"] >= 3.0
     print(f"target at {largest['size']:,} keys: recall {largest['recall']:.3f} >= 0.95 and approx "
           f"{largest['speedup']:.2f}x faster than exact end to end (>= 3x): {'PASS' if ok else 'FAIL'}")
   else:
     print(f"target at {largest['size']:,} keys over {largest['shards']} devices: ran; peak per device "
-          f"{max(largest['mem_dense'], largest['mem_exact'], largest['mem_approx']):.0f} MiB (compiled)")
+          f"{max(largest['mem_dense'], largest['mem_exact'], largest['mem_approx']):.0f} MiB (compiled), process "
+          f"{table['peak_rss_mib']:.0f} MiB resident; recall of approx on {largest['recall_queries']} queries "
+          f"{largest['recall']:.3f}")
 
 
 def main(argv=None) -> None:

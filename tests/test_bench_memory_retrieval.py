@@ -22,6 +22,14 @@ def _bench():
     (["--nlist=8"], "--nlist"),  # IVF settings without --index=ivf
     (["--index=ivf", "--shards=2"], "--shards"),
     (["--k=100", "--sizes=64"], "--k=100"),  # top-k larger than the memory
+    (["--index=ivf", "--balance=0.5"], "--balance"),  # a cap below the mean list length
+    (["--index=ivf", "--balance=1.5,tight"], "--balance"),
+    (["--balance=1.25"], "--balance"),  # IVF settings without --index=ivf
+    (["--index=ivf", "--nprobe=8,x"], "--nprobe"),
+    (["--index=ivf", "--nlist=16", "--nprobe=8,32"], "--nprobe=32"),  # the largest of the list is checked
+    (["--recall_queries=0"], "--recall_queries"),
+    (["--recall_queries=8"], "--recall_queries=8"),  # one device: recall is measured on every query
+    (["--index=ivf", "--mem_dtype=float32"], "--mem_dtype"),
 ])
 def test_bad_flags_name_the_flag(flags, name, capsys):
   with pytest.raises(SystemExit) as e:
@@ -33,3 +41,13 @@ def test_default_nlist_is_the_power_of_two_nearest_sqrt_size():
   bench = _bench()
   assert [bench.default_nlist(n, None) for n in (1 << 16, 1 << 20, 1 << 24)] == [256, 1024, 4096]
   assert bench.default_nlist(1 << 24, 100) == 100
+
+
+def test_ivf_lists_of_settings_parse_one_value_each():
+  args = _bench().parse_args(["--index=ivf", "--sizes=1M", "--nprobe=16,32", "--balance=none,1.25"])
+  assert args.nprobe == [16, 32] and args.balance == [None, 1.25]
+
+
+def test_default_balance_is_the_products():
+  from fot_jax.model import ivf
+  assert _bench().BALANCE_DEFAULT == ivf.BALANCE

@@ -18,6 +18,8 @@ LIST_BLOCK = 128  # list entries scored per query at a time: temporaries are [..
 ASSIGN_CHUNK = 1024  # keys assigned to centroids at a time
 TRAIN_PER_LIST = 64  # k-means sample: up to this many keys per centroid
 KMEANS_ITERS = 10
+BALANCE = None  # default cap on a list's length as a multiple of the mean list length, e.g. 1.25 (None: uncapped)
+SPILL_CHOICES = 3  # nearest centroids a key may be filed under when nearer lists are full
 
 
 @jax.tree_util.register_dataclass
@@ -64,7 +66,13 @@ def grow_lists(index: IVFIndex, capacity: int) -> IVFIndex:
 
 
 def nearest(keys: jax.Array, centroids: jax.Array) -> jax.Array:
-  """Nearest centroid (L2) of each key: keys [G, n, hd], centroids [G, L, hd] -> [G, n] int32.
+  """Nearest centroid (L2) of each key: keys [G, n, hd], centroids [G, L, hd] -> [G, n] int32."""
+  return nearest_lists(keys, centroids, 1)[0][..., 0]
+
+
+def nearest_lists(keys: jax.Array, centroids: jax.Array, choices: int) -> tuple[jax.Array, jax.Array]:
+  """The `choices` nearest centroids (L2) of each key, nearest first: (ids [G, n, R] int32, closeness
+  -|key - centroid|^2 / 2 [G, n, R]). keys [G, n, hd], centroids [G, L, hd].
 
   Walks the keys ASSIGN_CHUNK at a time, one index at a time, so only [ASSIGN_CHUNK, L] distances exist at once.
   """
@@ -76,15 +84,69 @@ def nearest(keys: jax.Array, centroids: jax.Array) -> jax.Array:
 
   def one(i):
     c = centroids[i // chunks]
+    k = keys[i].astype(jnp.float32)
     # argmin |k - c|^2 = argmax k.c - |c|^2 / 2
-    score = jnp.einsum("nd,ld->nl", keys[i].astype(jnp.float32), c) - half_norms[i // chunks]
-    return jnp.argmax(score, axis=-1).astype(jnp.int32)
+    score = jnp.einsum("nd,ld->nl", k, c) - half_norms[i // chunks]
+    ids, best = [], []
+    for _ in range(choices):  # repeated argmax: cheaper than sorting L scores per key
+      j = jnp.argmax(score, axis=-1)
+      ids.append(j.astype(jnp.int32))
+      best.append(jnp.take_along_axis(score, j[:, None], axis=-1)[:, 0])
+      score = score.at[jnp.arange(chunk), j].set(-jnp.inf)
+    # the score ranks centroids for one key; across keys, closeness needs their norms: -|k - c|^2 / 2
+    return jnp.stack(ids, axis=-1), jnp.stack(best, axis=-1) - 0.5 * jnp.sum(k * k, axis=-1)[:, None]
 
-  return jax.lax.map(one, jnp.arange(g * chunks)).reshape(g, chunks * chunk)[:, :n]
+  ids, best = jax.lax.map(one, jnp.arange(g * chunks))
+  return (ids.reshape(g, chunks * chunk, choices)[:, :n], best.reshape(g, chunks * chunk, choices)[:, :n])
 
 
-def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS_ITERS) -> jax.Array:
+def list_cap(count: jax.Array, ok: jax.Array, balance: float) -> jax.Array:
+  """Most entries a list may take: balance times the mean list length once keys ok [G, n] are filed -> [G, 1]."""
+  total = count.sum(axis=-1) + ok.sum(axis=-1)
+  return jnp.ceil(balance * total / count.shape[-1]).astype(jnp.int32)[:, None]
+
+
+def balanced_lists(choices: jax.Array, closeness: jax.Array, ok: jax.Array, count: jax.Array,
+                   balance: float) -> jax.Array:
+  """Lists for keys ok [G, n] given their nearest centroids (choices, closeness [G, n, R] from nearest_lists) and
+  current list lengths count [G, L]: each key goes to the first of its choices with room under `list_cap`, the
+  keys nearest a centroid first; a key whose R lists are all full goes to its nearest (over the cap, never dropped).
+
+  Capped lists bound the work of probing any list (search reads as many blocks as the longest probed list) and the
+  list buffers, at the cost of filing some keys under their second- or third-nearest centroid. -> [G, n] int32.
+  """
+  g, n, r = choices.shape
+  nlist = count.shape[-1]
+  rows = jnp.arange(g)[:, None]
+  room = list_cap(count, ok, balance) - count  # [G, L]
+  ids = jnp.full((g, n), nlist, jnp.int32)  # nlist: not filed yet
+  for j in range(r):
+    want = jnp.where(ok & (ids == nlist), choices[..., j], nlist)
+    order = jnp.lexsort((-closeness[..., j], want), axis=-1)  # by list, nearest first
+    sorted_want = jnp.take_along_axis(want, order, axis=-1)
+    first = jax.vmap(lambda a: jnp.searchsorted(a, a, side="left"))(sorted_want)
+    room_of = jnp.take_along_axis(jnp.pad(room, [(0, 0), (0, 1)]), sorted_want, axis=-1)
+    fits = (sorted_want < nlist) & (jnp.arange(n)[None] - first < room_of)
+    taken = jnp.zeros((g, n), bool).at[rows, order].set(fits)
+    ids = jnp.where(taken, want, ids)
+    room = room.at[rows, jnp.where(taken, want, nlist)].add(-1, mode="drop")
+  return jnp.where(ids == nlist, choices[..., 0], ids)
+
+
+def file_lists(keys: jax.Array, centroids: jax.Array, ok: jax.Array, count: jax.Array,
+               balance: float | None) -> jax.Array:
+  """Lists for keys [G, n, hd] (ok [G, n]) joining lists of lengths count [G, L]: the nearest centroid's, or with a
+  `balance`, capped lists (balanced_lists over the SPILL_CHOICES nearest). -> [G, n] int32."""
+  if balance is None:
+    return nearest(keys, centroids)
+  choices, closeness = nearest_lists(keys, centroids, min(SPILL_CHOICES, centroids.shape[-2]))
+  return balanced_lists(choices, closeness, ok, count, balance)
+
+
+def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS_ITERS,
+           balance: float | None = None) -> jax.Array:
   """Weighted k-means (Lloyd): sample [G, S, hd], weight [G, S] (0: not a key) -> centroids [G, nlist, hd].
+  With `balance`, each step assigns the sample to capped lists (file_lists), so centroids move towards even lists.
 
   Starts from nlist sample keys spread over the sample (repeated when S < nlist). A centroid left without keys
   takes the place of half of one of the largest clusters (its centroid nudged apart from that cluster's), so
@@ -95,8 +157,11 @@ def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS
   start = (jnp.arange(nlist) * s) // nlist if s >= nlist else jnp.arange(nlist) % s
   rows = jnp.arange(g)[:, None]
 
+  ok = weight > 0
+  empty = jnp.zeros((g, nlist), jnp.int32)
+
   def step(_, centroids):
-    ids = nearest(sample, centroids)
+    ids = file_lists(sample, centroids, ok, empty, balance)
     sums = jnp.zeros((g, nlist, hd), jnp.float32).at[rows, ids].add(sample * weight[..., None])
     counts = jnp.zeros((g, nlist), jnp.float32).at[rows, ids].add(weight)
     means = jnp.where(counts[..., None] > 0, sums / jnp.maximum(counts, 1.0)[..., None], centroids)

@@ -6,7 +6,8 @@ L lists over its own slots (the list axis is sharded like the memory's slot axis
 its part and the usual top-k merge across devices follows. Rule: the centroids are trained (k-means on up to
 ivf.TRAIN_PER_LIST * L keys spread over the memory) at the first flush and again whenever the memory has doubled
 since they were last trained, and every key is then refiled; between trainings each flushed key is filed in the
-list of its nearest centroid. Lists grow (host side, before the insert) so no key is ever dropped.
+list of its nearest centroid, or with a `balance`, of the nearest whose list is under balance * the mean list
+length (ivf.file_lists). Lists grow (host side, before the insert) so no key is ever dropped.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def empty_memory_index(num_mem_layers: int, batch: int, kv_heads: int, head_dim:
   return jax.jit(build, out_shardings=NamedSharding(layout.mesh, index_spec(layout)))()
 
 
-def _assign(index, mem_k, mem_valid, start, *, count: int, axis):
+def _assign(index, mem_k, mem_valid, start, *, count: int, axis, balance):
   flat, _ = _flat(index)
   keys, _, valid = _flat_keys(mem_k, mem_valid, start, count)
-  ids = ivf.nearest(keys, flat.centroids)
+  ids = ivf.file_lists(keys, flat.centroids, valid, flat.count, balance)
   needed = ivf.capacity_needed(flat, ids, valid)
   return ids, (needed if axis is None else jax.lax.pmax(needed, axis))
 
@@ -72,26 +73,27 @@ def _insert(index, mem_k, mem_valid, ids, start, *, count: int):
   return _unflat(ivf.insert(flat, keys, slots, ids, valid), lead)
 
 
-def _train(index, mem_k, mem_valid, *, fill: int, axis):
+def _train(index, mem_k, mem_valid, *, fill: int, axis, balance):
   """New centroids from a sample spread over slots [0, fill); lists emptied; ids of every key [G, fill]."""
   flat, lead = _flat(index)
   sample = min(fill, ivf.TRAIN_PER_LIST * flat.nlist)
   picks = (jnp.arange(sample) * fill) // sample
   keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
   weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
-  centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist)
+  centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist, balance=balance)
   flat = ivf.IVFIndex(centroids, flat.keys, flat.slots, jnp.zeros_like(flat.count))
   all_keys, _, valid = _flat_keys(mem_k, mem_valid, 0, fill)
-  ids = ivf.nearest(all_keys, centroids)
+  ids = ivf.file_lists(all_keys, centroids, valid, flat.count, balance)
   needed = ivf.capacity_needed(flat, ids, valid)
   return _unflat(flat, lead), ids, (needed if axis is None else jax.lax.pmax(needed, axis))
 
 
-@functools.partial(jax.jit, static_argnames=("count", "layout"))
-def assign(index, mem_k, mem_valid, start, *, count: int, layout: MemoryLayout):
-  """Nearest lists of memory slots [start, start + count) on every device: (ids, longest list after insert)."""
+@functools.partial(jax.jit, static_argnames=("count", "layout", "balance"))
+def assign(index, mem_k, mem_valid, start, *, count: int, layout: MemoryLayout, balance: float | None):
+  """Lists of memory slots [start, start + count) on every device (ivf.file_lists): (ids, longest list after
+  insert)."""
   s = index_spec(layout)
-  fn = _per_shard(layout, functools.partial(_assign, count=count, axis=layout.axis),
+  fn = _per_shard(layout, functools.partial(_assign, count=count, axis=layout.axis, balance=balance),
                   (s, P(None, None, layout.axis), P(None, layout.axis), P()), (P(layout.axis), P()))
   return fn(index, mem_k, mem_valid, start)
 
@@ -105,11 +107,11 @@ def insert(index, mem_k, mem_valid, ids, start, *, count: int, layout: MemoryLay
   return fn(index, mem_k, mem_valid, ids, start)
 
 
-@functools.partial(jax.jit, static_argnames=("fill", "layout"))
-def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout):
+@functools.partial(jax.jit, static_argnames=("fill", "layout", "balance"))
+def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout, balance: float | None):
   """Retrains the centroids on slots [0, fill) of every device and empties the lists: (index, ids, longest)."""
   s = index_spec(layout)
-  fn = _per_shard(layout, functools.partial(_train, fill=fill, axis=layout.axis),
+  fn = _per_shard(layout, functools.partial(_train, fill=fill, axis=layout.axis, balance=balance),
                   (s, P(None, None, layout.axis), P(None, layout.axis)), (s, P(layout.axis), P()))
   return fn(index, mem_k, mem_valid)
 
@@ -123,8 +125,9 @@ def grow(index, *, capacity: int, layout: MemoryLayout):
 class MemoryIndexer:
   """Host-side upkeep of the index of an InferenceState's memory (call `after_flush` after each flush)."""
 
-  def __init__(self, layout: MemoryLayout):
+  def __init__(self, layout: MemoryLayout, balance: float | None = ivf.BALANCE):
     self.layout = layout
+    self.balance = balance  # lists capped at balance * mean length (ivf.file_lists); None: nearest centroid only
     self.trained_fill = 0  # slots per device when the centroids were last trained (0: untrained)
 
   def after_flush(self, state, start: int, count: int):
@@ -132,10 +135,12 @@ class MemoryIndexer:
     fill = start + count
     index = state.index
     if self.trained_fill == 0 or fill >= 2 * self.trained_fill:
-      index, ids, needed = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout)
+      index, ids, needed = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout,
+                                 balance=self.balance)
       self.trained_fill, start, count = fill, 0, fill
     else:
-      ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout)
+      ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout,
+                           balance=self.balance)
     needed = int(needed)
     if needed > index.capacity:
       index = grow(index, capacity=ivf.list_capacity(needed, index.capacity), layout=self.layout)

@@ -14,14 +14,14 @@ def clustered(rng, n, hd, clusters, spread):
   return (centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, hd))).astype(np.float32)
 
 
-def build(keys, nlist, valid=None):
-  """A one-index IVF over keys [n, hd]: k-means on all of them, every valid key filed."""
+def build(keys, nlist, valid=None, balance=None):
+  """A one-index IVF over keys [n, hd]: k-means on all of them, every valid key filed (lists capped with balance)."""
   keys = jnp.asarray(keys)[None]
   ok = jnp.ones(keys.shape[:2], bool) if valid is None else jnp.asarray(valid)[None]
-  centroids = ivf.kmeans(keys, ok.astype(jnp.float32), nlist)
+  centroids = ivf.kmeans(keys, ok.astype(jnp.float32), nlist, balance=balance)
   index = ivf.empty_index((1,), nlist, keys.shape[-1], jnp.float32)
   index = ivf.IVFIndex(centroids, index.keys, index.slots, index.count)
-  ids = ivf.nearest(keys, centroids)
+  ids = ivf.file_lists(keys, centroids, ok, index.count, balance)
   needed = int(ivf.capacity_needed(index, ids, ok))
   index = ivf.grow_lists(index, ivf.list_capacity(needed, index.capacity))
   slots = jnp.arange(keys.shape[1], dtype=jnp.int32)[None]
@@ -94,3 +94,46 @@ def test_kmeans_gives_empty_centroids_a_share_of_the_largest_clusters():
   centroids = ivf.kmeans(jnp.asarray(keys, jnp.float32)[None], jnp.ones((1, 400)), 8)
   sizes = np.bincount(np.asarray(ivf.nearest(jnp.asarray(keys, jnp.float32)[None], centroids))[0], minlength=8)
   assert (sizes > 0).all() and sizes.max() <= 100, sizes  # 50 keys per true cluster
+
+
+def test_balanced_lists_cap_every_list_and_spill_to_the_next_nearest():
+  # Keys on a line, dense at both ends; centroids at 0.5, 1.5, ..., 7.5: the end lists overflow their neighbours.
+  rng = np.random.default_rng(4)
+  x = np.concatenate([rng.uniform(0, 1, 250), rng.uniform(1, 7, 500), rng.uniform(7, 10, 250)])
+  keys = jnp.asarray(np.stack([x, np.zeros_like(x)], -1), jnp.float32)[None]
+  centroids = jnp.asarray(np.stack([np.arange(8) + 0.5, np.zeros(8)], -1), jnp.float32)[None]
+  ok = jnp.asarray(np.arange(1000) % 10 != 3)[None]  # 900 keys filed
+  plain = ivf.file_lists(keys, centroids, ok, jnp.zeros((1, 8), jnp.int32), None)
+  capped = ivf.file_lists(keys, centroids, ok, jnp.zeros((1, 8), jnp.int32), 1.25)
+  cap = int(np.ceil(1.25 * 900 / 8))
+  sizes = lambda ids: np.bincount(np.asarray(ids)[0][np.asarray(ok)[0]], minlength=8)
+  assert sizes(plain).max() > cap and sizes(capped).max() <= cap, (sizes(plain), sizes(capped))
+  assert sizes(capped).sum() == 900
+  choices = np.asarray(ivf.nearest_lists(keys, centroids, ivf.SPILL_CHOICES)[0])[0]
+  got = np.asarray(capped)[0]
+  assert all(g in c for g, c in zip(got, choices))  # each key in one of its nearest lists
+  # the full first list kept the keys nearest its centroid and turned the others away
+  wanted = (choices[:, 0] == 0) & np.asarray(ok)[0]
+  kept, turned = wanted & (got == 0), wanted & (got != 0)
+  dist = np.abs(x - 0.5)
+  assert turned.any() and dist[kept].max() <= dist[turned].min()
+
+
+def test_balanced_lists_count_keys_already_filed_and_never_drop_one():
+  centroids = jnp.asarray([[[0.0, 0.0], [10.0, 0.0]]])
+  keys = jnp.zeros((1, 6, 2))  # all nearest to list 0, which already holds 4 of 10 keys
+  ok = jnp.ones((1, 6), bool)
+  ids = ivf.balanced_lists(*ivf.nearest_lists(keys, centroids, 2), ok, jnp.asarray([[4, 0]]), balance=1.0)
+  assert np.bincount(np.asarray(ids)[0], minlength=2).tolist() == [1, 5]  # cap 5: one more fits in list 0
+  ids = ivf.balanced_lists(*ivf.nearest_lists(keys, centroids, 1), ok, jnp.asarray([[4, 0]]), balance=1.0)
+  assert np.asarray(ids).tolist() == [[0] * 6]  # no other choice: over the cap rather than dropped
+
+
+def test_capped_index_probing_every_list_is_exact():
+  rng = np.random.default_rng(5)
+  keys = clustered(rng, 2000, 8, clusters=3, spread=0.2)  # few clusters: uncapped lists are very uneven
+  queries = rng.standard_normal((17, 8)).astype(np.float32)
+  index = build(keys, 16, balance=1.25)
+  assert int(index.count.sum()) == 2000
+  _, slots = ivf.search(jnp.asarray(queries)[None], index, 8, nprobe=16)
+  np.testing.assert_array_equal(np.sort(np.asarray(slots[0]), -1), np.sort(exact_top_k(queries, keys, 8), -1))

@@ -96,3 +96,16 @@ def test_index_sharded_over_8_devices_probing_every_list_equals_exact():
 def test_bad_index_options_name_the_field(fields, name):
   with pytest.raises(ValueError, match=name):
     MemoryOptions(**fields)
+
+
+def test_capped_lists_probing_every_list_equal_exact_top_k():
+  from fot_jax.model.memory_index import MemoryIndexer
+  config = tiny_config()
+  docs, valid = _docs(config)
+  exact = _encode(_runner(config, MemoryOptions(topk=4, block=4)), docs, valid)
+  runner = _runner(config, MemoryOptions(topk=4, block=4, index="ivf", nlist=4, nprobe=4))
+  runner.indexer = MemoryIndexer(runner.layout, balance=1.0)  # every list at most the mean length where there is room
+  got = _encode(runner, docs, valid)
+  for e, g, v in zip(exact, got, valid):
+    assert np.abs(e - g)[v].max() <= TOL
+  _check_index_mirrors_memory(runner)
