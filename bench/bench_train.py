@@ -11,17 +11,14 @@ largest size.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ lives at the root
 
 import jax
 import numpy as np
 
-from configs import base
+from fot_jax.configs import base
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.crossbatch import released_plan
 from fot_jax.model.params import init_params

@@ -19,14 +19,20 @@ TASKS = {
     "summary": "fot_jax.eval.summary",  # the main job's table: passkey, loss beyond local, r_d; memory on vs off
 }
 
+USAGE = "fot-eval (or python -m fot_jax.evaluate) TASK [flags]"
+
 
 def main(argv=None) -> int:
   from fot_jax import platforms
   platforms.use_cpu_without_accelerators()
   argv = list(sys.argv[1:] if argv is None else argv)
+  if argv and argv[0] in ("-h", "--help"):
+    print(f"usage: {USAGE}\n\ntasks (each takes --help):")
+    print("\n".join(f"  {name}" for name in TASKS))
+    return 0
   if not argv or argv[0] not in TASKS:
     found = argv[0] if argv else None
-    print(f"usage: python -m fot_jax.evaluate TASK [flags]; TASK one of {sorted(TASKS)} (found {found!r})",
+    print(f"usage: {USAGE}; TASK one of {sorted(TASKS)} (found {found!r})",
           file=sys.stderr)
     return 2
   return importlib.import_module(TASKS[argv[0]]).main(argv[1:])

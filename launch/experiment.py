@@ -3,7 +3,7 @@ pretraining, then FoT fine-tuning), under a deadline, then evaluations of each, 
 behind the round-4 reproduction sweeps (scripts/sweep_r4.sh); launch.sweep is the one for hyperparameter grids
 over a single config.
 
-  python -m launch.experiment --runs=runs/sweep --parallel=8 --deadline_s=400 \
+  python -m fot_jax.launch.experiment --runs=runs/sweep --parallel=8 --deadline_s=400 \
       --run='pre=configs/experiments/distraction_fot.py:pretrain_local' \
       --run='d1<pre=configs/experiments/distraction_fot.py:d1 --config.num_steps=2000' \
       --eval='distraction --corpus=repeat:random:64:32x4 --context_length=32'
@@ -31,7 +31,7 @@ import sys
 import time
 
 from fot_jax import cli
-from launch import results as run_files
+from fot_jax.launch import results as run_files
 
 TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
 EVAL_COMMAND = [sys.executable, "-m", "fot_jax.evaluate"]
@@ -227,7 +227,7 @@ def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> st
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m launch.experiment", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m fot_jax.launch.experiment", description=__doc__.splitlines()[0])
   p.add_argument("--runs", required=True, help="directory of the runs' workdirs, logs and results")
   p.add_argument("--run", action="append", required=True, help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
   p.add_argument("--eval", action="append", default=[],
@@ -239,7 +239,7 @@ def main(argv=None) -> int:
                  "seconds after the first started (0: none)")
   cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  return cli.run(lambda: _run(args), prog="launch.experiment", debug=args.debug, also=(ValueError,))
+  return cli.run(lambda: _run(args), prog="fot_jax.launch.experiment", debug=args.debug, also=(ValueError,))
 
 
 def _run(args) -> int:

@@ -1,9 +1,9 @@
 """Sweeps: expand a sweep file into jobs, run them (locally or on a TPU), skip finished ones, summarise.
 
-`python -m launch.sweep --config=configs/experiments/tiny_fot.py --sweep=configs/sweeps/lr_batch.py[:variant]
+`python -m fot_jax.launch.sweep --config=configs/experiments/tiny_fot.py --sweep=configs/sweeps/lr_batch.py[:variant]
    --root=/tmp/sweeps [--launcher=local|tpu] [--parallel=N] [--dry-run] [--set KEY=VALUE ...]`
 
-A sweep file defines `get_sweep(variant="") -> list[dict]` (built with launch.hyper: grid, zipped, product,
+A sweep file defines `get_sweep(variant="") -> list[dict]` (built with fot_jax.launch.hyper: grid, zipped, product,
 chain, fixed) and optionally CONFIG (the default --config) and NAME (default: the file's stem). Every job's
 overrides are checked against the config before anything runs, so a typo fails in a second. Each job gets a
 readable, unique workdir `<root>/<name>/<varying key=value,...>`; a job whose workdir already holds the final
@@ -24,9 +24,9 @@ import re
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
-from launch import results
+from fot_jax.launch import results
 from fot_jax import cli
-from launch.overrides import OverrideError, format_value, load_config, parse_assignments
+from fot_jax.launch.overrides import OverrideError, format_value, load_config, parse_assignments
 
 MAX_SLUG = 80
 
@@ -207,7 +207,7 @@ def write_summary(outcomes: Sequence[Outcome], path: str) -> None:
 # ---- job runners -------------------------------------------------------------------------------------------------
 def local_runner(config: str, *, num_processes: int = 1, devices_per_process: int = 1, echo: bool = False,
                  dry_run: bool = False, out=None) -> RunJob:
-  from launch import local
+  from fot_jax.launch import local
 
   def run(job: Job) -> str:
     result = local.run_local(config, job.workdir, job.overrides, num_processes=num_processes,
@@ -221,7 +221,7 @@ def local_runner(config: str, *, num_processes: int = 1, devices_per_process: in
 
 
 def tpu_runner(config: str, tpu_args: argparse.Namespace, dry_run: bool = False) -> RunJob:
-  from launch import tpu
+  from fot_jax.launch import tpu
 
   launcher = tpu.TpuLauncher.from_args(tpu_args, dry_run=dry_run)
 
@@ -233,7 +233,7 @@ def tpu_runner(config: str, tpu_args: argparse.Namespace, dry_run: bool = False)
 
 # ---- command line ------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m launch.sweep", description=__doc__.split("\n\n")[0])
+  p = argparse.ArgumentParser(prog="python -m fot_jax.launch.sweep", description=__doc__.split("\n\n")[0])
   p.add_argument("--sweep", required=True, help="sweep file[:variant] (configs/sweeps/*.py)")
   p.add_argument("--config", default=None, help="config file[:variant]; default: the sweep file's CONFIG")
   p.add_argument("--root", default="/tmp/fot_jax_sweeps", help="parent of the job workdirs (gs:// for tpu)")
@@ -246,11 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                         "unless num_steps grew)")
   p.add_argument("--verbose", action="store_true", help="local: echo the training output")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
-  from launch import tpu
+  from fot_jax.launch import tpu
   tpu.add_target_args(p, required=False)
   cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  return cli.run(lambda: _run(args), prog="launch.sweep", debug=args.debug,
+  return cli.run(lambda: _run(args), prog="fot_jax.launch.sweep", debug=args.debug,
                  also=(ValueError, FileNotFoundError))
 
 

@@ -64,5 +64,5 @@ for mode in "$@"; do
   esac
 done
 [[ ${#args[@]} -gt 0 ]] || { echo "usage: bash scripts/sweep_r4.sh {distraction|robustness|seeds|dict}..." >&2; exit 2; }
-python3 -m launch.experiment --runs="$RUNS" --parallel="${PARALLEL:-2}" --deadline_s="${DEADLINE_S:-0}" \
+python -m fot_jax.launch.experiment --runs="$RUNS" --parallel="${PARALLEL:-2}" --deadline_s="${DEADLINE_S:-0}" \
   --eval_timeout_s="${EVAL_TIMEOUT_S:-0}" "${args[@]}"

@@ -35,7 +35,7 @@ then: python -m fot_jax.evaluate distraction --checkpoint=DIR --corpus=repeat:ra
 or all of it: bash scripts/reproduce.sh distraction (fine-tuning), bash scripts/reproduce.sh distraction_scratch (from scratch)
 """
 
-from configs import base
+from fot_jax.configs import base
 
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
          "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0",

@@ -17,7 +17,7 @@ layers 1-3, k = 4, a constant learning rate,
 (bash scripts/reproduce.sh stdlib_ft).
 """
 
-from configs import base
+from fot_jax.configs import base
 
 MIXES = {"baseline": "0:0,0:0", "d1": "0:0,1:0", "negatives": "0:0,1:7"}
 ROUND4_MIXES = {"pretrain_local": "0:0,0:0,0:0,0:0", "ft_baseline": "0:0,0:0,0:0,0:0",

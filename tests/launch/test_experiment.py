@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from launch import experiment
+from fot_jax.launch import experiment
 
 
 def test_run_specs_parse_names_parents_and_flags():
@@ -85,7 +85,7 @@ def test_a_failed_parent_skips_its_children_and_the_experiment_exits_nonzero(tmp
 
 
 def test_bad_specs_exit_2_before_any_run(tmp_path):
-  out = subprocess.run([sys.executable, "-m", "launch.experiment", f"--runs={tmp_path / 'r'}", "--run=a<zz=c.py"],
+  out = subprocess.run([sys.executable, "-m", "fot_jax.launch.experiment", f"--runs={tmp_path / 'r'}", "--run=a<zz=c.py"],
                        capture_output=True, text=True)
   assert out.returncode == 2 and "no run is named 'zz'" in out.stderr
   assert not (tmp_path / "r").exists()

@@ -1,0 +1,35 @@
+"""`fot-launch COMMAND [flags]` (or `python -m fot_jax.launch COMMAND`): one entry point for the launchers.
+
+Each command is a module of this package with `main(argv) -> int`; `python -m fot_jax.launch.COMMAND` runs the
+same function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "local": "fot_jax.launch.local",  # one training as several JAX processes on this host
+    "tpu": "fot_jax.launch.tpu",  # create, ship to, run on, watch and delete a Cloud TPU VM
+    "sweep": "fot_jax.launch.sweep",  # a hyperparameter grid over one config, locally or on a TPU
+    "experiment": "fot_jax.launch.experiment",  # dependent trainings and their evaluations under a deadline
+}
+USAGE = "fot-launch (or python -m fot_jax.launch) COMMAND [flags]"
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if argv and argv[0] in ("-h", "--help"):
+    print(f"usage: {USAGE}\n\ncommands (each takes --help):")
+    print("\n".join(f"  {name}" for name in COMMANDS))
+    return 0
+  if not argv or argv[0] not in COMMANDS:
+    found = argv[0] if argv else None
+    print(f"usage: {USAGE}; COMMAND one of {sorted(COMMANDS)} (found {found!r})", file=sys.stderr)
+    return 2
+  return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())
