@@ -1,12 +1,16 @@
 """An experiment: training runs of different configs in parallel, some starting from others' checkpoints (local
-pretraining, then FoT fine-tuning), under a deadline, then evaluations of each, and a summary table. The tool
-behind the round-4 reproduction sweeps (scripts/sweep_r4.sh); launch.sweep is the one for hyperparameter grids
-over a single config.
+pretraining, then FoT fine-tuning), under a deadline, then evaluations of each, and a summary table. It runs the
+reproduction manifests in experiments/ (`--manifest=experiments/NAME.py`); fot_jax.launch.sweep is the tool for
+hyperparameter grids over a single config.
 
   python -m fot_jax.launch.experiment --runs=runs/sweep --parallel=8 --deadline_s=400 \
       --run='pre=configs/experiments/distraction_fot.py:pretrain_local' \
       --run='d1<pre=configs/experiments/distraction_fot.py:d1 --config.num_steps=2000' \
       --eval='distraction --corpus=repeat:random:64:32x4 --context_length=32'
+
+A manifest is a Python file that defines RUNS and EVALS, lists of the --run and --eval strings below; `{runs}`
+and `{name}` in an evaluation stand for the --runs folder and the run's name, so one evaluation can compare
+against another's result (such an evaluation starts once the evaluations listed before it have finished). --run and --eval add to a manifest's.
 
 A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
 once PARENT has finished. An evaluation is [PATTERN[:TAG]=]TASK [flags]: `python -m fot_jax.evaluate TASK` for
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import importlib.util
 import json
 import os
 import shlex
@@ -79,6 +84,22 @@ def parse_eval(spec: str) -> Eval:
     raise ValueError(f"--eval {spec!r}: expected '[PATTERN[:TAG]=]TASK [flags]', "
                      f"e.g. 'ft_*=distraction --corpus=...'")
   return Eval(pattern or "*", tag or words[0], words)
+
+
+def load_manifest(path: str) -> tuple[list[str], list[str]]:
+  """(RUNS, EVALS) of a manifest file, with an error naming the file when either is missing or not strings."""
+  if not os.path.isfile(path):
+    raise ValueError(f"--manifest: no manifest file at {path!r}")
+  spec = importlib.util.spec_from_file_location(f"manifest_{os.path.basename(path)[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  lists = []
+  for name in ("RUNS", "EVALS"):
+    value = getattr(module, name, None)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+      raise ValueError(f"--manifest {path}: expected {name} = a list of strings, found {type(value).__name__}")
+    lists.append(list(value))
+  return lists[0], lists[1]
 
 
 def check_graph(runs: list[Run]) -> None:
@@ -180,8 +201,10 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
       results.setdefault(r.name, []).append(out)
       if os.path.exists(out):
         continue
-      cmd = [*EVAL_COMMAND, *e.args, f"--checkpoint={workdir}", f"--out={out}", f"--label={r.name}"]
-      while sum(p.poll() is None for p in procs) >= parallel and time.time() < stop:
+      args = [a.replace("{runs}", runs_dir).replace("{name}", r.name) for a in e.args]
+      cmd = [*EVAL_COMMAND, *args, f"--checkpoint={workdir}", f"--out={out}", f"--label={r.name}"]
+      busy = 1 if args != e.args else parallel  # a comparison waits until every earlier evaluation has finished
+      while sum(p.poll() is None for p in procs) >= busy and time.time() < stop:
         time.sleep(0.5)
       if time.time() >= stop:
         break
@@ -229,7 +252,8 @@ def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> st
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m fot_jax.launch.experiment", description=__doc__.splitlines()[0])
   p.add_argument("--runs", required=True, help="directory of the runs' workdirs, logs and results")
-  p.add_argument("--run", action="append", required=True, help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
+  p.add_argument("--manifest", default="", help="a file of RUNS and EVALS (experiments/NAME.py)")
+  p.add_argument("--run", action="append", default=[], help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
   p.add_argument("--eval", action="append", default=[],
                  help="[PATTERN[:TAG]=]TASK [flags] (repeatable), e.g. 'ft_*=distraction --corpus=...'")
   p.add_argument("--parallel", type=int, default=1, help="trainers (and evaluations) at a time")
@@ -244,8 +268,11 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
   """Checks the runs and evaluations, trains, evaluates and writes the summary; returns the exit status."""
-  runs = [parse_run(s) for s in args.run]
-  evals = [parse_eval(s) for s in args.eval]
+  run_specs, eval_specs = load_manifest(args.manifest) if args.manifest else ([], [])
+  runs = [parse_run(s) for s in run_specs + args.run]
+  evals = [parse_eval(s) for s in eval_specs + args.eval]
+  if not runs:
+    raise ValueError("no runs: give --manifest=FILE or --run=NAME=CONFIG")
   check_graph(runs)
   if args.parallel < 1:
     raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
