@@ -25,7 +25,7 @@ Three runs with the same model, data and budget, differing only in what the memo
 Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
 exactly one chunk back, out of local reach, so only retrieval from the additional contexts predicts it; other
 documents' contexts hold the same symbols, so a key must carry enough preceding tokens to tell its own context
-from theirs: the distraction issue in miniature. The model is the copy probe's (fot_jax.eval.copy_probe), with
+from theirs: the distraction issue in miniature. The model is the copy task's (tests/model/copy_task.py), with
 memory layers 1-3: a single memory layer, and natural-text data, never learned to use memory within a CPU budget
 (RESULTS.md).
 Run: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:pretrain_local --workdir=PRE

@@ -1,4 +1,4 @@
-"""Experiments (a), (c), (d) of docs/RESULTS.md, rounds 1-2: the three training variants on stdlib code.
+"""Experiments (a), (c), (d) of docs/RESULTS.md, from scratch: the three training variants on stdlib code.
 
 Three runs with the same model, data and budget (300 steps x 16 entries x 64 tokens on the stdlib corpus),
 differing only in what the memory layer sees during training (mix plan, k=2: chunk 1 of each document stream

@@ -1,4 +1,5 @@
-"""Can a model *learn* to use its memory? A copy probe on random tokens, trained from scratch in a minute.
+"""Can a model *learn* to use its memory? A copy task on random tokens, trained from scratch in a minute (its own
+training loop and optimiser, so the learnability test and the study in docs/RESULTS.md need no trainer).
 
 Streams of two L-token entries holding the same random sequence X. In `memory` mode the entries are separate
 crossbatch entries (entry 1 sees entry 0 only as an additional context, keys unrotated), so only the memory
@@ -9,8 +10,8 @@ predict the copy. `aligned` (entry 1 == entry 0, memory mode only) admits a posi
 memory key one position after mine", which a model finds from position features that leak into the keys.
 Chance is ln(V - 3).
 
-  python -m fot_jax.eval.copy_probe --mem_layers=2 --mem_layers=1,2,3 --local --steps=1500
-  python -m fot_jax.eval.copy_probe --mem_layers=2 --mem_layers=1,2,3 --aligned --steps=1500
+  python -m tests.model.copy_task --mem_layers=2 --mem_layers=1,2,3 --local --steps=1500
+  python -m tests.model.copy_task --mem_layers=2 --mem_layers=1,2,3 --aligned --steps=1500
 
 prints, per variant, the mean loss in windows of steps and the first step whose window mean is below half of
 chance. docs/RESULTS.md uses it to explain why the CPU-scale experiments did not get their models to use memory.
@@ -106,7 +107,7 @@ def learned_at(losses: list[float], window: int, threshold: float) -> int | None
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m fot_jax.eval.copy_probe", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m tests.model.copy_task", description=__doc__.splitlines()[0])
   p.add_argument("--mem_layers", action="append", default=None,
                  help="memory layers of a memory-mode variant (repeatable), e.g. --mem_layers=2 --mem_layers=1,2,3")
   p.add_argument("--mem_positionals", default="first", choices=("first", "none"))
@@ -120,12 +121,12 @@ def main(argv=None) -> int:
   p.add_argument("--window", type=int, default=100, help="steps per reported loss window")
   args = p.parse_args(argv)
   if args.steps <= 0 or args.window <= 0:
-    print("copy_probe: --steps and --window must be positive", file=sys.stderr)
+    print("copy_task: --steps and --window must be positive", file=sys.stderr)
     return 2
   try:
     variants = [("memory", parse_mem_layers(m)) for m in (args.mem_layers or ["1,2,3"])]
   except ValueError as e:
-    print(f"copy_probe: --mem_layers: {e}", file=sys.stderr)
+    print(f"copy_task: --mem_layers: {e}", file=sys.stderr)
     return 2
   if args.local:
     variants.append(("local", (1, 2, 3)))
