@@ -3,8 +3,8 @@ figures and progress lines.
 
 Every task is `main(argv) -> int` built from the same parts, so flags mean the same thing everywhere:
   --checkpoint/--step         what to evaluate (orbax workdir or Hugging Face folder)
-  --window/--last_context_length/--mem_layers/--mem_dtype   inference overrides (spec section 3)
-  --topk/--approx_topk        top-k memory instead of dense memory (spec section 3, kNN variant)
+  --window/--last_context_length/--mem_layers/--mem_dtype   inference overrides (docs/BEHAVIOUR.md section 3)
+  --topk/--approx_topk        top-k memory instead of dense memory (docs/BEHAVIOUR.md section 3, kNN variant)
   --ivf_nlist/--ivf_nprobe    with --topk: find the top-k through an IVF index of the memory keys
   --mem_shards                memory sharded over this many devices (a 1-D mesh with axis "memory")
   --out/--figure              the JSON result and the PNG figure
@@ -320,8 +320,8 @@ _score_span_jit = None
 
 
 def stream_scores(runner: Runner, tokens) -> tuple[np.ndarray, np.ndarray]:
-  """Runs tokens [B, N] through the runner exactly as MemoryInference.encode does (spec section 3 windows,
-  memory kept from earlier calls) and returns (logprobs, predictions), both [B, N-1]:
+  """Runs tokens [B, N] through the runner exactly as MemoryInference.encode does (the windows of
+  docs/BEHAVIOUR.md section 3, memory kept from earlier calls) and returns (logprobs, predictions), both [B, N-1]:
   logprobs[:, t] = log p(tokens[:, t+1] | ..t) and predictions[:, t] = the greedy guess for token t+1.
   Only one window's logits exist at a time.
   """

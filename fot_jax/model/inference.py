@@ -1,4 +1,5 @@
-"""FoT inference with memory (spec section 3): windowing, local cache, memory, top-k retrieval, generation.
+"""FoT inference with memory (docs/BEHAVIOUR.md section 3): windowing, local cache, memory, top-k retrieval,
+generation.
 
 `window_step` is the jitted pure function (one chunk of tokens through the stack, appended to the local cache);
 `MemoryInference` is the host-side driver that decides windows, cache flushes and memory growth.
@@ -305,7 +306,8 @@ class MemoryInference:
 
   # ---- public API -------------------------------------------------------------------------------------------
   def windows(self, length: int) -> list[tuple[int, int]]:
-    """Spec section 3 windowing of an input of `length` tokens: [(start, stop), ...]; all but the last flush."""
+    """Windowing (docs/BEHAVIOUR.md section 3) of an input of `length` tokens: [(start, stop), ...]; all but
+    the last flush."""
     n_mem = max(length - self.last_context_length, 0)
     spans = [(s, min(s + self.window, n_mem)) for s in range(0, n_mem, self.window)]
     if length > n_mem:
