@@ -30,28 +30,23 @@ import importlib.util
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 
 from fot_jax import cli
 from fot_jax.launch import results as run_files
+from fot_jax.launch import runner
 
 TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
 EVAL_COMMAND = [sys.executable, "-m", "fot_jax.evaluate"]
 
 
-@dataclasses.dataclass
-class Run:
-  name: str
-  parent: str | None
+@dataclasses.dataclass(kw_only=True)
+class Run(runner.Task):
+  """One training run: NAME (workdir RUNS/NAME), started from PARENT's checkpoint when it has one."""
   config: str
   flags: list[str]
-  proc: subprocess.Popen | None = None
-  state: str = "waiting"  # waiting | running | done | failed | cut (at the deadline) | skipped
-  started: float = 0.0
-  seconds: float = 0.0
 
 
 def parse_run(spec: str) -> Run:
@@ -63,7 +58,7 @@ def parse_run(spec: str) -> Run:
     raise ValueError(f"--run {spec!r}: expected 'NAME=CONFIG [flags]' or 'NAME<PARENT=CONFIG [flags]'")
   if not all(c.isalnum() or c in "_-." for c in name):
     raise ValueError(f"--run {spec!r}: the name may hold letters, digits, '_', '-' and '.' only")
-  return Run(name.strip(), parent.strip() or None, words[0], words[1:])
+  return Run(name=name.strip(), parent=parent.strip() or None, config=words[0], flags=words[1:])
 
 
 @dataclasses.dataclass
@@ -129,59 +124,29 @@ def log_tail(path: str, lines: int = 5) -> str:
     return ""
 
 
-def start(run: Run, runs_dir: str) -> None:
+def start(run: Run, runs_dir: str) -> runner.ProcessHandle:
   workdir = os.path.join(runs_dir, run.name)
   cmd = [*TRAIN_COMMAND, f"--config={run.config}", f"--workdir={workdir}", *run.flags]
   if run.parent is not None and not os.path.exists(workdir):
     cmd.append(f"--config.init_from={os.path.join(runs_dir, run.parent)}")
   os.makedirs(runs_dir, exist_ok=True)
   with open(os.path.join(runs_dir, f"{run.name}.train.log"), "a") as log:  # the child keeps its own handle
-    run.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-  run.state, run.started = "running", time.time()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[len(TRAIN_COMMAND):])}", flush=True)
+  return runner.ProcessHandle(proc)
 
 
 def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) -> None:
-  by_name = {r.name: r for r in runs}
-  while True:
-    for r in runs:
-      if r.state == "running" and r.proc.poll() is not None:
-        r.seconds = time.time() - r.started
-        r.state = "done" if r.proc.returncode == 0 else "failed"
-        print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.name} in {r.seconds:.0f}s "
-              f"(rc {r.proc.returncode})", flush=True)
-        if r.state == "failed":
-          print(log_tail(os.path.join(runs_dir, f"{r.name}.train.log"), 15), flush=True)
-    for r in runs:  # a run whose parent failed or was cut cannot start
-      if r.state == "waiting" and r.parent and by_name[r.parent].state in ("failed", "cut", "skipped"):
-        r.state = "skipped"
-    running = sum(r.state == "running" for r in runs)
-    for r in runs:
-      if running >= parallel or time.time() >= deadline:
-        break
-      if r.state == "waiting" and (r.parent is None or by_name[r.parent].state == "done"):
-        start(r, runs_dir)
-        running += 1
-    if time.time() >= deadline:
-      break
-    if not any(r.state in ("waiting", "running") for r in runs):
-      return
-    time.sleep(1.0)
-  for r in runs:  # deadline: trainers save at the next step boundary on SIGTERM
-    if r.state == "running":
-      r.proc.send_signal(signal.SIGTERM)
+  """Trains every run (children after their parents) until the deadline, when trainers save and stop."""
+  def ended(r: Run, status: int) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.name} in {r.seconds:.0f}s (rc {status})", flush=True)
+    if r.state == runner.FAILED:
+      print(log_tail(os.path.join(runs_dir, f"{r.name}.train.log"), 15), flush=True)
+
+  runner.run_tasks(runs, lambda r: start(r, runs_dir), parallel=parallel, deadline=deadline, on_end=ended)
   for r in runs:
-    if r.state == "running":
-      try:
-        r.proc.wait(timeout=60)
-      except subprocess.TimeoutExpired:
-        os.killpg(r.proc.pid, signal.SIGKILL)
-        r.proc.wait()
-      r.seconds = time.time() - r.started
-      r.state = "cut"
+    if r.state == runner.CUT:
       print(f"[{time.strftime('%H:%M:%S')}] cut {r.name} at the deadline after {r.seconds:.0f}s", flush=True)
-    elif r.state == "waiting":
-      r.state = "skipped"
 
 
 def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: int,

@@ -14,7 +14,6 @@ partly-run job resumes from its latest checkpoint). The summary table comes from
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import hashlib
 import importlib.util
@@ -24,7 +23,7 @@ import re
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
-from fot_jax.launch import results
+from fot_jax.launch import results, runner
 from fot_jax import cli
 from fot_jax.launch.overrides import OverrideError, format_value, load_config, parse_assignments
 
@@ -151,13 +150,17 @@ def run_jobs(jobs: Sequence[Job], run_job: RunJob, *, parallel: int = 1, rerun: 
     print(f"end   {job.name}: {status}", file=out, flush=True)
     return Outcome(job, status)
 
-  if parallel <= 1 or dry_run:
-    for job in todo:
-      outcomes[job.index] = one(job)
-  else:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-      for outcome in pool.map(one, todo):
-        outcomes[outcome.job.index] = outcome
+  tasks = [runner.Task(name=str(job.index)) for job in todo]
+  by_task = {str(job.index): job for job in todo}
+  handles: dict[str, runner.ThreadHandle] = {}
+
+  def launch(task: runner.Task) -> runner.ThreadHandle:
+    handles[task.name] = runner.ThreadHandle(lambda: one(by_task[task.name]))
+    return handles[task.name]
+
+  runner.run_tasks(tasks, launch, parallel=1 if dry_run else parallel, poll_s=0.05)
+  for name, handle in handles.items():
+    outcomes[by_task[name].index] = handle.result
   ordered = [outcomes[job.index] for job in jobs]
   if not dry_run:
     for o in ordered:
