@@ -31,6 +31,21 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
 
+def dispatch(argv: list[str], commands: dict[str, str], usage: str, what: str) -> int:
+  """`PROG COMMAND [flags]`: runs main(flags) of the module commands[COMMAND]; --help lists the commands (exit 0),
+  a missing or unknown command is a usage error (exit 2)."""
+  import importlib
+  if argv and argv[0] in ("-h", "--help"):
+    print(f"usage: {usage}\n\n{what.lower()}s (each takes --help):")
+    print("\n".join(f"  {name}" for name in commands))
+    return 0
+  if not argv or argv[0] not in commands:
+    found = argv[0] if argv else None
+    print(f"usage: {usage}; {what} one of {sorted(commands)} (found {found!r})", file=sys.stderr)
+    return EXIT_USER_ERROR
+  return importlib.import_module(commands[argv[0]]).main(argv[1:])
+
+
 def is_user_error(error: BaseException, also: Iterable[type] = ()) -> bool:
   """True for the project's user-error classes, their subclasses, and instances of `also`."""
   if isinstance(error, tuple(also)):

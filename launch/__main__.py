@@ -6,8 +6,9 @@ same function.
 
 from __future__ import annotations
 
-import importlib
 import sys
+
+from fot_jax import cli
 
 COMMANDS = {
     "local": "fot_jax.launch.local",  # one training as several JAX processes on this host
@@ -19,16 +20,7 @@ USAGE = "fot-launch (or python -m fot_jax.launch) COMMAND [flags]"
 
 
 def main(argv=None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if argv and argv[0] in ("-h", "--help"):
-    print(f"usage: {USAGE}\n\ncommands (each takes --help):")
-    print("\n".join(f"  {name}" for name in COMMANDS))
-    return 0
-  if not argv or argv[0] not in COMMANDS:
-    found = argv[0] if argv else None
-    print(f"usage: {USAGE}; COMMAND one of {sorted(COMMANDS)} (found {found!r})", file=sys.stderr)
-    return 2
-  return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+  return cli.dispatch(list(sys.argv[1:] if argv is None else argv), COMMANDS, USAGE, "COMMAND")
 
 
 if __name__ == "__main__":
