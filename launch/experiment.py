@@ -10,7 +10,8 @@ hyperparameter grids over a single config.
 
 A manifest is a Python file that defines RUNS and EVALS, lists of the --run and --eval strings below; `{runs}`
 and `{name}` in an evaluation stand for the --runs folder and the run's name, so one evaluation can compare
-against another's result (such an evaluation starts once the evaluations listed before it have finished). --run and --eval add to a manifest's.
+against another's result (such an evaluation starts once the evaluations listed before it have finished).
+--run and --eval add to a manifest's.
 
 A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
 once PARENT has finished. An evaluation is [PATTERN[:TAG]=]TASK [flags]: `python -m fot_jax.evaluate TASK` for

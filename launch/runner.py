@@ -19,11 +19,14 @@ DONE, FAILED, CUT, SKIPPED = "done", "failed", "cut", "skipped"
 
 
 class Handle(Protocol):
-  """A started task: poll() is None while it runs, then its exit status; stop() ends it."""
+  """A started task: poll() is None while it runs, then its exit status; request_stop() asks it to end and
+  wait_stopped() returns once it has."""
 
   def poll(self) -> int | None: ...
 
-  def stop(self) -> None: ...
+  def request_stop(self) -> None: ...
+
+  def wait_stopped(self) -> None: ...
 
 
 @dataclasses.dataclass
@@ -37,8 +40,8 @@ class Task:
 
 
 class ProcessHandle:
-  """A child process started in its own session: stop() sends SIGTERM (the trainer saves at its next step),
-  then SIGKILL to its group after `grace_s`."""
+  """A child process started in its own session: request_stop() sends SIGTERM (a trainer saves at its next
+  step); wait_stopped() sends SIGKILL to its group if it still runs `grace_s` later."""
 
   def __init__(self, proc: subprocess.Popen, grace_s: float = 60.0):
     self.proc, self.grace_s = proc, grace_s
@@ -46,8 +49,10 @@ class ProcessHandle:
   def poll(self) -> int | None:
     return self.proc.poll()
 
-  def stop(self) -> None:
+  def request_stop(self) -> None:
     self.proc.send_signal(signal.SIGTERM)
+
+  def wait_stopped(self) -> None:
     try:
       self.proc.wait(timeout=self.grace_s)
     except subprocess.TimeoutExpired:
@@ -57,7 +62,7 @@ class ProcessHandle:
 
 class ThreadHandle:
   """A blocking call run in a thread: exit status 0 when ok(result), else 1; result holds its return value.
-  A call cannot be interrupted, so stop() waits for it."""
+  A call cannot be interrupted, so stopping it waits for it to return."""
 
   def __init__(self, call: Callable[[], Any], ok: Callable[[Any], bool] = lambda result: True):
     self.result, self._ok, self._error = None, ok, None
@@ -75,7 +80,10 @@ class ThreadHandle:
       return None
     return 0 if self._error is None and self._ok(self.result) else 1
 
-  def stop(self) -> None:
+  def request_stop(self) -> None:
+    pass
+
+  def wait_stopped(self) -> None:
     self._thread.join()
 
 
@@ -104,9 +112,12 @@ def run_tasks(tasks: Sequence[Task], launch: Callable[[Task], Handle], *, parall
     if time.time() >= deadline or not any(t.state in ("waiting", "running") for t in tasks):
       break
     time.sleep(poll_s)
+  stopping = [t for t in tasks if t.state == "running"]
+  for t in stopping:  # all are asked first, so each trainer saves at its own next step
+    t.handle.request_stop()
+  for t in stopping:
+    t.handle.wait_stopped()
+    t.seconds, t.state = time.time() - t.started, CUT
   for t in tasks:
-    if t.state == "running":
-      t.handle.stop()
-      t.seconds, t.state = time.time() - t.started, CUT
-    elif t.state == "waiting":
+    if t.state == "waiting":
       t.state = SKIPPED

@@ -325,7 +325,7 @@ class TpuLauncher:
       problems.append("no worker answered")
     if problems:
       raise LaunchError(f"workers do not all run commit {commit[:12]}: " + "; ".join(problems)
-                        + ". Run `python -m fot_jax.launch.tpu ship` (same flags) and retry; starting anyway would hang "
+                        + ". Run `fot-launch tpu ship` (same flags) and retry; starting anyway would hang "
                           "the pod at the first collective")
     return seen
 
