@@ -1,6 +1,6 @@
 """Claim (b) on dictionary lookup: dict_lookup_fot fine-tuned from a local pretraining with one or three memory
 layers, against three memory layers from scratch; accuracy by dictionary tokens in memory, with memory off, and
-at 64k-256k tokens. docs/RESULTS.md section (b); published docs/figures/r4/gpu_sweep2/ (dl_*).
+at 64k-256k tokens. docs/RESULTS.md section (b); published results in experiments/dict_lookup/.
   fot-launch experiment --manifest=experiments/dict_lookup.py --runs=runs/dict --parallel=4
 """
 

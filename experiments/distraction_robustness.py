@@ -1,6 +1,6 @@
 """Claim (a), robustness of the fine-tuning recipe on random-symbol repeats: seeds 1 and 2 at 3000 + 3000
 steps, and seed 0 at a CPU-sized budget (1500 + 1000 steps), each evaluated for r_d. docs/RESULTS.md section
-(a); published docs/figures/r4/gpu_sweep2/.
+(a); published results in experiments/distraction_robustness/.
   fot-launch experiment --manifest=experiments/distraction_robustness.py --runs=runs/robustness --parallel=12
 """
 

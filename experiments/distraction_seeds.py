@@ -1,6 +1,6 @@
 """Claim (a), seed dependence of the CPU-sized recipe on random-symbol repeats: seeds 1-3 with 1500 pretraining
 steps, seeds 1-2 with 4000, each fine-tuned 1000 steps (d1 and the negatives curriculum) and evaluated for r_d.
-docs/RESULTS.md section (a); published docs/figures/r4/gpu_sweep3/.
+docs/RESULTS.md section (a); published results in experiments/distraction_seeds/.
   fot-launch experiment --manifest=experiments/distraction_seeds.py --runs=runs/seeds --parallel=12
 """
 
