@@ -1,6 +1,7 @@
 """Claim (a) on random-symbol repeats: distraction_fot's mixes from scratch (20k steps) and fine-tuned from a
 locally pretrained model, each evaluated for r_d. Sized for a 16-core GPU host (3000 steps in 45-90 s per run);
-on a 2-core CPU use --parallel=2 and no deadline. docs/RESULTS.md section (a); published results in experiments/distraction_sweep/.
+on a 2-core CPU use --parallel=2 and no deadline. docs/RESULTS.md section (a); published results in
+experiments/distraction_sweep/.
   fot-launch experiment --manifest=experiments/distraction_sweep.py --runs=runs/distraction --parallel=12
 """
 
