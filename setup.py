@@ -2,6 +2,21 @@
 
 from setuptools import find_packages, setup
 
+# configs/ and launch/ are top-level folders of the repository that install inside the package.
+PACKAGE_DIR = {"fot_jax.configs": "configs", "fot_jax.launch": "launch"}
+PACKAGES = find_packages(include=["fot_jax", "fot_jax.*"]) + [
+    f"fot_jax.{sub}" for sub in find_packages(include=["configs", "configs.*", "launch", "launch.*"])]
+
+# One console script per command; each `python -m` form runs the same function.
+CONSOLE_SCRIPTS = [
+    "fot-train = fot_jax.train.__main__:run",
+    "fot-eval = fot_jax.evaluate:main",
+    "fot-export = fot_jax.export:main",
+    "fot-convert = fot_jax.convert.__main__:main",
+    "fot-compile-check = fot_jax.compile_check:run",
+    "fot-launch = fot_jax.launch.__main__:main",
+]
+
 JAX_VERSION = "0.10.2"
 
 CORE = [
@@ -39,8 +54,10 @@ setup(
     name="fot_jax",
     version="0.1.0",
     description="Focused Transformer (FoT) memory layers and crossbatch training for LLaMA models in JAX/Flax",
-    packages=find_packages(include=["fot_jax", "fot_jax.*", "launch", "launch.*"]),
-    package_data={"fot_jax.data": ["samples/*.jsonl"]},
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    package_data={"fot_jax.data": ["samples/*.jsonl"], "fot_jax.launch": ["templates/*"]},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require=EXTRAS,

@@ -20,12 +20,9 @@ the ratio authors time / fot_jax time (> 1: fot_jax is faster). Target: >= 1.3x 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 import jax.numpy as jnp

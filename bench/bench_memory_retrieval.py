@@ -36,7 +36,6 @@ import json
 import os
 import resource
 import statistics
-import sys
 import time
 
 BALANCE_DEFAULT = None  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
@@ -450,7 +449,6 @@ def main(argv=None) -> None:
   if args.shards > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={args.shards}")
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   result = run(args) if args.index is None else run_ivf(args)
   (report if args.index is None else report_ivf)(result)
   if args.json:

@@ -4,24 +4,21 @@ Run: python bench/bench_train.py [--sizes=small,medium,large --ds=1,8 --seq_len=
 Each size has one memory layer. The step is the trainer's jitted train step (AdamW, donation, one device); time
 is the median of --steps steps after compilation. MFU = tokens/s x ModelConfig.flops_per_token(L, d) / peak,
 with the peak measured in this same run (f32 matmul through XLA, best of 5). The d=8 / d=1 time ratio shows the
-cost of crossbatch (target <= 1.3x at L=512); the issue's MFU target is >= 40% of the measured peak for the
+cost of crossbatch (target <= 1.3x at L=512); the MFU target is >= 40% of the measured peak for the
 largest size.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ lives at the root
 
 import jax
 import numpy as np
 
-from configs import base
+from fot_jax.configs import base
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.crossbatch import released_plan
 from fot_jax.model.params import init_params

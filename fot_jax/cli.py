@@ -18,16 +18,32 @@ USER_ERRORS = (
     "fot_jax.train.config_file.ConfigFileError",
     "fot_jax.eval.common.EvalError",
     "fot_jax.convert.checks.ConversionError",
-    "launch.tpu.LaunchError",
-    "launch.gitinfo.GitError",
+    "fot_jax.launch.tpu.LaunchError",
+    "fot_jax.launch.gitinfo.GitError",
 )
 # Built-in types that the file-reading commands (evaluate, export, convert) raise for bad flags and inputs.
 INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+HELP_FLAGS = ("-h", "--help", "--helpshort")
 DEBUG_HELP = "show the full traceback of an error instead of one line"
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def dispatch(argv: list[str], commands: dict[str, str], usage: str, what: str) -> int:
+  """`PROG COMMAND [flags]`: runs main(flags) of the module commands[COMMAND]; --help lists the commands (exit 0),
+  a missing or unknown command is a usage error (exit 2)."""
+  import importlib
+  if argv and argv[0] in ("-h", "--help"):
+    print(f"usage: {usage}\n\n{what.lower()}s (each takes --help):")
+    print("\n".join(f"  {name}" for name in commands))
+    return 0
+  if not argv or argv[0] not in commands:
+    found = argv[0] if argv else None
+    print(f"usage: {usage}; {what} one of {sorted(commands)} (found {found!r})", file=sys.stderr)
+    return EXIT_USER_ERROR
+  return importlib.import_module(commands[argv[0]]).main(argv[1:])
 
 
 def is_user_error(error: BaseException, also: Iterable[type] = ()) -> bool:
@@ -38,7 +54,7 @@ def is_user_error(error: BaseException, also: Iterable[type] = ()) -> bool:
 
 
 def _import_path(cls: type) -> str:
-  """module.Class, with the module's import name where it runs as __main__ (`python -m launch.tpu`)."""
+  """module.Class, with the module's import name where it runs as __main__ (`python -m fot_jax.launch.tpu`)."""
   module = cls.__module__
   if module == "__main__":
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
@@ -70,6 +86,8 @@ def run_absl(main: Callable[[list[str]], int | None], argv: list[str], *, prog: 
   from absl import app, flags
   if "debug" not in flags.FLAGS:
     flags.DEFINE_bool("debug", False, DEBUG_HELP)
+  if any(arg in HELP_FLAGS for arg in argv[1:]):  # absl's own --help exits 1; asking for help is no error
+    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
   if precheck is not None:
     status = run(lambda: precheck(argv[1:]), prog=prog, debug="--debug" in argv, also=also)
     if status:

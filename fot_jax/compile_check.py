@@ -583,7 +583,8 @@ def main(argv) -> int:
   return 0
 
 
-def _run() -> None:
+def run() -> None:
+  """The command line (`python -m fot_jax.compile_check`, `fot-compile-check`): defines the flags, then main."""
   from absl import flags
   from ml_collections import config_flags
   config_flags.DEFINE_config_file("config", None, "Training config file (configs/...py[:variant]).")
@@ -601,4 +602,4 @@ def _run() -> None:
 
 
 if __name__ == "__main__":
-  _run()
+  run()

@@ -5,7 +5,6 @@ Each task module exposes `main(argv) -> int`. Add a task by adding a line to TAS
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 TASKS = {
@@ -19,17 +18,13 @@ TASKS = {
     "summary": "fot_jax.eval.summary",  # the main job's table: passkey, loss beyond local, r_d; memory on vs off
 }
 
+USAGE = "fot-eval (or python -m fot_jax.evaluate) TASK [flags]"
+
 
 def main(argv=None) -> int:
-  from fot_jax import platforms
+  from fot_jax import cli, platforms
   platforms.use_cpu_without_accelerators()
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if not argv or argv[0] not in TASKS:
-    found = argv[0] if argv else None
-    print(f"usage: python -m fot_jax.evaluate TASK [flags]; TASK one of {sorted(TASKS)} (found {found!r})",
-          file=sys.stderr)
-    return 2
-  return importlib.import_module(TASKS[argv[0]]).main(argv[1:])
+  return cli.dispatch(list(sys.argv[1:] if argv is None else argv), TASKS, USAGE, "TASK")
 
 
 if __name__ == "__main__":

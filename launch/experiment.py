@@ -1,12 +1,17 @@
 """An experiment: training runs of different configs in parallel, some starting from others' checkpoints (local
-pretraining, then FoT fine-tuning), under a deadline, then evaluations of each, and a summary table. The tool
-behind the round-4 reproduction sweeps (scripts/sweep_r4.sh); launch.sweep is the one for hyperparameter grids
-over a single config.
+pretraining, then FoT fine-tuning), under a deadline, then evaluations of each, and a summary table. It runs the
+reproduction manifests in experiments/ (`--manifest=experiments/NAME.py`); fot_jax.launch.sweep is the tool for
+hyperparameter grids over a single config.
 
-  python -m launch.experiment --runs=runs/sweep --parallel=8 --deadline_s=400 \
+  python -m fot_jax.launch.experiment --runs=runs/sweep --parallel=8 --deadline_s=400 \
       --run='pre=configs/experiments/distraction_fot.py:pretrain_local' \
       --run='d1<pre=configs/experiments/distraction_fot.py:d1 --config.num_steps=2000' \
       --eval='distraction --corpus=repeat:random:64:32x4 --context_length=32'
+
+A manifest is a Python file that defines RUNS and EVALS, lists of the --run and --eval strings below; `{runs}`
+and `{name}` in an evaluation stand for the --runs folder and the run's name, so one evaluation can compare
+against another's result (such an evaluation starts once the evaluations listed before it have finished).
+--run and --eval add to a manifest's.
 
 A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
 once PARENT has finished. An evaluation is [PATTERN[:TAG]=]TASK [flags]: `python -m fot_jax.evaluate TASK` for
@@ -22,31 +27,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import importlib.util
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 
 from fot_jax import cli
-from launch import results as run_files
+from fot_jax.launch import results as run_files
+from fot_jax.launch import runner
 
 TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
 EVAL_COMMAND = [sys.executable, "-m", "fot_jax.evaluate"]
 
 
-@dataclasses.dataclass
-class Run:
-  name: str
-  parent: str | None
+@dataclasses.dataclass(kw_only=True)
+class Run(runner.Task):
+  """One training run: NAME (workdir RUNS/NAME), started from PARENT's checkpoint when it has one."""
   config: str
   flags: list[str]
-  proc: subprocess.Popen | None = None
-  state: str = "waiting"  # waiting | running | done | failed | cut (at the deadline) | skipped
-  started: float = 0.0
-  seconds: float = 0.0
 
 
 def parse_run(spec: str) -> Run:
@@ -58,7 +59,7 @@ def parse_run(spec: str) -> Run:
     raise ValueError(f"--run {spec!r}: expected 'NAME=CONFIG [flags]' or 'NAME<PARENT=CONFIG [flags]'")
   if not all(c.isalnum() or c in "_-." for c in name):
     raise ValueError(f"--run {spec!r}: the name may hold letters, digits, '_', '-' and '.' only")
-  return Run(name.strip(), parent.strip() or None, words[0], words[1:])
+  return Run(name=name.strip(), parent=parent.strip() or None, config=words[0], flags=words[1:])
 
 
 @dataclasses.dataclass
@@ -79,6 +80,22 @@ def parse_eval(spec: str) -> Eval:
     raise ValueError(f"--eval {spec!r}: expected '[PATTERN[:TAG]=]TASK [flags]', "
                      f"e.g. 'ft_*=distraction --corpus=...'")
   return Eval(pattern or "*", tag or words[0], words)
+
+
+def load_manifest(path: str) -> tuple[list[str], list[str]]:
+  """(RUNS, EVALS) of a manifest file, with an error naming the file when either is missing or not strings."""
+  if not os.path.isfile(path):
+    raise ValueError(f"--manifest: no manifest file at {path!r}")
+  spec = importlib.util.spec_from_file_location(f"manifest_{os.path.basename(path)[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  lists = []
+  for name in ("RUNS", "EVALS"):
+    value = getattr(module, name, None)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+      raise ValueError(f"--manifest {path}: expected {name} = a list of strings, found {type(value).__name__}")
+    lists.append(list(value))
+  return lists[0], lists[1]
 
 
 def check_graph(runs: list[Run]) -> None:
@@ -108,59 +125,29 @@ def log_tail(path: str, lines: int = 5) -> str:
     return ""
 
 
-def start(run: Run, runs_dir: str) -> None:
+def start(run: Run, runs_dir: str) -> runner.ProcessHandle:
   workdir = os.path.join(runs_dir, run.name)
   cmd = [*TRAIN_COMMAND, f"--config={run.config}", f"--workdir={workdir}", *run.flags]
   if run.parent is not None and not os.path.exists(workdir):
     cmd.append(f"--config.init_from={os.path.join(runs_dir, run.parent)}")
   os.makedirs(runs_dir, exist_ok=True)
   with open(os.path.join(runs_dir, f"{run.name}.train.log"), "a") as log:  # the child keeps its own handle
-    run.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-  run.state, run.started = "running", time.time()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[len(TRAIN_COMMAND):])}", flush=True)
+  return runner.ProcessHandle(proc)
 
 
 def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) -> None:
-  by_name = {r.name: r for r in runs}
-  while True:
-    for r in runs:
-      if r.state == "running" and r.proc.poll() is not None:
-        r.seconds = time.time() - r.started
-        r.state = "done" if r.proc.returncode == 0 else "failed"
-        print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.name} in {r.seconds:.0f}s "
-              f"(rc {r.proc.returncode})", flush=True)
-        if r.state == "failed":
-          print(log_tail(os.path.join(runs_dir, f"{r.name}.train.log"), 15), flush=True)
-    for r in runs:  # a run whose parent failed or was cut cannot start
-      if r.state == "waiting" and r.parent and by_name[r.parent].state in ("failed", "cut", "skipped"):
-        r.state = "skipped"
-    running = sum(r.state == "running" for r in runs)
-    for r in runs:
-      if running >= parallel or time.time() >= deadline:
-        break
-      if r.state == "waiting" and (r.parent is None or by_name[r.parent].state == "done"):
-        start(r, runs_dir)
-        running += 1
-    if time.time() >= deadline:
-      break
-    if not any(r.state in ("waiting", "running") for r in runs):
-      return
-    time.sleep(1.0)
-  for r in runs:  # deadline: trainers save at the next step boundary on SIGTERM
-    if r.state == "running":
-      r.proc.send_signal(signal.SIGTERM)
+  """Trains every run (children after their parents) until the deadline, when trainers save and stop."""
+  def ended(r: Run, status: int) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.name} in {r.seconds:.0f}s (rc {status})", flush=True)
+    if r.state == runner.FAILED:
+      print(log_tail(os.path.join(runs_dir, f"{r.name}.train.log"), 15), flush=True)
+
+  runner.run_tasks(runs, lambda r: start(r, runs_dir), parallel=parallel, deadline=deadline, on_end=ended)
   for r in runs:
-    if r.state == "running":
-      try:
-        r.proc.wait(timeout=60)
-      except subprocess.TimeoutExpired:
-        os.killpg(r.proc.pid, signal.SIGKILL)
-        r.proc.wait()
-      r.seconds = time.time() - r.started
-      r.state = "cut"
+    if r.state == runner.CUT:
       print(f"[{time.strftime('%H:%M:%S')}] cut {r.name} at the deadline after {r.seconds:.0f}s", flush=True)
-    elif r.state == "waiting":
-      r.state = "skipped"
 
 
 def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: int,
@@ -180,8 +167,10 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
       results.setdefault(r.name, []).append(out)
       if os.path.exists(out):
         continue
-      cmd = [*EVAL_COMMAND, *e.args, f"--checkpoint={workdir}", f"--out={out}", f"--label={r.name}"]
-      while sum(p.poll() is None for p in procs) >= parallel and time.time() < stop:
+      args = [a.replace("{runs}", runs_dir).replace("{name}", r.name) for a in e.args]
+      cmd = [*EVAL_COMMAND, *args, f"--checkpoint={workdir}", f"--out={out}", f"--label={r.name}"]
+      busy = 1 if args != e.args else parallel  # a comparison waits until every earlier evaluation has finished
+      while sum(p.poll() is None for p in procs) >= busy and time.time() < stop:
         time.sleep(0.5)
       if time.time() >= stop:
         break
@@ -227,9 +216,10 @@ def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> st
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m launch.experiment", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m fot_jax.launch.experiment", description=__doc__.splitlines()[0])
   p.add_argument("--runs", required=True, help="directory of the runs' workdirs, logs and results")
-  p.add_argument("--run", action="append", required=True, help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
+  p.add_argument("--manifest", default="", help="a file of RUNS and EVALS (experiments/NAME.py)")
+  p.add_argument("--run", action="append", default=[], help="NAME=CONFIG [flags] or NAME<PARENT=CONFIG [flags]")
   p.add_argument("--eval", action="append", default=[],
                  help="[PATTERN[:TAG]=]TASK [flags] (repeatable), e.g. 'ft_*=distraction --corpus=...'")
   p.add_argument("--parallel", type=int, default=1, help="trainers (and evaluations) at a time")
@@ -239,13 +229,16 @@ def main(argv=None) -> int:
                  "seconds after the first started (0: none)")
   cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  return cli.run(lambda: _run(args), prog="launch.experiment", debug=args.debug, also=(ValueError,))
+  return cli.run(lambda: _run(args), prog="fot_jax.launch.experiment", debug=args.debug, also=(ValueError,))
 
 
 def _run(args) -> int:
   """Checks the runs and evaluations, trains, evaluates and writes the summary; returns the exit status."""
-  runs = [parse_run(s) for s in args.run]
-  evals = [parse_eval(s) for s in args.eval]
+  run_specs, eval_specs = load_manifest(args.manifest) if args.manifest else ([], [])
+  runs = [parse_run(s) for s in run_specs + args.run]
+  evals = [parse_eval(s) for s in eval_specs + args.eval]
+  if not runs:
+    raise ValueError("no runs: give --manifest=FILE or --run=NAME=CONFIG")
   check_graph(runs)
   if args.parallel < 1:
     raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")

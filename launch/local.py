@@ -1,6 +1,6 @@
 """Local multi-process launcher: N `fot_jax.train` processes on this host joined by jax.distributed.
 
-`python -m launch.local --config=configs/experiments/tiny_fot.py --workdir=/tmp/run --num_processes=2
+`python -m fot_jax.launch.local --config=configs/experiments/tiny_fot.py --workdir=/tmp/run --num_processes=2
    --devices_per_process=4 [--set optim.learning_rate=1e-3 ...] [--dry-run]`
 
 Each process gets its own fake CPU device count (XLA_FLAGS) and the coordinator on localhost (through
@@ -25,7 +25,7 @@ import time
 from typing import Mapping, Sequence
 
 from fot_jax import cli
-from launch.overrides import load_config, override_flags, parse_assignments
+from fot_jax.launch.overrides import load_config, override_flags, parse_assignments
 
 TRAIN_MODULE = "fot_jax.train"
 
@@ -208,7 +208,7 @@ def run_local(config: str, workdir: str, overrides: Mapping[str, object] | None 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m launch.local", description=__doc__.split("\n\n")[0])
+  p = argparse.ArgumentParser(prog="python -m fot_jax.launch.local", description=__doc__.split("\n\n")[0])
   p.add_argument("--config", required=True, help="config file[:variant], as for fot_jax.train")
   p.add_argument("--workdir", required=True)
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        devices_per_process=args.devices_per_process, port=args.port, log_dir=args.log_dir,
                        timeout_s=args.timeout, echo=not args.quiet, dry_run=args.dry_run)
     return 0 if result.ok else 1
-  return cli.run(body, prog="launch.local", debug=args.debug, also=(ValueError,))
+  return cli.run(body, prog="fot_jax.launch.local", debug=args.debug, also=(ValueError,))
 
 
 if __name__ == "__main__":

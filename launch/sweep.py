@@ -1,9 +1,9 @@
 """Sweeps: expand a sweep file into jobs, run them (locally or on a TPU), skip finished ones, summarise.
 
-`python -m launch.sweep --config=configs/experiments/tiny_fot.py --sweep=configs/sweeps/lr_batch.py[:variant]
+`python -m fot_jax.launch.sweep --config=configs/experiments/tiny_fot.py --sweep=configs/sweeps/lr_batch.py[:variant]
    --root=/tmp/sweeps [--launcher=local|tpu] [--parallel=N] [--dry-run] [--set KEY=VALUE ...]`
 
-A sweep file defines `get_sweep(variant="") -> list[dict]` (built with launch.hyper: grid, zipped, product,
+A sweep file defines `get_sweep(variant="") -> list[dict]` (built with fot_jax.launch.hyper: grid, zipped, product,
 chain, fixed) and optionally CONFIG (the default --config) and NAME (default: the file's stem). Every job's
 overrides are checked against the config before anything runs, so a typo fails in a second. Each job gets a
 readable, unique workdir `<root>/<name>/<varying key=value,...>`; a job whose workdir already holds the final
@@ -14,7 +14,6 @@ partly-run job resumes from its latest checkpoint). The summary table comes from
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import hashlib
 import importlib.util
@@ -24,9 +23,9 @@ import re
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
-from launch import results
+from fot_jax.launch import results, runner
 from fot_jax import cli
-from launch.overrides import OverrideError, format_value, load_config, parse_assignments
+from fot_jax.launch.overrides import OverrideError, format_value, load_config, parse_assignments
 
 MAX_SLUG = 80
 
@@ -151,13 +150,17 @@ def run_jobs(jobs: Sequence[Job], run_job: RunJob, *, parallel: int = 1, rerun: 
     print(f"end   {job.name}: {status}", file=out, flush=True)
     return Outcome(job, status)
 
-  if parallel <= 1 or dry_run:
-    for job in todo:
-      outcomes[job.index] = one(job)
-  else:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-      for outcome in pool.map(one, todo):
-        outcomes[outcome.job.index] = outcome
+  tasks = [runner.Task(name=str(job.index)) for job in todo]
+  by_task = {str(job.index): job for job in todo}
+  handles: dict[str, runner.ThreadHandle] = {}
+
+  def launch(task: runner.Task) -> runner.ThreadHandle:
+    handles[task.name] = runner.ThreadHandle(lambda: one(by_task[task.name]))
+    return handles[task.name]
+
+  runner.run_tasks(tasks, launch, parallel=1 if dry_run else parallel, poll_s=0.05)
+  for name, handle in handles.items():
+    outcomes[by_task[name].index] = handle.result
   ordered = [outcomes[job.index] for job in jobs]
   if not dry_run:
     for o in ordered:
@@ -207,7 +210,7 @@ def write_summary(outcomes: Sequence[Outcome], path: str) -> None:
 # ---- job runners -------------------------------------------------------------------------------------------------
 def local_runner(config: str, *, num_processes: int = 1, devices_per_process: int = 1, echo: bool = False,
                  dry_run: bool = False, out=None) -> RunJob:
-  from launch import local
+  from fot_jax.launch import local
 
   def run(job: Job) -> str:
     result = local.run_local(config, job.workdir, job.overrides, num_processes=num_processes,
@@ -221,7 +224,7 @@ def local_runner(config: str, *, num_processes: int = 1, devices_per_process: in
 
 
 def tpu_runner(config: str, tpu_args: argparse.Namespace, dry_run: bool = False) -> RunJob:
-  from launch import tpu
+  from fot_jax.launch import tpu
 
   launcher = tpu.TpuLauncher.from_args(tpu_args, dry_run=dry_run)
 
@@ -233,7 +236,7 @@ def tpu_runner(config: str, tpu_args: argparse.Namespace, dry_run: bool = False)
 
 # ---- command line ------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m launch.sweep", description=__doc__.split("\n\n")[0])
+  p = argparse.ArgumentParser(prog="python -m fot_jax.launch.sweep", description=__doc__.split("\n\n")[0])
   p.add_argument("--sweep", required=True, help="sweep file[:variant] (configs/sweeps/*.py)")
   p.add_argument("--config", default=None, help="config file[:variant]; default: the sweep file's CONFIG")
   p.add_argument("--root", default="/tmp/fot_jax_sweeps", help="parent of the job workdirs (gs:// for tpu)")
@@ -246,11 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                         "unless num_steps grew)")
   p.add_argument("--verbose", action="store_true", help="local: echo the training output")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
-  from launch import tpu
+  from fot_jax.launch import tpu
   tpu.add_target_args(p, required=False)
   cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  return cli.run(lambda: _run(args), prog="launch.sweep", debug=args.debug,
+  return cli.run(lambda: _run(args), prog="fot_jax.launch.sweep", debug=args.debug,
                  also=(ValueError, FileNotFoundError))
 
 

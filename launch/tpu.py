@@ -1,12 +1,12 @@
 """TPU launcher: create a TPU VM (or queued resource), ship a git commit, run training on every worker.
 
-  python -m launch.tpu create --tpu=fot-v4 --zone=us-central2-b --project=P --accelerator_type=v4-32 \\
+  python -m fot_jax.launch.tpu create --tpu=fot-v4 --zone=us-central2-b --project=P --accelerator_type=v4-32 \\
       --runtime_version=tpu-ubuntu2204-base [--queued_resource=fot-qr] [--spot]
-  python -m launch.tpu ship   --tpu=fot-v4 --zone=... [--allow_dirty]
-  python -m launch.tpu run    --tpu=fot-v4 --zone=... --config=configs/experiments/longllama_3b_fot.py \\
+  python -m fot_jax.launch.tpu ship   --tpu=fot-v4 --zone=... [--allow_dirty]
+  python -m fot_jax.launch.tpu run    --tpu=fot-v4 --zone=... --config=configs/experiments/longllama_3b_fot.py \\
       --workdir=gs://bucket/runs/3b --set optim.learning_rate=1e-4 [--detach] [--job=NAME]
-  python -m launch.tpu up     ...create+ship+run, relaunching after a preemption (--max_restarts)
-  python -m launch.tpu status|logs|stop --job=NAME ;  python -m launch.tpu delete
+  python -m fot_jax.launch.tpu up     ...create+ship+run, relaunching after a preemption (--max_restarts)
+  python -m fot_jax.launch.tpu status|logs|stop --job=NAME ;  python -m fot_jax.launch.tpu delete
   Every subcommand takes --dry-run (print each gcloud command, run none).
 
 Why each step is the way it is:
@@ -39,9 +39,9 @@ from typing import Any, Mapping, Sequence
 
 from fot_jax import cli
 from fot_jax.train import tpu_specs
-from launch import gitinfo
-from launch.overrides import load_config, override_flags, parse_assignments
-from launch.shell import CommandError, Runner
+from fot_jax.launch import gitinfo
+from fot_jax.launch.overrides import load_config, override_flags, parse_assignments
+from fot_jax.launch.shell import CommandError, Runner
 
 EXIT_MARK = "fot_jax-exit"
 COMMIT_MARK = "fot_jax-commit"
@@ -325,7 +325,7 @@ class TpuLauncher:
       problems.append("no worker answered")
     if problems:
       raise LaunchError(f"workers do not all run commit {commit[:12]}: " + "; ".join(problems)
-                        + ". Run `python -m launch.tpu ship` (same flags) and retry; starting anyway would hang "
+                        + ". Run `fot-launch tpu ship` (same flags) and retry; starting anyway would hang "
                           "the pod at the first collective")
     return seen
 
@@ -527,7 +527,7 @@ def add_target_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m launch.tpu", description=__doc__.split("\n\n")[0])
+  p = argparse.ArgumentParser(prog="python -m fot_jax.launch.tpu", description=__doc__.split("\n\n")[0])
   sub = p.add_subparsers(dest="cmd", required=True)
   for name in ("create", "ship", "verify", "run", "up", "status", "logs", "stop", "delete"):
     s = sub.add_parser(name)
@@ -554,7 +554,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
-  return cli.run(lambda: _main(args), prog="launch.tpu", debug=args.debug, also=(FileNotFoundError,))
+  return cli.run(lambda: _main(args), prog="fot_jax.launch.tpu", debug=args.debug, also=(FileNotFoundError,))
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -594,7 +594,7 @@ def _main(args: argparse.Namespace) -> int:
   except CommandError as e:  # gcloud failed: its own exit status, not a user error
     if args.debug:
       raise
-    print(f"launch.tpu: error: {e}", file=sys.stderr)
+    print(f"fot_jax.launch.tpu: error: {e}", file=sys.stderr)
     return e.returncode or 1
   return 0
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Reproduces one experiment of docs/RESULTS.md end to end (training, then evaluation and figures):
-#   bash scripts/reproduce.sh distraction   # (a) round 4: r_d of baseline / d=1 / negatives fine-tuned from a local model
+#   bash scripts/reproduce.sh distraction   # (a) r_d of baseline / d=1 / negatives fine-tuned from a local model
 #   bash scripts/reproduce.sh distraction_seeds  # (a) on seeds 0, 1, 2: local pretraining gated on its own focus
 #                                           #     (a new seed when layer 1 stays at 1/d), then d1 / negatives / baseline
 #   bash scripts/reproduce.sh code          # (a), (c), (d) on held-out code: a memory layer taught to copy code, d1 vs
 #                                           #     negatives; SEEDS='0 1 2' for three seeds
-#   bash scripts/reproduce.sh copy          # (b) round 4: copying a needle from up to 16k tokens back (after distraction)
-#   bash scripts/reproduce.sh stdlib_ft     # (a), (c), (d) round 4: the fine-tuning recipe on stdlib code
-#   bash scripts/reproduce.sh distraction_scratch  # (a) round 3: the same mixes from scratch (no memory use learned)
+#   bash scripts/reproduce.sh copy          # (b) copying a needle from up to 16k tokens back (after distraction)
+#   bash scripts/reproduce.sh stdlib_ft     # (a), (c), (d) the fine-tuning recipe on stdlib code
+#   bash scripts/reproduce.sh distraction_scratch  # (a) the same mixes trained from scratch (no memory use learned)
 #   bash scripts/reproduce.sh passkey       # (b): the authors' passkey test from 1k to 200k tokens after training at
 #                                           #     <= 512 tokens (dense and top-k memory, memory off, stage 1)
-#   bash scripts/reproduce.sh stdlib        # (a), (c), (d) round 1: the stdlib-trained variants, r_d and perplexity
+#   bash scripts/reproduce.sh stdlib        # (a), (c), (d) from scratch: the stdlib-trained variants, r_d and perplexity
 # Each takes 15-30 minutes on the project's 2-core CPU (more when the machine is shared).
 # Runs land in $RUNS (default runs/reproduce); results and figures in $OUT (default runs/reproduce/results, so
 # the committed docs/figures stay as published unless OUT=docs/figures). Training resumes from a run's latest
@@ -54,10 +54,10 @@ distraction_set() {  # distraction_set RESULT RUN_PREFIX VARIANT_PREFIX [trainer
 case "${1:-}" in
   distraction)
     train dist_pretrain_local configs/experiments/distraction_fot.py:pretrain_local
-    evaluate r4_distraction_pretrain_local distraction --checkpoint="$RUNS/dist_pretrain_local" \
+    evaluate ft_distraction_pretrain_local distraction --checkpoint="$RUNS/dist_pretrain_local" \
       --corpus="$REPEAT_CORPUS" --context_length=32 --label=pretrained
     # init_from only initialises a new run; a rerun resumes from the run's own checkpoint
-    distraction_set r4_distraction dist_ft_ ft_ --config.init_from="$RUNS/dist_pretrain_local"
+    distraction_set ft_distraction dist_ft_ ft_ --config.init_from="$RUNS/dist_pretrain_local"
     ;;
   distraction_seeds)
     # Each seed: local pretraining, checked by layer 1's own r_d (focus >= 1.3/d at d = 8 and 64); a pretraining
@@ -107,33 +107,33 @@ case "${1:-}" in
     train dist_ft_negatives_wide configs/experiments/distraction_fot.py:ft_negatives_wide \
       --config.init_from="$RUNS/dist_pretrain_local"
     COPY_FLAGS=(--distances=0,256,1k,4k,16k --num_docs=8)
-    evaluate r4_copy_nomem copy_distance --checkpoint="$RUNS/dist_ft_negatives" "${COPY_FLAGS[@]}" --mem_layers= \
+    evaluate ft_copy_nomem copy_distance --checkpoint="$RUNS/dist_ft_negatives" "${COPY_FLAGS[@]}" --mem_layers= \
       --label=no-memory
     for v in d1 negatives; do
-      evaluate "r4_copy_$v" copy_distance --checkpoint="$RUNS/dist_ft_$v" "${COPY_FLAGS[@]}" --label="$v"
+      evaluate "ft_copy_$v" copy_distance --checkpoint="$RUNS/dist_ft_$v" "${COPY_FLAGS[@]}" --label="$v"
     done
-    evaluate r4_copy_negatives_wide copy_distance --checkpoint="$RUNS/dist_ft_negatives_wide" "${COPY_FLAGS[@]}" \
-      --label=negatives_wide --figure="$OUT/r4_copy.png" --compare="d1=$OUT/r4_copy_d1.json" \
-      --compare="negatives=$OUT/r4_copy_negatives.json" --compare="no-memory=$OUT/r4_copy_nomem.json"
+    evaluate ft_copy_negatives_wide copy_distance --checkpoint="$RUNS/dist_ft_negatives_wide" "${COPY_FLAGS[@]}" \
+      --label=negatives_wide --figure="$OUT/ft_copy.png" --compare="d1=$OUT/ft_copy_d1.json" \
+      --compare="negatives=$OUT/ft_copy_negatives.json" --compare="no-memory=$OUT/ft_copy_nomem.json"
     ;;
   stdlib_ft)
     S=configs/experiments/distraction_stdlib_fot.py
     train stdlib_pretrain_local "$S:pretrain_local"
     for v in d1 negatives; do
       train "stdlib_ft_$v" "$S:ft_$v" --config.init_from="$RUNS/stdlib_pretrain_local"
-      evaluate "r4_stdlib_distraction_$v" distraction --checkpoint="$RUNS/stdlib_ft_$v" --context_length=64 \
+      evaluate "ft_stdlib_distraction_$v" distraction --checkpoint="$RUNS/stdlib_ft_$v" --context_length=64 \
         --label="$v"
-      evaluate "r4_stdlib_ppl_multi_$v" perplexity --checkpoint="$RUNS/stdlib_ft_$v" --mode=multi \
+      evaluate "ft_stdlib_ppl_multi_$v" perplexity --checkpoint="$RUNS/stdlib_ft_$v" --mode=multi \
         --target_length=1k --distractor_length=1k --distractors=0,1,2,4,8 --num_docs=4 --label="$v"
     done
-    evaluate r4_stdlib_ppl_single_negatives perplexity --checkpoint="$RUNS/stdlib_ft_negatives" --mode=single \
+    evaluate ft_stdlib_ppl_single_negatives perplexity --checkpoint="$RUNS/stdlib_ft_negatives" --mode=single \
       --max_length=4k --num_docs=8 --label=negatives
-    evaluate r4_stdlib_ppl_single_nomem perplexity --checkpoint="$RUNS/stdlib_ft_negatives" --mode=single \
+    evaluate ft_stdlib_ppl_single_nomem perplexity --checkpoint="$RUNS/stdlib_ft_negatives" --mode=single \
       --max_length=4k --num_docs=8 --mem_layers= --label=no-memory \
-      --compare="negatives=$OUT/r4_stdlib_ppl_single_negatives.json" --figure="$OUT/r4_stdlib_ppl_single.png"
+      --compare="negatives=$OUT/ft_stdlib_ppl_single_negatives.json" --figure="$OUT/ft_stdlib_ppl_single.png"
     ;;
   distraction_scratch)
-    distraction_set r3_distraction dist_ ""
+    distraction_set scratch_distraction dist_ ""
     ;;
   passkey)
     train passkey_local configs/experiments/passkey_fot.py:pretrain_local

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from configs.experiments import tiny_fot
+from fot_jax.configs.experiments import tiny_fot
 from fot_jax import cli, evaluate, export
 from fot_jax.convert import __main__ as convert_cli
 from fot_jax.convert.checks import ConversionError
 from fot_jax.eval.common import EvalError
 from fot_jax.train import trainer
 from fot_jax.train.config_validation import ConfigError
-from launch import local, tpu
+from fot_jax.launch import local, tpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/experiments/tiny_fot.py:quick"
@@ -164,7 +164,7 @@ def test_local_launcher_unknown_variant_is_one_line(tmp_path, capsys, monkeypatc
 
 
 def test_missing_hf_tokenizer_is_named_before_the_workdir(tmp_path):
-  from configs.experiments import tiny_fot
+  from fot_jax.configs.experiments import tiny_fot
   from fot_jax.train.config_paths import check_exist
   from fot_jax.train.config_validation import ConfigError
   config = tiny_fot.get_config("quick")

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from configs.experiments import tiny_fot
+from fot_jax.configs.experiments import tiny_fot
 from fot_jax import compile_check
 from fot_jax.train import tpu_specs
 

@@ -16,7 +16,7 @@ A 1.2M-parameter LLaMA (4 layers, 128 wide), one memory layer (2) without positi
 SentencePiece-2000 vocabulary. Run all of it with: bash scripts/reproduce.sh code
 """
 
-from configs import base
+from fot_jax.configs import base
 
 VARIANTS = ("local", "d1", "negatives", "quick")
 LOCAL_TASK = "stdlib@0.75+repeat:stdlib:8-30x3@0.25"

@@ -12,7 +12,7 @@ queries in one local context, no additional contexts: learns the lookup locally,
 --config.init_from=DIR, as FoT fine-tunes a pretrained model); ':mem123' (memory layers 1-3 instead of 2).
 """
 
-from configs import base
+from fot_jax.configs import base
 
 
 def get_config(variant: str = ""):

@@ -25,7 +25,7 @@ Three runs with the same model, data and budget, differing only in what the memo
 Data: 32-token sequences of random symbols (64 of them) repeated 8 times ('repeat:random:64:32x8'). A repeat is
 exactly one chunk back, out of local reach, so only retrieval from the additional contexts predicts it; other
 documents' contexts hold the same symbols, so a key must carry enough preceding tokens to tell its own context
-from theirs: the distraction issue in miniature. The model is the copy probe's (fot_jax.eval.copy_probe), with
+from theirs: the distraction issue in miniature. The model is the copy task's (tests/model/copy_task.py), with
 memory layers 1-3: a single memory layer, and natural-text data, never learned to use memory within a CPU budget
 (RESULTS.md).
 Run: python -m fot_jax.train --config=configs/experiments/distraction_fot.py:pretrain_local --workdir=PRE
@@ -35,7 +35,7 @@ then: python -m fot_jax.evaluate distraction --checkpoint=DIR --corpus=repeat:ra
 or all of it: bash scripts/reproduce.sh distraction (fine-tuning), bash scripts/reproduce.sh distraction_scratch (from scratch)
 """
 
-from configs import base
+from fot_jax.configs import base
 
 MIXES = {"baseline": "0:0,0:0,0:0,0:0", "d1": "0:0,1:0,1:0,1:0", "negatives": "0:0,1:0,1:0,1:0",
          "negatives_from_start": "0:0,1:7,1:7,1:7", "pretrain_local": "0:0,0:0,0:0,0:0",

@@ -1,4 +1,4 @@
-"""Experiments (a), (c), (d) of docs/RESULTS.md, rounds 1-2: the three training variants on stdlib code.
+"""Experiments (a), (c), (d) of docs/RESULTS.md, from scratch: the three training variants on stdlib code.
 
 Three runs with the same model, data and budget (300 steps x 16 entries x 64 tokens on the stdlib corpus),
 differing only in what the memory layer sees during training (mix plan, k=2: chunk 1 of each document stream
@@ -17,37 +17,37 @@ layers 1-3, k = 4, a constant learning rate,
 (bash scripts/reproduce.sh stdlib_ft).
 """
 
-from configs import base
+from fot_jax.configs import base
 
 MIXES = {"baseline": "0:0,0:0", "d1": "0:0,1:0", "negatives": "0:0,1:7"}
-ROUND4_MIXES = {"pretrain_local": "0:0,0:0,0:0,0:0", "ft_baseline": "0:0,0:0,0:0,0:0",
+FINETUNE_MIXES = {"pretrain_local": "0:0,0:0,0:0,0:0", "ft_baseline": "0:0,0:0,0:0,0:0",
                 "ft_d1": "0:0,1:0,1:0,1:0", "ft_negatives": "0:0,1:0,1:0,1:0"}
-ROUND4_NEGATIVES_MIX, ROUND4_SWITCH_STEP = "0:0,1:7,1:7,1:7", 300
-ROUND4_PRETRAIN_STEPS, ROUND4_FT_STEPS = 1500, 1000
+FINETUNE_NEGATIVES_MIX, FINETUNE_SWITCH_STEP = "0:0,1:7,1:7,1:7", 300
+FINETUNE_PRETRAIN_STEPS, FINETUNE_FT_STEPS = 1500, 1000
 
 
 def get_config(variant: str = "negatives"):
-  if variant not in MIXES and variant not in ROUND4_MIXES:
+  if variant not in MIXES and variant not in FINETUNE_MIXES:
     raise ValueError(f"distraction_stdlib_fot: unknown variant {variant!r}; known: "
-                     f"{sorted(MIXES) + sorted(ROUND4_MIXES)}")
+                     f"{sorted(MIXES) + sorted(FINETUNE_MIXES)}")
   c = base.cpu_experiment_config(num_steps=300, learning_rate=3e-3, warmup_steps=20, weight_decay=0.01,
                                  checkpoint_every=300)
   c.model = base.model_config("tiny", vocab_size=2000, hidden_size=96, num_heads=4, num_kv_heads=2, num_layers=4,
                               intermediate_size=256, mem_layers=(2,), max_position_embeddings=64,
                               last_context_length=64, initializer_range=0.05)
-  round4 = variant in ROUND4_MIXES
-  c.fot.k = 4 if round4 else 2
+  finetune = variant in FINETUNE_MIXES
+  c.fot.k = 4 if finetune else 2
   c.fot.plan = "mix"
-  c.fot.mix = ROUND4_MIXES[variant] if round4 else MIXES[variant]
+  c.fot.mix = FINETUNE_MIXES[variant] if finetune else MIXES[variant]
   c.data.task = "stdlib"
   c.data.vocab = "stdlib_sp2000"
   c.data.batch_size = 16
   c.data.seq_len = 64
-  if round4:
+  if finetune:
     c.model.mem_layers = (1, 2, 3)
     if variant == "ft_negatives":
-      c.fot.mix_after, c.fot.switch_step = ROUND4_NEGATIVES_MIX, ROUND4_SWITCH_STEP
-    c.num_steps = ROUND4_PRETRAIN_STEPS if variant == "pretrain_local" else ROUND4_FT_STEPS
+      c.fot.mix_after, c.fot.switch_step = FINETUNE_NEGATIVES_MIX, FINETUNE_SWITCH_STEP
+    c.num_steps = FINETUNE_PRETRAIN_STEPS if variant == "pretrain_local" else FINETUNE_FT_STEPS
     c.checkpoint.every_steps = 500
     c.optim.schedule = "constant"
   return c

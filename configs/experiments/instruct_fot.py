@@ -12,7 +12,7 @@ Run: python -m fot_jax.train --config=configs/experiments/instruct_fot.py --work
 
 import os
 
-from configs import base
+from fot_jax.configs import base
 
 VARIANTS = ("", "quick")
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "fot_jax", "data", "samples", "instruct_{split}.jsonl")

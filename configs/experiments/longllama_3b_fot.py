@@ -7,7 +7,7 @@ float32 params, full remat, FSDP over the whole pod. Set config.init_from to a w
 `python -m fot_jax.convert` (OpenLLaMA-3B) and data.vocab to its tokenizer.model.
 """
 
-from configs import base
+from fot_jax.configs import base
 
 
 def get_config(variant: str = ""):

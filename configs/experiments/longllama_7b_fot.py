@@ -6,8 +6,8 @@ memory layers [8, 16, 24] of 32, with the per-position (positives, negatives) mi
 1/4 (0,0), 1/4 (1,2), 1/4 (2,5), 1/4 (3,4) (so d = 7). Set init_from and data.vocab.
 """
 
-from configs import base
-from configs.experiments import longllama_3b_fot
+from fot_jax.configs import base
+from fot_jax.configs.experiments import longllama_3b_fot
 
 
 def get_config(variant: str = ""):

@@ -19,7 +19,7 @@ Run: bash scripts/reproduce.sh passkey, or by hand:
      python -m fot_jax.evaluate passkey --checkpoint=FT --tokens=32k,128k --out=...
 """
 
-from configs import base
+from fot_jax.configs import base
 
 VARIANTS = ("pretrain_local", "ft", "ft_negatives")
 

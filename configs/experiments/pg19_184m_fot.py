@@ -8,7 +8,7 @@ PG-19 must be prepared by the user as a TFDS dataset in the data dir (we never d
 Run on a pod: python -m fot_jax.train --config=configs/experiments/pg19_184m_fot.py --workdir=gs://...
 """
 
-from configs import base
+from fot_jax.configs import base
 
 
 def get_config(variant: str = ""):

@@ -15,7 +15,7 @@ Run: bash scripts/quickstart.sh, or by hand:
        --config.init_from=/tmp/stage1
 """
 
-from configs import base
+from fot_jax.configs import base
 
 VARIANTS = ("", "quick", "local", "local_quick")
 

@@ -1,10 +1,10 @@
 """Crossbatch d schedules on the tiny FoT config: fixed d against the small-to-large switch.
 
 Zipped axes keep each schedule's fields together (a fixed d needs no d_after), then chained into one sweep.
-python -m launch.sweep --sweep=configs/sweeps/d_schedule.py --root=/tmp/sweeps
+python -m fot_jax.launch.sweep --sweep=configs/sweeps/d_schedule.py --root=/tmp/sweeps
 """
 
-from launch.hyper import chain, fixed, grid, product, sweep, zipped
+from fot_jax.launch.hyper import chain, fixed, grid, product, sweep, zipped
 
 CONFIG = "configs/experiments/tiny_fot.py"
 NAME = "d_schedule"

@@ -1,10 +1,10 @@
 """Learning-rate x batch-size grid on the tiny FoT config (the paper's lr x batch sweep, at tiny scale).
 
-python -m launch.sweep --sweep=configs/sweeps/lr_batch.py --root=/tmp/sweeps [--parallel=2]
+python -m fot_jax.launch.sweep --sweep=configs/sweeps/lr_batch.py --root=/tmp/sweeps [--parallel=2]
 Variant `:smoke` is a 2x2 grid of a few steps (checks the sweep machinery end to end in about a minute).
 """
 
-from launch.hyper import fixed, grid, product
+from fot_jax.launch.hyper import fixed, grid, product
 
 CONFIG = "configs/experiments/tiny_fot.py"
 NAME = "lr_batch"

@@ -2,8 +2,8 @@
 
 Two file formats exist: EasyLM's streaming checkpoint (a sequence of msgpack pairs (key path, flax.to_bytes
 of one tensor), read entry by entry so a 7B file never sits in RAM twice) and a plain flax msgpack state dict.
-EasyLM's RoPE rotates interleaved pairs, ours (HF) rotates halves: q and k kernels are permuted (spec section
-4): for head h, c in {0,1}, i < hd/2, our column h*hd + c*hd/2 + i is EasyLM column h*hd + 2i + c.
+EasyLM's RoPE rotates interleaved pairs, ours (HF) rotates halves: q and k kernels are permuted (docs/BEHAVIOUR.md
+section 4): for head h, c in {0,1}, i < hd/2, our column h*hd + c*hd/2 + i is EasyLM column h*hd + 2i + c.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""fot_jax <-> Hugging Face LLaMA / LongLLaMA (spec section 4): parameter names, config.json, folder I/O.
+"""fot_jax <-> Hugging Face LLaMA / LongLLaMA (docs/BEHAVIOUR.md section 4): parameter names, config.json, folder I/O.
 
 Our tree keeps HF's names and rotate-half q/k layout, so the mapping is rename + transpose ([in, out] Flax
 kernels vs [out, in] torch weights) + (un)stacking of the layer axis. No permutation here (see easylm.py).

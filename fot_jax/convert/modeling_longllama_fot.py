@@ -1,6 +1,6 @@
 """PyTorch LLaMA with Focused-Transformer memory layers (LongLLaMA inference), shipped inside fot_jax exports.
 
-Written for fot_jax from its behaviour contract (FOT_SPEC.md section 3); it depends only on torch and
+Written for fot_jax from its behaviour contract (fot_jax's docs/BEHAVIOUR.md section 3); it depends only on torch and
 transformers, so `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` runs it offline.
 Parameter names are Hugging Face LLaMA's, so the same folder also loads as a plain `LlamaForCausalLM`.
 
@@ -198,7 +198,7 @@ class FoTCache:
 
 
 class FoTAttention(nn.Module):
-  """LLaMA self-attention; in a memory layer the softmax also covers the memory (spec section 3)."""
+  """LLaMA self-attention; in a memory layer the softmax also covers the memory (docs/BEHAVIOUR.md section 3)."""
 
   def __init__(self, config, layer_idx: int):
     super().__init__()
@@ -355,7 +355,7 @@ class LongLlamaForCausalLM(LongLlamaPreTrainedModel, GenerationMixin):
     return FoTCache(self.config.num_hidden_layers, getattr(self.config, "mem_layers", ()) or (), mem_dtype)
 
   def windows(self, length: int) -> list[tuple[int, int]]:
-    """Spec section 3 windowing of an input of `length` tokens: [(start, stop), ...]."""
+    """Windowing (docs/BEHAVIOUR.md section 3) of an input of `length` tokens: [(start, stop), ...]."""
     window = self.config.max_position_embeddings
     lcl = min(self.config.last_context_length, window)
     n_mem = max(length - lcl, 0)

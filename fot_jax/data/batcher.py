@@ -1,7 +1,7 @@
 """Document-aware FoT batcher: B/k stream slots, k-packing, shifted targets, loss masks, exact resume.
 
-Spec section 2: entries s*k .. s*k+k-1 of a batch are k consecutive L-token chunks of one document stream, and
-the next batch continues every stream. Each slot owns a stream of whole documents joined as
+docs/BEHAVIOUR.md section 2: entries s*k .. s*k+k-1 of a batch are k consecutive L-token chunks of one
+document stream, and the next batch continues every stream. Each slot owns a stream of whole documents joined as
 `BOS d1 EOS BOS d2 EOS ...`. The documents of slot s in epoch e are `perm(seed, e)[s::S]` (S = B/k streams), a
 pure function of (seed, epoch, global slot index): a process that owns slots [a, b) reads only their documents,
 and the global batch is the same for any process count. The state is the step count; positions are recomputed

@@ -1,4 +1,4 @@
-"""Synthetic tasks of spec section 5: dictionary lookup documents and passkey-retrieval prompts, both seeded.
+"""Synthetic tasks (docs/BEHAVIOUR.md section 5): dictionary lookup documents and passkey prompts, both seeded.
 
 Both are indexable document sources (document i is a pure function of (seed, i)), so they feed the batcher on
 any number of processes; tasks.py wraps the same generators as seqio tasks.

@@ -149,7 +149,7 @@ def split_seed(seed: int, split: str) -> int:
 
 
 def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: int = 0) -> str:
-  """Dictionary lookup (spec section 5) as a seqio task with 'targets' and 'loss_weights' (1 on v1..v4)."""
+  """Dictionary lookup (docs/BEHAVIOUR.md section 5) as a seqio task with 'targets' and 'loss_weights' (1 on v1..v4)."""
   import tensorflow as tf
   seqio = _seqio()
   name = f"fot.dict_lookup.n{num_docs}.len{doc_len}.s{seed}"

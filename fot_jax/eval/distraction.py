@@ -1,4 +1,4 @@
-"""`python -m fot_jax.evaluate distraction`: the positive attention mass r_d of spec section 5.
+"""`python -m fot_jax.evaluate distraction`: the positive attention mass r_d of docs/BEHAVIOUR.md section 5.
 
 For a memory layer, a query segment of a document (L tokens, local positions 0..L-1) attends to d additional
 contexts of L tokens each, keys at position 0 as in crossbatch training and memory inference: the document's

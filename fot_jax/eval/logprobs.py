@@ -1,7 +1,7 @@
 """`python -m fot_jax.evaluate logprobs`: per-token log-probabilities of a token array, with memory inference.
 
 Reads [batch, length] int tokens (.npy), writes float32 [batch, length-1]: entry t is
-log p(tokens[t+1] | tokens[0..t]) computed as LongLLaMA does (spec section 3 windowing and memory).
+log p(tokens[t+1] | tokens[0..t]) computed as LongLLaMA does (docs/BEHAVIOUR.md section 3 windowing and memory).
 Used to compare checkpoints (JAX vs exported PyTorch) and as the core of perplexity evaluation.
 """
 

@@ -138,7 +138,7 @@ def gated_mix(out_local, out_mem, mem_mask, gate):
 
 def memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, scale,
                      topk: int | None = None, approx: bool = False, gate=None):
-  """FoT inference attention of a memory layer (spec section 3): one softmax over [local | memory].
+  """FoT inference attention of a memory layer (docs/BEHAVIOUR.md section 3): one softmax over [local | memory].
 
   q [B, T, H, hd]; k_local/v_local [B, S, K, hd] (cache + current window, keys rotated); local_mask [B, T, S];
   mem_k/mem_v [B, M, K, hd] (keys unrotated, any dtype); mem_valid [B, M].

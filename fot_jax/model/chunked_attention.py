@@ -30,7 +30,7 @@ PAD_VALUE = 2 * MASK_VALUE
 
 
 def crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size=512, ring=None):
-  """FoT crossbatch attention (spec section 2) by online softmax over key blocks of `chunk_size` keys.
+  """FoT crossbatch attention (docs/BEHAVIOUR.md section 2) by online softmax over key blocks of `chunk_size` keys.
 
   q [B, L, H, hd]; k_local [B, L, K, hd] (rotated at local positions); k_mem [B, L, K, hd] (keys as additional
   contexts, unrotated); v [B, L, K, hd]; key_valid [B, L] bool; visible [B, W] bool (W may be 0); ring: see

@@ -16,7 +16,7 @@ AttentionImpl = Literal["dense", "chunked", "splash"]
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """A LLaMA decoder with FoT memory layers (spec section 1)."""
+  """A LLaMA decoder with FoT memory layers (docs/BEHAVIOUR.md section 1)."""
 
   vocab_size: int = 32000
   hidden_size: int = 4096
@@ -39,7 +39,7 @@ class ModelConfig:
   # a Memorizing-Transformer gate mixing a local-only and a memory-only softmax.
   qk_norm: bool = False
   mem_gate: bool = False
-  # Inference windowing (spec section 3): W (HF max_position_embeddings) and last_context_length.
+  # Inference windowing (docs/BEHAVIOUR.md section 3): W (HF max_position_embeddings) and last_context_length.
   max_position_embeddings: int = 2048
   last_context_length: int = 1024
   mem_dtype: str = "bfloat16"

@@ -1,4 +1,5 @@
-"""FoT inference with memory (spec section 3): windowing, local cache, memory, top-k retrieval, generation.
+"""FoT inference with memory (docs/BEHAVIOUR.md section 3): windowing, local cache, memory, top-k retrieval,
+generation.
 
 `window_step` is the jitted pure function (one chunk of tokens through the stack, appended to the local cache);
 `MemoryInference` is the host-side driver that decides windows, cache flushes and memory growth.
@@ -15,83 +16,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import attention, memory_attention
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.layers import rms_norm
-from fot_jax.model.memory import InferenceState, MemoryLayout, flush_cache, grow_memory, init_state
+from fot_jax.model.memory import InferenceState, flush_cache, grow_memory, init_state
 from fot_jax.model.memory_index import MemoryIndexer, empty_memory_index
+from fot_jax.model.memory_options import MemoryOptions
 from fot_jax.model.params import Params, layer_slice
 from fot_jax.model.rope import rope_keys, rope_queries
 from fot_jax.model.sampling import Sampling, next_tokens
 from fot_jax.model.transformer import embed, finish_layer, memory_qk, project_qkv, unembed
-
-
-@dataclasses.dataclass(frozen=True)
-class MemoryOptions:
-  """How memory layers read memory: dense (topk None) or top-k by inner product (exact or approximate).
-
-  Attention over memory is streamed in blocks of `block` keys (temporaries independent of the memory size);
-  `streamed=False` selects the reference that materialises every memory logit (for tests). With a `mesh`, the
-  memory is sharded over its axis `mem_axis` and each device reads its own part. `index="ivf"` finds each
-  query's top-k among the keys of the `nprobe` of `nlist` IVF lists (per kv head, per device) whose k-means
-  centroids best match it, instead of scoring every memory key (fot_jax.model.memory_index).
-  """
-  topk: int | None = None
-  approx: bool = False
-  block: int = 512  # memory keys per streamed block; 256-512 ran fastest on CPU (docs/INFERENCE.md)
-  streamed: bool = True
-  mesh: Mesh | None = None
-  mem_axis: str | None = None
-  index: str | None = None
-  nlist: int | None = None
-  nprobe: int | None = None
-
-  def __post_init__(self):
-    if self.topk is not None and (not isinstance(self.topk, int) or self.topk <= 0):
-      raise ValueError(f"memory top-k must be positive, found {self.topk}")
-    if self.approx and self.topk is None:
-      raise ValueError("MemoryOptions.approx: approximate retrieval needs top-k memory (topk), found topk=None")
-    if not isinstance(self.block, int) or self.block <= 0:
-      raise ValueError(f"MemoryOptions.block: expected a positive number of memory keys, found {self.block!r}")
-    if (self.mesh is None) != (self.mem_axis is None):
-      raise ValueError(f"MemoryOptions.mem_axis: sharded memory needs both a mesh and the name of one of its "
-                       f"axes, found mesh={self.mesh}, mem_axis={self.mem_axis!r}")
-    if self.mesh is not None:
-      if self.mem_axis not in self.mesh.axis_names:
-        raise ValueError(f"MemoryOptions.mem_axis: expected one of the mesh axes {self.mesh.axis_names}, found "
-                         f"{self.mem_axis!r}")
-      if not self.streamed:
-        raise ValueError("MemoryOptions.streamed: sharded memory (mem_axis) needs the streamed attention")
-    self._check_index()
-
-  def _check_index(self):
-    if self.index is None:
-      if self.nlist is not None or self.nprobe is not None:
-        raise ValueError(f"MemoryOptions.nlist/nprobe: they configure an index, found index=None with "
-                         f"nlist={self.nlist}, nprobe={self.nprobe}")
-      return
-    if self.index != "ivf":
-      raise ValueError(f"MemoryOptions.index: expected None or 'ivf', found {self.index!r}")
-    if self.topk is None:
-      raise ValueError("MemoryOptions.index: an IVF index serves top-k memory, found dense memory (topk=None)")
-    if self.approx:
-      raise ValueError("MemoryOptions.index: the IVF index replaces bin-max approximate top-k; set approx=False")
-    if not self.streamed:
-      raise ValueError("MemoryOptions.index: the IVF index needs the streamed attention (streamed=True)")
-    for name in ("nlist", "nprobe"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"MemoryOptions.{name}: expected a positive integer with index='ivf', found {value!r}")
-    if self.nprobe > self.nlist:
-      raise ValueError(f"MemoryOptions.nprobe: expected at most nlist={self.nlist} lists to probe, found "
-                       f"{self.nprobe}")
-
-  @property
-  def layout(self) -> MemoryLayout:
-    return MemoryLayout(self.mesh, self.mem_axis)
 
 
 def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empty: bool, config: ModelConfig,
@@ -305,7 +242,8 @@ class MemoryInference:
 
   # ---- public API -------------------------------------------------------------------------------------------
   def windows(self, length: int) -> list[tuple[int, int]]:
-    """Spec section 3 windowing of an input of `length` tokens: [(start, stop), ...]; all but the last flush."""
+    """Windowing (docs/BEHAVIOUR.md section 3) of an input of `length` tokens: [(start, stop), ...]; all but
+    the last flush."""
     n_mem = max(length - self.last_context_length, 0)
     spans = [(s, min(s + self.window, n_mem)) for s in range(0, n_mem, self.window)]
     if length > n_mem:

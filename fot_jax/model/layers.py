@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 
 def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
-  """RMSNorm computed in float32, returned in x's dtype (spec section 1)."""
+  """RMSNorm computed in float32, returned in x's dtype (docs/BEHAVIOUR.md section 1)."""
   x32 = x.astype(jnp.float32)
   y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
   return (y * weight.astype(jnp.float32)).astype(x.dtype)

@@ -1,8 +1,8 @@
 """Parameter tree of the FoT LLaMA model: initialisation, logical axes and shapes.
 
-Names mirror Hugging Face LLaMA (spec section 4) so conversion is rename + transpose. Decoder layers are stacked
-along a leading `layers` axis: memory layers have no extra parameters, so every layer has the same structure and
-runs of ordinary layers can be scanned.
+Names mirror Hugging Face LLaMA (docs/BEHAVIOUR.md section 4) so conversion is rename + transpose. Decoder
+layers are stacked along a leading `layers` axis: memory layers have no extra parameters, so every layer has the
+same structure and runs of ordinary layers can be scanned.
 
   embed_tokens [V, D]; lm_head [D, V]; norm [D]
   layers: q_proj [N, D, H*hd], k_proj/v_proj [N, D, K*hd], o_proj [N, H*hd, D],

@@ -169,7 +169,7 @@ def _scaled(q, scale):
 
 def crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale, gate=None,
                                 interpret: bool | None = None, ring=None, partition: bool = True):
-  """FoT crossbatch attention (spec section 2) through splash; same arguments and result as
+  """FoT crossbatch attention (docs/BEHAVIOUR.md section 2) through splash; same arguments and result as
   `attention.crossbatch_attention_dense`. interpret: None -> Pallas interpret mode unless compiling for TPU.
   partition: shard the kernel over the context mesh itself (False when already called per shard)."""
   length = key_valid.shape[1]
@@ -191,7 +191,7 @@ def crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale,
 def memory_attention_splash(q, k_local, v_local, local_mask, mem_k, mem_v, mem_valid, scale,
                             topk: int | None = None, approx: bool = False, gate=None,
                             interpret: bool | None = None):
-  """FoT inference attention of a memory layer (spec section 3) through splash; the arguments of
+  """FoT inference attention of a memory layer (docs/BEHAVIOUR.md section 3) through splash; the arguments of
   `attention.memory_attention`, for the local masks that FoT inference builds.
 
   Contract on local_mask [B, T, S] (what fot_jax.model.inference builds): the first S - T keys (the local

@@ -1,4 +1,4 @@
-"""`python -m fot_jax.train --config=configs/<file>.py[:variant] --workdir=DIR [--config.a.b=value ...] [--debug]`.
+"""`fot-train` / `python -m fot_jax.train --config=configs/<file>.py[:variant] --workdir=DIR [--config.a.b=value ...] [--debug]`.
 
 Thin entry point: check the config (file, variant, override keys), parse flags, set up logging, call
 trainer.train. Errors the user must act on (config, files, workdir, checkpoint, non-finite loss) print one
@@ -36,6 +36,11 @@ def main(argv):
   print(f"done: {result.stopped} at step {result.step}; workdir {_WORKDIR.value}", flush=True)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The command line (`python -m fot_jax.train`, `fot-train`): main under the error policy of fot_jax.cli."""
   platforms.use_cpu_without_accelerators()
   cli.run_absl(main, sys.argv, prog=PROG, precheck=config_file.check_argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -112,7 +112,6 @@ def test_state_mismatch_is_rejected():
 _RESUME_SCRIPT = """
 import json, sys
 import numpy as np
-sys.path.insert(0, {root!r})
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
 from tests.data.test_batcher import _docs
 state, m = json.loads(sys.argv[1]), int(sys.argv[2])
@@ -137,7 +136,7 @@ def test_exact_resume_in_new_process(restore_processes):
   expected = [next(full) for _ in range(m)]
   pieces = []
   for pi in range(restore_processes):
-    script = _RESUME_SCRIPT.format(root=root, lengths=lengths, cfg=cfg, pi=pi, pc=restore_processes)
+    script = _RESUME_SCRIPT.format(lengths=lengths, cfg=cfg, pi=pi, pc=restore_processes)
     res = subprocess.run([sys.executable, "-c", script, json.dumps(state), str(m)], capture_output=True,
                          text=True, check=True, cwd=root)
     pieces.append(json.loads(res.stdout))

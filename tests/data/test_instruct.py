@@ -114,7 +114,7 @@ def test_missing_or_empty_files_are_refused(tmp_path):
 
 
 def test_shipped_sample_parses_with_both_formats():
-  from configs.experiments import instruct_fot
+  from fot_jax.configs.experiments import instruct_fot
   pattern = instruct.parse_name(instruct_fot.get_config().data.task)
   for split in ("train", "validation"):
     examples = instruct.read_examples(pattern, split)

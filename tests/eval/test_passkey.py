@@ -193,9 +193,9 @@ def _run(tiny_checkpoint, out, *flags):
 
 def test_main_landmark_end_to_end_both_grids_and_compare(tiny_checkpoint, tmp_path, capsys):
   # an earlier depth-grid result (written before results had a "mode") draws on the landmark figure
-  grid = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures", "r3", "passkey_step2000.json")
+  grid = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures", "scratch", "passkey_step2000.json")
   out = tmp_path / "lm.json"
-  rc = _run(tiny_checkpoint, out, "--tokens=300", "--seeds=0-1", f"--compare=r3={grid}")
+  rc = _run(tiny_checkpoint, out, "--tokens=300", "--seeds=0-1", f"--compare=depth-grid={grid}")
   assert rc == 0, capsys.readouterr().err
   res = json.loads(out.read_text())
   assert (res["task"], res["mode"], res["length_unit"]) == ("passkey", "landmark", "tokens")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from launch import experiment
+from fot_jax.launch import experiment
 
 
 def test_run_specs_parse_names_parents_and_flags():
@@ -85,7 +85,43 @@ def test_a_failed_parent_skips_its_children_and_the_experiment_exits_nonzero(tmp
 
 
 def test_bad_specs_exit_2_before_any_run(tmp_path):
-  out = subprocess.run([sys.executable, "-m", "launch.experiment", f"--runs={tmp_path / 'r'}", "--run=a<zz=c.py"],
-                       capture_output=True, text=True)
+  out = subprocess.run([sys.executable, "-m", "fot_jax.launch.experiment", f"--runs={tmp_path / 'r'}",
+                        "--run=a<zz=c.py"], capture_output=True, text=True)
   assert out.returncode == 2 and "no run is named 'zz'" in out.stderr
   assert not (tmp_path / "r").exists()
+
+
+def test_a_manifest_runs_its_runs_and_a_comparison_after_the_results_it_reads(tmp_path, monkeypatch):
+  _fake_trainer(tmp_path, monkeypatch)
+  manifest = tmp_path / "claim.py"
+  manifest.write_text(
+      'RUNS = ["pre=c.py:pre", "ft<pre=c.py:ft"]\n'
+      'EVALS = ["*:plain=distraction", "ft:both=distraction --compare=pre={runs}/pre.plain.json '
+      '--compare=self={runs}/{name}.plain.json"]\n')
+  compare_log = tmp_path / "compare.log"
+  checker = tmp_path / "fake_evaluate_compare.py"
+  checker.write_text(f"""
+import json, os, sys
+args = [a for a in sys.argv[1:] if a.startswith("--compare=")]
+with open({str(compare_log)!r}, "a") as f:
+  for a in args:
+    path = a.split("=", 2)[2]
+    f.write(f"{{path}} {{os.path.exists(path)}}\\n")
+out = [a for a in sys.argv[1:] if a.startswith("--out=")][0][len("--out="):]
+json.dump({{"contexts": [2], "layers": {{"1": {{"r": [0.5]}}}}}}, open(out, "w"))
+""")
+  monkeypatch.setattr(experiment, "EVAL_COMMAND", [sys.executable, str(checker)])
+  runs = tmp_path / "runs"
+  assert experiment.main([f"--runs={runs}", f"--manifest={manifest}", "--parallel=3"]) == 0
+  assert compare_log.read_text().splitlines() == [f"{runs}/pre.plain.json True", f"{runs}/ft.plain.json True"]
+  assert (runs / "ft.both.json").exists() and not (runs / "pre.both.json").exists()
+
+
+@pytest.mark.parametrize("text, message", [("RUNS = []", "EVALS"), ("RUNS = 'a=c.py'\nEVALS = []", "RUNS")])
+def test_a_malformed_manifest_is_named(tmp_path, text, message):
+  manifest = tmp_path / "bad.py"
+  manifest.write_text(text)
+  with pytest.raises(ValueError, match=f"bad.py: expected {message}"):
+    experiment.load_manifest(str(manifest))
+  with pytest.raises(ValueError, match="no manifest file"):
+    experiment.load_manifest(str(tmp_path / "missing.py"))

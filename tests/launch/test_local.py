@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from launch import local, results
+from fot_jax.launch import local, results
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = "configs/experiments/tiny_fot.py"
@@ -42,8 +42,8 @@ def test_typo_fails_before_start(tmp_path):
 
 def test_killed_process_ends_the_group_and_is_named(tmp_path):
   workdir = str(tmp_path / "w")
-  cmd = [sys.executable, "-m", "launch.local", f"--config={CONFIG}", f"--workdir={workdir}", "--num_processes=2",
-         "--devices_per_process=2", "--set=num_steps=1000", "--quiet"]
+  cmd = [sys.executable, "-m", "fot_jax.launch.local", f"--config={CONFIG}", f"--workdir={workdir}",
+         "--num_processes=2", "--devices_per_process=2", "--set=num_steps=1000", "--quiet"]
   proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   pids = {}
   lines = []

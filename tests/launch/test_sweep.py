@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from launch import hyper, sweep
-from launch.overrides import OverrideError
+from fot_jax.launch import hyper, sweep
+from fot_jax.launch.overrides import OverrideError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = "configs/experiments/tiny_fot.py"
@@ -120,7 +120,7 @@ SMALL = ["--set=model.num_layers=2", "--set=model.mem_layers=(1,)", "--set=model
 @pytest.mark.slow
 def test_real_2x2_sweep_runs_then_skips(tmp_path):
   """4 jobs of the tiny config, 2 at a time: 4 workdirs with checkpoints, a 4-row table; a re-run skips all."""
-  cmd = [sys.executable, "-m", "launch.sweep", "--sweep=configs/sweeps/lr_batch.py:smoke", f"--root={tmp_path}",
+  cmd = [sys.executable, "-m", "fot_jax.launch.sweep", "--sweep=configs/sweeps/lr_batch.py:smoke", f"--root={tmp_path}",
          "--parallel=2", *SMALL]
   first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

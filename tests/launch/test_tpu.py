@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from fot_jax.train.config_validation import ConfigError
-from launch import gitinfo, tpu
-from launch.shell import Runner
+from fot_jax.launch import gitinfo, tpu
+from fot_jax.launch.shell import Runner
 from tests.launch.fakes import FakeCloud
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

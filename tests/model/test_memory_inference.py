@@ -1,4 +1,5 @@
-"""Inference with memory (spec section 3): windowing edge cases, top-k memory, generation over a cache flush."""
+"""Inference with memory (docs/BEHAVIOUR.md section 3): windowing edge cases, top-k memory, generation over a
+cache flush."""
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ _forward = jax.jit(forward, static_argnames=("config",))
 
 
 def _spec_boundaries(n, window, lcl):
-  """Spec section 3 written out independently: windows of W over [0, N - LCL), then the final window."""
+  """docs/BEHAVIOUR.md section 3 written out independently: windows of W over [0, N - LCL), then the final window."""
   n_mem = max(n - lcl, 0)
   bounds = list(range(0, n_mem, window)) + ([n_mem] if n_mem else [])
   return (bounds or [0]) + [n]

@@ -1,4 +1,5 @@
-"""Spec section 2 identity: crossbatch training on one packed document == memory inference on the whole text."""
+"""The identity of docs/BEHAVIOUR.md section 2: crossbatch training on one packed document == memory inference
+on the whole text."""
 
 import jax
 import jax.numpy as jnp

@@ -6,7 +6,7 @@ import json
 import os
 import sysconfig
 
-from configs import base
+from fot_jax.configs import base
 
 CORPUS_FILES = ("json", "email", "logging", "asyncio", "unittest", "xml", "http", "importlib", "concurrent")
 

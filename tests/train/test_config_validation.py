@@ -4,8 +4,8 @@ import importlib
 
 import pytest
 
-from configs import base
-from configs.experiments import dict_lookup_fot, longllama_3b_fot, longllama_7b_fot, pg19_184m_fot, tiny_fot
+from fot_jax.configs import base
+from fot_jax.configs.experiments import dict_lookup_fot, longllama_3b_fot, longllama_7b_fot, pg19_184m_fot, tiny_fot
 from fot_jax.train.config_validation import ConfigError, d_values, validate
 from tests.train.common import tiny_config
 
@@ -87,7 +87,7 @@ def test_d_values_of_schedules():
     ("tiny_fot", ("", "quick", "local", "local_quick")),
     ("code_fot", ("local", "d1", "negatives", "quick"))])
 def test_reproduction_configs_validate(name, variants):
-  module = importlib.import_module(f"configs.experiments.{name}")
+  module = importlib.import_module(f"fot_jax.configs.experiments.{name}")
   for variant in variants:
     validate(module.get_config(variant), num_devices=1)
   with pytest.raises(ValueError, match="unknown variant"):
@@ -97,7 +97,7 @@ def test_reproduction_configs_validate(name, variants):
 @pytest.mark.parametrize("name,local,fine_tuned", [
     ("passkey_fot", "pretrain_local", ("ft", "ft_negatives")), ("tiny_fot", "local", ("", "quick"))])
 def test_two_stage_configs_fine_tune_the_model_of_their_first_stage(name, local, fine_tuned):
-  module = importlib.import_module(f"configs.experiments.{name}")
+  module = importlib.import_module(f"fot_jax.configs.experiments.{name}")
   stage1 = module.get_config(local)
   assert stage1.fot.mix in ("0:0", "0:0,0:0,0:0,0:0")  # no additional contexts in stage 1
   for variant in fine_tuned:
@@ -109,7 +109,7 @@ def test_two_stage_configs_fine_tune_the_model_of_their_first_stage(name, local,
 def test_distraction_fine_tuning_variants_share_the_model_of_the_local_pretraining():
   """ft_* start from pretrain_local (config.init_from), so their parameter shapes must be the same; their data
   puts repeats out of local reach, and the negatives variants switch to negatives after a d1 warm-up."""
-  from configs.experiments import distraction_fot
+  from fot_jax.configs.experiments import distraction_fot
   pre = distraction_fot.get_config("pretrain_local")
   for v in ("ft_baseline", "ft_d1", "ft_negatives", "ft_negatives_wide", "ft_negatives_unaligned"):
     ft = distraction_fot.get_config(v)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs.experiments import tiny_fot
+from fot_jax.configs.experiments import tiny_fot
 from fot_jax import compile_check
 from fot_jax.model import transformer
 from fot_jax.model.crossbatch import window_sources

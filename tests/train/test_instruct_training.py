@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from configs.experiments import instruct_fot
+from fot_jax.configs.experiments import instruct_fot
 from fot_jax import export
 from fot_jax.data import instruct
 from fot_jax.eval.common import stored_vocab_name

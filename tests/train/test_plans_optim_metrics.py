@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import base
+from fot_jax.configs import base
 from fot_jax.model.config import preset
 from fot_jax.model.params import init_params
 from fot_jax.train import metrics, optim, plans
