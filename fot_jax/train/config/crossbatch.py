@@ -94,7 +94,7 @@ class CrossbatchConfig(Section):
   d: int = setting(0, non_negative_int)
   d_after: int = setting(0, non_negative_int)
   switch_step: int = setting(0, non_negative_int)
-  d_choices: tuple[int, ...] = setting((), tuple_of(non_negative_int))
+  d_choices: tuple[int, ...] = setting((), tuple_of(non_negative_int, "a tuple of non-negative integers"))
 
   def check(self) -> None:
     if self.plan == "mix":

@@ -27,10 +27,8 @@ def fail(field: str, expected: str, found: Any):
   raise ConfigError(f"config.{field}: expected {expected}, found {found!r}")
 
 
-def setting(default: Any, check: Check, default_factory: Callable[[], Any] | None = None):
-  """A section field with its default and its check (both in one line where the field is declared)."""
-  if default_factory is not None:
-    return dataclasses.field(default_factory=default_factory, metadata={"check": check})
+def setting(default: Any, check: Check):
+  """A section field with its default (immutable) and its check, declared in one line."""
   return dataclasses.field(default=default, metadata={"check": check})
 
 
@@ -94,14 +92,15 @@ def one_of(choices: Iterable[str]) -> Check:
   return check
 
 
-def tuple_of(item: Check, non_empty: bool = False, description: str = "") -> Check:
+def tuple_of(item: Check, description: str) -> Check:
+  """A check for a tuple (or list) whose items all pass `item`; `description` says what was expected."""
   def check(value):
-    if not isinstance(value, (tuple, list)) or (non_empty and not value):
-      raise Invalid(description or "a tuple")
+    if not isinstance(value, (tuple, list)):
+      raise Invalid(description)
     try:
       return tuple(item(v) for v in value)
-    except Invalid as e:
-      raise Invalid(description or f"a tuple of {e}s") from None
+    except Invalid:
+      raise Invalid(description) from None
   return check
 
 
