@@ -1,8 +1,9 @@
 """`python -m fot_jax.train --config=configs/<file>.py[:variant] --workdir=DIR [--config.a.b=value ...] [--debug]`.
 
 Thin entry point: check the config (file, variant, override keys), parse flags, convert the ml_collections
-config once into the typed TrainConfig (every value checked), set up logging, call trainer.train. Errors the user must act on (config, files, workdir, checkpoint, non-finite loss) print one
-line and exit 2 (fot_jax.cli); --debug shows their traceback.
+config once into the typed TrainConfig (every value checked), set up logging, call trainer.train. Errors the
+user must act on (config, files, workdir, checkpoint, non-finite loss) print one line and exit 2 (fot_jax.cli);
+--debug shows their traceback.
 """
 
 from __future__ import annotations
