@@ -1,8 +1,9 @@
 """Base training config of fot_jax: every field the trainer reads, nested by concern.
 
-Experiment files start from `get_config()` and override what differs. Sub-configs go to the code that needs
-them (model -> ModelConfig, fot -> crossbatch plans, data -> batcher, optim -> optax, ...), never the root.
-Values are checked once, before any compilation, by fot_jax/train/config_validation.py.
+Experiment files start from `get_config()` and override what differs. The entry point converts the result once
+into the typed fot_jax.train.config.TrainConfig (one frozen section per concern: model -> ModelConfig, fot ->
+CrossbatchConfig, data -> DataConfig, ...), which checks every value before anything compiles; a key this file
+lacks is refused there, so a new field is added here and in its section.
 """
 
 from __future__ import annotations
@@ -58,11 +59,9 @@ def get_config() -> ml_collections.ConfigDict:
   # True: each document starts a new group of fot.k chunks (padding fills the rest), so positives never hold
   # another document: for short synthetic documents (passkey prompts), where packing would mix keys
   c.data.align_documents = False
-  c.data.max_docs = 0  # >0: use only the first max_docs documents of each split (quick runs)
   # data.task = "mixture:longllama": a path or glob (local or any fsspec URL, e.g. gs://) per subset of the
   # user's copy of the data: RedPajama JSONL (plain, .gz, .zst); python: The Stack's parquet or JSONL files.
   c.data.subset_paths = ml_collections.ConfigDict({s.name: "" for s in LONGLLAMA_SUBSETS})
-  c.data.sentencepiece_model = ""  # filled in by the trainer with the resolved path (export reads it)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.optimizer = "adamw"  # "adamw" | "adafactor"

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 EXIT_USER_ERROR = 2
 USER_ERRORS = (
-    "fot_jax.train.config_validation.ConfigError",
+    "fot_jax.train.errors.ConfigError",
     "fot_jax.train.errors.TrainingError",
     "fot_jax.train.config_file.ConfigFileError",
     "fot_jax.eval.common.EvalError",

@@ -31,8 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from fot_jax.train import config_validation, optim, plans, tpu_specs
-from fot_jax.train.sharding import batch_sharding, make_mesh, replicated
+from fot_jax.train import tpu_specs
+from fot_jax.train.config import TrainConfig
+from fot_jax.train.sharding import batch_sharding, replicated
 
 PROG = "fot_jax.compile_check"
 EXIT_DOES_NOT_FIT = 3
@@ -54,13 +55,13 @@ class Built:
   tokens_per_step: int
 
 
-def build(config, devices) -> Built:
-  """Validates config for len(devices) devices and returns the jitted step with abstract, sharded arguments."""
-  from fot_jax.train.trainer import jit_train_step, state_layout  # the trainer's own builders
-  model = config_validation.validate(config, num_devices=len(devices))
-  mesh = make_mesh(tuple(config.mesh.shape), devices)
-  optimizer, schedule = optim.make_optimizer(config.optim, config.num_steps)
-  abstract, shardings = state_layout(model, optimizer, mesh)
+def build(config: TrainConfig, devices) -> Built:
+  """Checks config for len(devices) devices and returns the jitted step with abstract, sharded arguments."""
+  from fot_jax.train.setup import jit_train_step, state_layout  # the trainer's own builders
+  config.check_devices(len(devices))
+  mesh = config.mesh.build(devices)
+  optimizer, schedule = config.optim.build(config.num_steps)
+  abstract, shardings = state_layout(config.model, optimizer, mesh)
   state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
   b, length = config.data.batch_size, config.data.seq_len
   bs = batch_sharding(mesh)
@@ -68,11 +69,11 @@ def build(config, devices) -> Built:
            "targets": jax.ShapeDtypeStruct((b, length), jnp.int32, sharding=bs),
            "loss_mask": jax.ShapeDtypeStruct((b, length), jnp.float32, sharding=bs),
            "input_mask": jax.ShapeDtypeStruct((b, length), jnp.bool_, sharding=bs)}
-  d = max(config_validation.d_values(config.fot))  # the largest d needs the most memory
-  plan = plans.make_plan(config.fot, b // config.data.micro_batches, d)
+  choice = max(config.fot.choices(), key=lambda c: (c.d, c.window))  # the largest d needs the most memory
+  plan = choice.build(config.data.micro_size, config.fot.k, config.fot.stepping)
   visible = jax.ShapeDtypeStruct(plan.visible.shape, jnp.bool_, sharding=replicated(mesh))
-  jitted = jit_train_step(config, model, mesh, optimizer, schedule, shardings)
-  return Built(model, mesh, jitted, (state, batch, visible), d, plan.window, b * length)
+  jitted = jit_train_step(config, mesh, optimizer, schedule, shardings)
+  return Built(config.model, mesh, jitted, (state, batch, visible), choice.d, plan.window, b * length)
 
 
 def biggest_arguments(args, top: int = 5) -> list[tuple[str, int]]:
@@ -572,7 +573,7 @@ def main(argv) -> int:
   from absl import flags
   if len(argv) > 1:
     raise SystemExit(f"unexpected arguments: {argv[1:]}")
-  config = flags.FLAGS["config"].value
+  config = TrainConfig.from_config_dict(flags.FLAGS["config"].value)
   try:
     report = check(config, flags.FLAGS["topology"].value, flags.FLAGS["mfu"].value,
                    flags.FLAGS["dump_hlo"].value, flags.FLAGS["json"].value, flags.FLAGS["overwrite"].value)

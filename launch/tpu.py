@@ -342,9 +342,9 @@ class TpuLauncher:
     """What would fail on every worker after allocation, checked here first: the resolved config's keys and
     values (the trainer's own validation, for the target's device count), and that git tracks every local file
     it names (config file, data.vocab, corpus files, init_from), since only the commit is shipped."""
-    from fot_jax.train import config_paths, config_validation  # loads JAX: only when launching
-    resolved = load_config(config, overrides)
-    config_validation.validate(resolved, num_devices=self.device_count())
+    from fot_jax.train import config_paths  # loads JAX: only when launching
+    from fot_jax.train.config import TrainConfig
+    resolved = TrainConfig.from_config_dict(load_config(config, overrides)).check_devices(self.device_count())
     root = gitinfo.repo_root(self.repo)
     problems = []
     for field, path in [("--config", config.split(":", 1)[0])] + config_paths.referenced_paths(resolved):

@@ -13,8 +13,9 @@ from fot_jax.convert import __main__ as convert_cli
 from fot_jax.convert.checks import ConversionError
 from fot_jax.eval.common import EvalError
 from fot_jax.train import trainer
-from fot_jax.train.config_validation import ConfigError
+from fot_jax.train.errors import ConfigError
 from fot_jax.launch import local, tpu
+from tests.train.common import typed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/experiments/tiny_fot.py:quick"
@@ -111,7 +112,7 @@ def test_missing_files_are_named_and_leave_no_workdir(tmp_path, field, value, ex
   node[field.split(".")[-1]] = value
   workdir = tmp_path / "run"
   with pytest.raises(ConfigError, match=expected) as info:
-    trainer.train(c, str(workdir))
+    trainer.train(typed(c), str(workdir))
   assert str(tmp_path) in str(info.value)  # the path is named
   assert not workdir.exists()
 
@@ -166,7 +167,7 @@ def test_local_launcher_unknown_variant_is_one_line(tmp_path, capsys, monkeypatc
 def test_missing_hf_tokenizer_is_named_before_the_workdir(tmp_path):
   from fot_jax.configs.experiments import tiny_fot
   from fot_jax.train.config_paths import check_exist
-  from fot_jax.train.config_validation import ConfigError
+  from fot_jax.train.errors import ConfigError
   config = tiny_fot.get_config("quick")
   config.data.vocab = f"hf:{tmp_path / 'nope'}"
   with pytest.raises(ConfigError, match="hf:<tokenizer folder"):

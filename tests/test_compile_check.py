@@ -14,6 +14,7 @@ import pytest
 from fot_jax.configs.experiments import tiny_fot
 from fot_jax import compile_check
 from fot_jax.train import tpu_specs
+from fot_jax.train.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,10 +47,11 @@ def test_tiny_config_compiles_and_fits_with_splash_kernel():
   c = _tiny(attention_impl="splash", num_kv_heads=4)
   c.mesh.shape = (1, 2, 2)
   devices = tpu_specs.topology_devices("v5e:2x2")
-  built = compile_check.build(c, devices)
+  typed = TrainConfig.from_config_dict(c)
+  built = compile_check.build(typed, devices)
   compiled = compile_check.compile_step(built)
   assert "tpu_custom_call" in compiled.as_text()  # the Mosaic kernel is in the TPU executable
-  report = compile_check.analyse(compiled, built, c, "v5e:2x2", devices, mfu=0.4, compile_s=0.0)
+  report = compile_check.analyse(compiled, built, typed, "v5e:2x2", devices, mfu=0.4, compile_s=0.0)
   assert report.fits and report.devices == 4 and report.mesh == {"data": 1, "fsdp": 2, "tensor": 2}
   assert 0 < report.memory["total"] < report.hbm_bytes
   assert report.analytic_flops > 0 and report.compiled_flops > 0

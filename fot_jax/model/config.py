@@ -6,12 +6,13 @@ The config is a frozen dataclass so it can be a static argument of jitted functi
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 from fot_jax.model.rope import RopeScaling
 
 MemPositionals = Literal["first", "none"]
 AttentionImpl = Literal["dense", "chunked", "splash"]
+DType = Literal["float32", "bfloat16", "float16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +43,10 @@ class ModelConfig:
   # Inference windowing (docs/BEHAVIOUR.md section 3): W (HF max_position_embeddings) and last_context_length.
   max_position_embeddings: int = 2048
   last_context_length: int = 1024
-  mem_dtype: str = "bfloat16"
+  mem_dtype: DType = "bfloat16"
   # Numerics: params are stored in param_dtype, matmuls run in dtype; norms, RoPE and softmax in float32.
-  dtype: str = "float32"
-  param_dtype: str = "float32"
+  dtype: DType = "float32"
+  param_dtype: DType = "float32"
   # Crossbatch attention implementation for memory layers and its key-block size (chunked only). "splash": the
   # Pallas splash-attention kernel (TPU; Pallas interpret mode elsewhere, tests only), model/splash_attention.py.
   attention_impl: AttentionImpl = "dense"
@@ -94,17 +95,14 @@ class ModelConfig:
       fail("mem_layers", f"indices in [0, {self.num_layers})", bad)
     if len(set(self.mem_layers)) != len(self.mem_layers):
       fail("mem_layers", "distinct indices", self.mem_layers)
-    if self.mem_positionals not in ("first", "none"):
-      fail("mem_positionals", "'first' or 'none'", self.mem_positionals)
-    if self.attention_impl not in ("dense", "chunked", "splash"):
-      fail("attention_impl", "'dense', 'chunked' or 'splash' (Pallas TPU kernel)", self.attention_impl)
+    for field, kind in (("mem_positionals", MemPositionals), ("attention_impl", AttentionImpl), ("dtype", DType),
+                        ("param_dtype", DType), ("mem_dtype", DType)):
+      if getattr(self, field) not in get_args(kind):
+        fail(field, f"one of {get_args(kind)}", getattr(self, field))
     if self.rope_theta <= 0:
       fail("rope_theta", "a positive number", self.rope_theta)
     if self.rope_scaling is not None and not isinstance(self.rope_scaling, RopeScaling):
       fail("rope_scaling", "None, a RopeScaling or a rope_scaling dict", self.rope_scaling)
-    for field in ("dtype", "param_dtype", "mem_dtype"):
-      if getattr(self, field) not in ("float32", "bfloat16", "float16"):
-        fail(field, "one of float32, bfloat16, float16", getattr(self, field))
 
   def is_mem_layer(self, layer: int) -> bool:
     return layer in self.mem_layers

@@ -1,8 +1,9 @@
 """`fot-train` / `python -m fot_jax.train --config=configs/<file>.py[:variant] --workdir=DIR [--config.a.b=value ...] [--debug]`.
 
-Thin entry point: check the config (file, variant, override keys), parse flags, set up logging, call
-trainer.train. Errors the user must act on (config, files, workdir, checkpoint, non-finite loss) print one
-line and exit 2 (fot_jax.cli); --debug shows their traceback.
+Thin entry point: check the config (file, variant, override keys), parse flags, convert the ml_collections
+config once into the typed TrainConfig (every value checked), set up logging, call trainer.train. Errors the
+user must act on (config, files, workdir, checkpoint, non-finite loss) print one line and exit 2 (fot_jax.cli);
+--debug shows their traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def main(argv):
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("fot_jax").setLevel(logging.INFO)
   from fot_jax.train import trainer
-  result = trainer.train(_CONFIG.value, _WORKDIR.value)
+  from fot_jax.train.config import TrainConfig
+  config = TrainConfig.from_config_dict(_CONFIG.value)
+  result = trainer.train(config, _WORKDIR.value)
   print(f"done: {result.stopped} at step {result.step}; workdir {_WORKDIR.value}", flush=True)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import os
 
-from fot_jax.train.config_validation import ConfigError
+from fot_jax.train.errors import ConfigError
 
 CORPUS_FILE_PREFIXES = ("jsonl:", "arrayrecord:")
 CHECKPOINT_SUBDIR = "checkpoints"  # as fot_jax.train.checkpoint (not imported: that module loads JAX and orbax)

@@ -6,7 +6,9 @@ user error, print them the same way the trainer does.
 
 from __future__ import annotations
 
-from fot_jax.train.config_validation import ConfigError
+
+class ConfigError(ValueError):
+  """A config field has an invalid value; the message starts with the field's path."""
 
 
 class TrainingError(RuntimeError):

@@ -32,21 +32,14 @@ LOGICAL_RULES: dict[str, Any] = {
 
 
 def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A (data, fsdp, tensor) mesh; -1 in one position takes the remaining devices. Auto axes (see DESIGN)."""
+  """A (data, fsdp, tensor) mesh over exactly `devices`; one -1 takes the remaining devices. Auto axes (see
+  DESIGN). A config's mesh.shape is checked against the devices by MeshConfig; this only refuses a misfit."""
   devices = list(jax.devices() if devices is None else devices)
   shape = list(shape)
-  if len(shape) != len(MESH_AXES):
-    raise ValueError(f"mesh.shape: expected {len(MESH_AXES)} sizes for axes {MESH_AXES}, found {shape}")
-  if shape.count(-1) > 1:
-    raise ValueError(f"mesh.shape: at most one -1 allowed, found {shape}")
-  if -1 in shape:
-    known = int(np.prod([s for s in shape if s != -1]))
-    if known <= 0 or len(devices) % known:
-      raise ValueError(f"mesh.shape: {shape} cannot cover {len(devices)} devices")
-    shape[shape.index(-1)] = len(devices) // known
-  if any(s <= 0 for s in shape) or int(np.prod(shape)) != len(devices):
-    raise ValueError(f"mesh.shape: {tuple(shape)} (product {int(np.prod(shape))}) must match the device count "
-                     f"{len(devices)}")
+  if shape.count(-1) == 1:
+    shape[shape.index(-1)] = len(devices) // max(int(np.prod([s for s in shape if s != -1])), 1)
+  if len(shape) != len(MESH_AXES) or any(s <= 0 for s in shape) or int(np.prod(shape)) != len(devices):
+    raise ValueError(f"mesh shape {tuple(shape)} for axes {MESH_AXES} does not cover the {len(devices)} devices")
   try:
     device_array = mesh_utils.create_device_mesh(shape, devices=devices)
   except Exception:  # noqa: BLE001 - topology-aware placement is an optimisation; fall back to device order

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from fot_jax.train.config_validation import ConfigError
+from fot_jax.train.errors import ConfigError
 from fot_jax.launch import gitinfo, tpu
 from fot_jax.launch.shell import Runner
 from tests.launch.fakes import FakeCloud

@@ -7,6 +7,7 @@ import os
 import sysconfig
 
 from fot_jax.configs import base
+from fot_jax.train.config import TrainConfig
 
 CORPUS_FILES = ("json", "email", "logging", "asyncio", "unittest", "xml", "http", "importlib", "concurrent")
 
@@ -56,3 +57,8 @@ def tiny_config(task: str = "dict_lookup", data_dir: str = "", **data):
   for key, value in data.items():
     c.data[key] = value
   return c
+
+
+def typed(c, num_devices: int | None = None, process_count: int = 1) -> TrainConfig:
+  """The typed config of a ConfigDict as the entry point converts it, checked for num_devices devices."""
+  return TrainConfig.from_config_dict(c).check_devices(num_devices, process_count)

@@ -15,7 +15,7 @@ import pytest
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import trainer
 from fot_jax.train.errors import CheckpointConfigMismatch, CheckpointSaveError, UnreadableCheckpointError
-from tests.train.common import tiny_config, write_text_corpus
+from tests.train.common import tiny_config, typed, write_text_corpus
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def run(tmp_path_factory):
       node[leaf] = value
     return c
   workdir = str(root / "run")
-  trainer.train(config(), workdir)
+  trainer.train(typed(config()), workdir)
   return config, workdir, _params_at(workdir, 6)
 
 
@@ -63,7 +63,7 @@ def test_damaged_newest_step_falls_back_and_is_kept_aside(run, tmp_path, caplog)
   copy = _copy(workdir, tmp_path, "truncated")
   _truncate_largest_state_file(copy, 6)
   with caplog.at_level(logging.WARNING, logger="fot_jax.train"):
-    result = trainer.train(config(), copy)
+    result = trainer.train(typed(config()), copy)
   assert result.step == 6
   assert "resumed from step 4, the newest readable one" in caplog.text
   assert "step 6 at" in caplog.text and "truncated" in caplog.text
@@ -104,12 +104,9 @@ def test_truncated_data_is_named(run, tmp_path):
 
 
 def _layout(c):
-  from fot_jax.train import optim
-  from fot_jax.train.config_validation import validate
-  from fot_jax.train.sharding import make_mesh
-  model = validate(c)
-  tx, _ = optim.make_optimizer(c.optim, c.num_steps)
-  abstract, shardings = trainer.state_layout(model, tx, make_mesh(tuple(c.mesh.shape)))
+  t = typed(c)
+  tx, _ = t.optim.build(t.num_steps)
+  abstract, shardings = trainer.state_layout(t.model, tx, t.mesh.build())
   return c, abstract, shardings
 
 
@@ -119,7 +116,7 @@ def test_no_readable_step_leaves_all_in_place(run, tmp_path):
   for step in (2, 4, 6):
     os.remove(os.path.join(ckpt.step_dir(copy, step), "state", "manifest.ocdbt"))
   with pytest.raises(UnreadableCheckpointError, match="no step is readable .*step 6: missing file.*new --workdir"):
-    trainer.train(config(num_steps=8), copy)
+    trainer.train(typed(config(num_steps=8)), copy)
   assert ckpt.all_steps(copy) == [2, 4, 6] and not os.path.exists(os.path.join(copy, ckpt.UNREADABLE_SUBDIR))
 
 
@@ -133,7 +130,7 @@ def test_changed_config_is_a_config_difference_not_damage(run, tmp_path, changes
   config, workdir, _ = run
   copy = _copy(workdir, tmp_path, "changed")
   with pytest.raises(CheckpointConfigMismatch) as info:
-    trainer.train(config(num_steps=8, **changes), copy)
+    trainer.train(typed(config(num_steps=8, **changes)), copy)
   message = str(info.value)
   assert named in message and f"--config.init_from={copy}" in message and "intact" in message, message
   assert "unreadable" not in message and "strict" not in message and "\n" not in message
@@ -153,12 +150,12 @@ def test_disk_full_during_save_is_one_line_and_keeps_earlier_steps(run, tmp_path
     return await real(self, x, directory)
   monkeypatch.setattr(json_handler.JsonCheckpointHandler, "_save_fn", full_disk)
   with pytest.raises(CheckpointSaveError) as info:
-    trainer.train(config(num_steps=8), copy)
+    trainer.train(typed(config(num_steps=8)), copy)
   message = str(info.value)
   assert "No space left on device" in message and "[2, 4, 6]" in message and "\n" not in message, message
   assert ckpt.all_steps(copy) == [2, 4, 6]
   monkeypatch.setattr(json_handler.JsonCheckpointHandler, "_save_fn", real)
-  assert trainer.train(config(num_steps=8), copy).step == 8
+  assert trainer.train(typed(config(num_steps=8)), copy).step == 8
   assert ckpt.all_steps(copy)[-1] == 8
 
 

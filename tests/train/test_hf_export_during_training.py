@@ -10,8 +10,8 @@ import pytest
 from fot_jax.model.transformer import forward
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import hf_export, trainer
-from fot_jax.train.config_validation import ConfigError, validate
-from tests.train.common import tiny_config
+from fot_jax.train.errors import ConfigError
+from tests.train.common import tiny_config, typed
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -22,7 +22,7 @@ def test_training_run_exports_folders_that_load_as_llama(tmp_path):
   c.num_steps = 4
   c.checkpoint.export_hf_every = 2
   workdir = str(tmp_path / "work")
-  assert trainer.train(c, workdir).step == 4
+  assert trainer.train(typed(c), workdir).step == 4
   assert sorted(os.listdir(os.path.join(workdir, hf_export.EXPORT_SUBDIR))) == ["step_2", "step_4"]
   toks = np.random.RandomState(0).randint(0, c.model.vocab_size, (2, 24))
   for step in (2, 4):
@@ -55,8 +55,8 @@ def test_export_hf_every_is_validated():
   c = tiny_config()
   c.checkpoint.export_hf_every = -1
   with pytest.raises(ConfigError, match="checkpoint.export_hf_every: expected a non-negative integer"):
-    validate(c, num_devices=1)
+    typed(c, num_devices=1)
   c.checkpoint.export_hf_every = 5
   c.model.mem_gate = True
   with pytest.raises(ConfigError, match="checkpoint.export_hf_every: expected 0 for a model with no Hugging Face"):
-    validate(c, num_devices=1)
+    typed(c, num_devices=1)

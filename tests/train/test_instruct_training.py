@@ -12,15 +12,14 @@ from fot_jax.data import instruct
 from fot_jax.eval.common import stored_vocab_name
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import trainer
-from fot_jax.train.config_validation import validate
 from tests.data.hf_bpe import train_bpe
-from tests.train.common import tiny_config
+from tests.train.common import tiny_config, typed
 
 
 def test_instruct_fot_config_validates():
   for variant in instruct_fot.VARIANTS:
     c = instruct_fot.get_config(variant)
-    validate(c, num_devices=8)
+    typed(c, num_devices=8)
     assert c.data.task.startswith("instruct:") and c.fot.k == 2
   with pytest.raises(ValueError, match="unknown variant"):
     instruct_fot.get_config("nope")
@@ -33,7 +32,7 @@ def test_tiny_training_run_on_instruction_data_with_an_hf_vocabulary_then_export
   c.model.vocab_size = 300
   c.num_steps = 3
   workdir = str(tmp_path / "work")
-  result = trainer.train(c, workdir)
+  result = trainer.train(typed(c), workdir)
   assert result.step == 3 and result.stopped == "finished"
   losses = [h["loss"] for h in result.history if "loss" in h]
   assert len(losses) == 3 and all(math.isfinite(x) and x > 0 for x in losses)
@@ -52,7 +51,7 @@ def test_a_malformed_line_stops_training_before_any_step(tmp_path):
   c = tiny_config("instruct:" + str(tmp_path / "{split}.jsonl"), str(tmp_path / "data"))
   workdir = str(tmp_path / "work")
   with pytest.raises(trainer.TrainingError) as e:  # the CLI prints it as one line and exits 2
-    trainer.train(c, workdir)
+    trainer.train(typed(c), workdir)
   assert str(e.value).startswith(f"{tmp_path / 'train.jsonl'}:21: field 'completion'")
   assert isinstance(e.value.__cause__, instruct.InstructDataError)
   assert ckpt.all_steps(workdir) == [] and not os.path.exists(os.path.join(workdir, "metrics.jsonl"))

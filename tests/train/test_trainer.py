@@ -12,11 +12,10 @@ import pytest
 
 from fot_jax.model.crossbatch import released_plan
 from fot_jax.train import checkpoint as ckpt
-from fot_jax.train import optim, step as step_lib, trainer
-from fot_jax.train.config_validation import validate
+from fot_jax.train import step as step_lib, trainer
 from fot_jax.train.errors import UnreadableCheckpointError
 from fot_jax.train.sharding import batch_sharding, make_mesh
-from tests.train.common import tiny_config, write_text_corpus
+from tests.train.common import tiny_config, typed, write_text_corpus
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,9 +37,10 @@ def _config(**kw):
 
 def _params(workdir, mesh=None, step=None):
   c = _config()
-  model = validate(c)
-  tx, _ = optim.make_optimizer(c.optim, c.num_steps)
-  mesh = mesh or make_mesh(tuple(c.mesh.shape))
+  t = typed(c)
+  model = t.model
+  tx, _ = t.optim.build(t.num_steps)
+  mesh = mesh or t.mesh.build()
   abstract, shardings = trainer.state_layout(model, tx, mesh)
   with ckpt.make_manager(workdir, read_only=True) as manager:
     step = manager.latest_step() if step is None else step
@@ -53,7 +53,7 @@ def _params(workdir, mesh=None, step=None):
 def straight(tmp_path_factory):
   """6 steps without interruption (checkpoints at 2, 4, 6)."""
   workdir = str(tmp_path_factory.mktemp("straight"))
-  result = trainer.train(_config(), workdir)
+  result = trainer.train(typed(_config()), workdir)
   return workdir, result
 
 
@@ -73,9 +73,9 @@ def test_resume_is_exact(straight, tmp_path):
   """3 steps, stop, rerun the same config to 6: identical params and metrics (bitwise on CPU)."""
   workdir, result = straight
   resumed = str(tmp_path / "resumed")
-  first = trainer.train(_config(num_steps=3), resumed)
+  first = trainer.train(typed(_config(num_steps=3)), resumed)
   assert first.step == 3 and ckpt.all_steps(resumed)[-1] == 3
-  second = trainer.train(_config(), resumed)
+  second = trainer.train(typed(_config()), resumed)
   assert second.step == 6
   want = {h["step"]: h["loss"] for h in result.history if "loss" in h}
   got = {h["step"]: h["loss"] for h in first.history + second.history if "loss" in h}
@@ -126,7 +126,7 @@ def test_half_written_checkpoint_is_ignored(straight, tmp_path):
   with open(os.path.join(tmp, "state", "garbage"), "w") as f:
     f.write("half written")
   assert ckpt.latest_step(copy) == 6 and ckpt.all_steps(copy) == [2, 4, 6]
-  result = trainer.train(_config(num_steps=6), copy)  # resumes at 6: nothing to do, no error
+  result = trainer.train(typed(_config(num_steps=6)), copy)  # resumes at 6: nothing to do, no error
   assert result.step == 6
 
 
@@ -161,7 +161,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   c = _config()
   c.fot.d_schedule, c.fot.d, c.fot.d_after, c.fot.switch_step = "switch", 1, 2, 3  # two compiled steps
   with pytest.raises(trainer.TrainingError, match="non-finite loss at step 5.*last good checkpoint is step 4"):
-    trainer.train(c, workdir)
+    trainer.train(typed(c), workdir)
   assert ckpt.all_steps(workdir) == [2, 4]
   state, _, _, _ = _params(workdir)
   assert int(state["step"]) == 4
@@ -169,23 +169,23 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, monkeypatch):
   import signal
-  from fot_jax.train import plans
-  real = plans.d_at
+  from fot_jax.train.config import CrossbatchConfig
+  real = CrossbatchConfig.choice_at
 
-  def d_at(fot, step, seed=0):
+  def choice_at(fot, step, seed=0):
     if step == 2:  # during the 3rd step: a preemption notice arrives
       os.kill(os.getpid(), signal.SIGTERM)
     return real(fot, step, seed)
-  monkeypatch.setattr(plans, "d_at", d_at)
+  monkeypatch.setattr(CrossbatchConfig, "choice_at", choice_at)
   workdir = str(tmp_path / "preempted")
-  result = trainer.train(_config(), workdir)
+  result = trainer.train(typed(_config()), workdir)
   assert result.stopped == "preempted" and result.step == 3
   assert ckpt.all_steps(workdir) == [2, 3]  # 3 is off the every-2 interval: saved because of the signal
 
 
 def test_init_from_loads_params_only(straight, tmp_path):
   workdir, result = straight
-  fine = trainer.train(_config(num_steps=1, init_from=workdir), str(tmp_path / "fine"))
+  fine = trainer.train(typed(_config(num_steps=1, init_from=workdir)), str(tmp_path / "fine"))
   assert fine.history[0]["loss"] < result.history[0]["loss"] - 0.3  # starts from the trained params
   state, _, _, _ = _params(str(tmp_path / "fine"))
   assert int(state["step"]) == 1  # a fresh optimizer and step count
@@ -263,7 +263,7 @@ def test_bad_input_fails_clearly_without_touching_checkpoints(straight, tmp_path
   with pytest.raises(trainer.TrainingError, match="not writable"):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    trainer.train(_config(), str(blocker / "sub"))
+    trainer.train(typed(_config()), str(blocker / "sub"))
   assert ckpt.all_steps(workdir) == before
 
 

@@ -1,4 +1,4 @@
-"""Config validation: every bad value fails before compilation with an error that names the field."""
+"""The typed training config: every bad value fails before compilation with an error that names the field."""
 
 import importlib
 
@@ -6,8 +6,18 @@ import pytest
 
 from fot_jax.configs import base
 from fot_jax.configs.experiments import dict_lookup_fot, longllama_3b_fot, longllama_7b_fot, pg19_184m_fot, tiny_fot
-from fot_jax.train.config_validation import ConfigError, d_values, validate
-from tests.train.common import tiny_config
+from fot_jax.train.config import CrossbatchConfig, TrainConfig
+from fot_jax.train.errors import ConfigError
+from tests.train.common import tiny_config, typed
+
+
+def validate(c, num_devices=None):
+  """The ModelConfig of a config that passes every check for num_devices devices."""
+  return typed(c, num_devices).model
+
+
+def d_values(fot):
+  return CrossbatchConfig.parse(fot).d_values()
 
 
 @pytest.mark.parametrize("mutate, field", [
@@ -26,8 +36,12 @@ from tests.train.common import tiny_config
     (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:0,2:1")), "config.fot.mix"),
     (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:0,1:0"), setattr(c.fot, "mix_after", "0:0")),
      "config.fot.mix_after"),
-    (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:1,1:0"),
-                setattr(c.fot, "mix_after", "0:0,1:0")), "config.fot.mix_after"),  # same d as fot.mix
+    (lambda c: (setattr(c.fot, "plan", "mix"), setattr(c.fot, "mix", "0:0,1:7")), "config.fot.mix"),  # > B/M - k
+    (lambda c: setattr(c.data, "max_docs", 3), "config.data.max_docs"),  # removed: unknown keys are refused
+    (lambda c: setattr(c.checkpoint, "keep", 0), "config.checkpoint.keep"),
+    (lambda c: setattr(c.log, "every_steps", -1), "config.log.every_steps"),
+    (lambda c: setattr(c.distributed, "initialization_timeout", 0), "config.distributed.initialization_timeout"),
+    (lambda c: (setattr(c.eval, "every_steps", 5), setattr(c.eval, "d", 16)), "config.eval.d"),
     (lambda c: setattr(c.data, "seq_len", 1000), "config.data.seq_len"),
     (lambda c: setattr(c.model, "hidden_size", 30), "config.model.hidden_size"),
     (lambda c: setattr(c, "num_steps", 0), "config.num_steps"),
@@ -73,7 +87,7 @@ def test_d_values_of_schedules():
   assert d_values(c.fot) == [2, 8]
   c.fot.d_schedule, c.fot.d_choices = "sample", (128, 2, 2)
   assert d_values(c.fot) == [2, 128]
-  c.fot.plan, c.fot.mix, c.fot.mix_after = "mix", "0:0,1:0,1:0,1:0", "0:0,1:7,1:7,1:7"
+  c.fot.plan, c.fot.k, c.fot.mix, c.fot.mix_after = "mix", 4, "0:0,1:0,1:0,1:0", "0:0,1:7,1:7,1:7"
   assert d_values(c.fot) == [1, 8]
 
 
@@ -135,3 +149,47 @@ def test_a_micro_batch_the_exchange_cannot_split_is_refused_with_alternatives():
   validate(c, num_devices=16)
   c.data.micro_batches, c.fot.d_schedule, c.fot.d = 4, "fixed", 0  # no window: nothing to exchange
   validate(c, num_devices=16)
+
+
+def test_a_mix_after_with_the_same_d_as_the_mix_is_its_own_plan():
+  """Plans are keyed by what they are, not by d: positives first, then the same d as negatives."""
+  c = tiny_config()
+  c.fot.plan, c.fot.mix, c.fot.mix_after, c.fot.switch_step = "mix", "0:0,1:0", "0:1,0:1", 3
+  fot = typed(c, num_devices=8).fot
+  assert fot.d_values() == [1] and len(set(fot.choices())) == 2
+  first, later = fot.choice_at(2), fot.choice_at(3)
+  assert first != later and first.d == later.d == 1
+  assert first.build(8, 2, True).positives_negatives(2)[:2] == [(0, 0), (1, 0)]
+  assert later.build(8, 2, True).positives_negatives(2)[:2] == [(0, 1), (0, 1)]
+
+
+def test_unknown_keys_and_sections_are_refused_with_the_known_fields():
+  c = tiny_config()
+  c.optim.lr = 0.1
+  with pytest.raises(ConfigError, match=r"config\.optim\.lr: expected a field of config\.optim \(.*learning_rate"):
+    typed(c)
+  c = tiny_config()
+  c.trainer = {"x": 1}
+  with pytest.raises(ConfigError, match=r"config\.trainer: expected a config field"):
+    typed(c)
+
+
+def test_sections_are_frozen_and_record_the_config_as_json():
+  import dataclasses
+  import json
+  t = typed(tiny_config())
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    t.optim.learning_rate = 1.0
+  recorded = json.loads(json.dumps(t.to_json()))
+  assert recorded["fot"]["k"] == 2 and recorded["model"]["mem_layers"] == [1] and recorded["mesh"]["shape"] == [1, -1, 1]
+  assert "max_docs" not in recorded["data"] and set(recorded) >= {"model", "fot", "data", "optim", "mesh", "eval"}
+
+
+def test_subset_paths_are_typed_pairs_and_unknown_subsets_are_refused():
+  c = base.get_config()
+  c.data.subset_paths.book = "/corpus/book/*.jsonl.zst"
+  data = TrainConfig.from_config_dict(c).data
+  assert data.subset_path_map["book"] == "/corpus/book/*.jsonl.zst" and len(data.subset_paths) == 8
+  c.data.subset_paths = {"bogus": "x"}
+  with pytest.raises(ConfigError, match=r"config.data.subset_paths: expected subset names among .*'bogus'"):
+    TrainConfig.from_config_dict(c)
