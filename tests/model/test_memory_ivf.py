@@ -98,6 +98,7 @@ def test_bad_index_options_name_the_field(fields, name):
     MemoryOptions(**fields)
 
 
+@pytest.mark.slow  # 25 s; capped lists are not the default; tests/model/test_ivf.py checks the cap itself
 def test_capped_lists_probing_every_list_equal_exact_top_k():
   from fot_jax.model.memory_index import MemoryIndexer
   config = tiny_config()
