@@ -18,6 +18,7 @@ from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import metrics as metrics_lib
 from fot_jax.train.config import PlanChoice, TrainConfig
 from fot_jax.train.errors import TrainingError
+from fot_jax.train.hf_export import PeriodicExporter
 from fot_jax.train.setup import DataBundle, global_array, plan_array
 from fot_jax.train.sharding import batch_sharding
 
@@ -43,7 +44,7 @@ class LoopContext:
   train_step: Any  # jitted (state, batch, visible) -> (state, metrics)
   eval_step: Any  # jitted (params, batch, visible) -> summed eval metrics
   is_main: bool  # process 0: prints and writes metrics
-  exporter: Any = None  # hf_export.PeriodicExporter (checkpoint.export_hf_every), or None
+  exporter: PeriodicExporter  # checkpoint.export_hf_every (a no-op when 0)
 
 
 class _Preemption:
@@ -175,8 +176,7 @@ def run(ctx: LoopContext, state, start: int) -> TrainResult:
         # The interval policy is ours (orbax would also save the first step of a fresh run); orbax keeps N.
         if preempted or step == c.num_steps or step % c.checkpoint.every_steps == 0:
           ckpt.save(ctx.manager, step, state, ctx.config_json, ctx.data.train.get_state(), force=True)
-        if ctx.exporter is not None:
-          ctx.exporter.maybe_export(step, state["params"])
+        ctx.exporter.maybe_export(step, state["params"])
         if preempted:
           stopped = "preempted"
           log.warning("preemption requested: saved step %d, stopping", step)
