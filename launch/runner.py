@@ -81,7 +81,7 @@ class ThreadHandle:
     return 0 if self._error is None and self._ok(self.result) else 1
 
   def request_stop(self) -> None:
-    pass
+    """Nothing to signal: a Python thread cannot be interrupted, so a job in a thread runs to its own end."""
 
   def wait_stopped(self) -> None:
     self._thread.join()
