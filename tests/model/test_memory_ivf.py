@@ -27,6 +27,22 @@ def _encode(runner, docs, valid):
   return [np.asarray(runner.encode(d, v)) for d, v in zip(docs, valid)]
 
 
+def _exact_then_ivf(topk, prepare=lambda runner: None, **ivf):
+  """(exact top-k outputs, IVF outputs, validity, the IVF runner) on the same documents; prepare(runner) runs
+  before the IVF encoding."""
+  config = tiny_config()
+  docs, valid = _docs(config)
+  exact = _encode(_runner(config, MemoryOptions(topk=topk, block=4)), docs, valid)
+  runner = _runner(config, MemoryOptions(topk=topk, block=4, index="ivf", **ivf))
+  prepare(runner)
+  return exact, _encode(runner, docs, valid), valid, runner
+
+
+def _assert_equal_where_valid(exact, got, valid):
+  for e, g, v in zip(exact, got, valid):
+    assert np.abs(e - g)[v].max() <= TOL
+
+
 def _check_index_mirrors_memory(runner):
   """Every valid memory key is filed exactly once, in the list of the centroid its entry is stored with."""
   state = runner.state
@@ -43,24 +59,15 @@ def _check_index_mirrors_memory(runner):
 
 
 def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding():
-  config = tiny_config()
-  docs, valid = _docs(config)
-  exact = _encode(_runner(config, MemoryOptions(topk=5, block=4)), docs, valid)
-  runner = _runner(config, MemoryOptions(topk=5, block=4, index="ivf", nlist=4, nprobe=4))
-  got = _encode(runner, docs, valid)
-  for e, g, v in zip(exact, got, valid):
-    assert np.abs(e - g)[v].max() <= TOL
+  exact, got, valid, runner = _exact_then_ivf(5, nlist=4, nprobe=4)
+  _assert_equal_where_valid(exact, got, valid)
   # Built incrementally: trained at the first flush, retrained as the memory doubled, every key filed.
   assert runner.memory_size == 45 - 6 + 30 and runner.indexer.trained_fill >= 32
   _check_index_mirrors_memory(runner)
 
 
 def test_probing_few_lists_reads_the_index_and_forget_empties_it():
-  config = tiny_config()
-  docs, valid = _docs(config)
-  exact = _encode(_runner(config, MemoryOptions(topk=3, block=4)), docs, valid)
-  runner = _runner(config, MemoryOptions(topk=3, block=4, index="ivf", nlist=8, nprobe=1))
-  got = _encode(runner, docs, valid)
+  exact, got, _, runner = _exact_then_ivf(3, nlist=8, nprobe=1)
   _check_index_mirrors_memory(runner)
   # One list of eight per query: a different selection than exact top-k (tiny random model, unclustered keys).
   assert np.abs(exact[1] - got[1]).max() > 1e-4
@@ -69,15 +76,9 @@ def test_probing_few_lists_reads_the_index_and_forget_empties_it():
 
 
 def test_index_sharded_over_8_devices_probing_every_list_equals_exact():
-  config = tiny_config()
-  docs, valid = _docs(config)
-  exact = _encode(_runner(config, MemoryOptions(topk=4, block=4)), docs, valid)
   mesh = jax.make_mesh((8,), ("memory",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:8])
-  runner = _runner(config, MemoryOptions(topk=4, block=4, index="ivf", nlist=2, nprobe=2, mesh=mesh,
-                                         mem_axis="memory"))
-  got = _encode(runner, docs, valid)
-  for e, g, v in zip(exact, got, valid):
-    assert np.abs(e - g)[v].max() <= TOL
+  exact, got, valid, runner = _exact_then_ivf(4, nlist=2, nprobe=2, mesh=mesh, mem_axis="memory")
+  _assert_equal_where_valid(exact, got, valid)
   count = runner.state.index.count  # each device holds its own 2 lists over its own slots
   assert count.shape[3] == 16 and len(count.sharding.device_set) == 8
   assert int(np.asarray(count).sum()) == int(np.asarray(runner.state.mem_valid).sum()) * count.shape[0] * count.shape[2]
@@ -101,12 +102,9 @@ def test_bad_index_options_name_the_field(fields, name):
 @pytest.mark.slow  # 25 s; capped lists are not the default; tests/model/test_ivf.py checks the cap itself
 def test_capped_lists_probing_every_list_equal_exact_top_k():
   from fot_jax.model.memory_index import MemoryIndexer
-  config = tiny_config()
-  docs, valid = _docs(config)
-  exact = _encode(_runner(config, MemoryOptions(topk=4, block=4)), docs, valid)
-  runner = _runner(config, MemoryOptions(topk=4, block=4, index="ivf", nlist=4, nprobe=4))
-  runner.indexer = MemoryIndexer(runner.layout, balance=1.0)  # every list at most the mean length where there is room
-  got = _encode(runner, docs, valid)
-  for e, g, v in zip(exact, got, valid):
-    assert np.abs(e - g)[v].max() <= TOL
+
+  def capped(runner):  # every list at most the mean length where there is room
+    runner.indexer = MemoryIndexer(runner.layout, balance=1.0)
+  exact, got, valid, runner = _exact_then_ivf(4, capped, nlist=4, nprobe=4)
+  _assert_equal_where_valid(exact, got, valid)
   _check_index_mirrors_memory(runner)
