@@ -7,11 +7,13 @@ its part and the usual top-k merge across devices follows. Rule: the centroids a
 ivf.TRAIN_PER_LIST * L keys spread over the memory) at the first flush and again whenever the memory has doubled
 since they were last trained, and every key is then refiled; between trainings each flushed key is filed in the
 list of its nearest centroid, or with a `balance`, of the nearest whose list is under balance * the mean list
-length (ivf.file_lists). Lists grow (host side, before the insert) so no key is ever dropped.
+length (ivf.file_lists). The page pool and page table grow (host side, before the insert) so no key is ever
+dropped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -50,7 +52,7 @@ def _unflat(index: ivf.IVFIndex, lead: tuple) -> ivf.IVFIndex:
 
 def empty_memory_index(num_mem_layers: int, batch: int, kv_heads: int, head_dim: int, nlist: int, mem_dtype,
                        layout: MemoryLayout = MemoryLayout()) -> ivf.IVFIndex:
-  """An untrained index: nlist lists per device, each of ivf.LIST_BLOCK entries."""
+  """An untrained index: nlist lists per device, a pool of one page per list."""
   lead = (num_mem_layers, batch, kv_heads)
   build = lambda: ivf.empty_index(lead, nlist * layout.shards, head_dim, jnp.dtype(mem_dtype))
   if layout.mesh is None:
@@ -63,8 +65,7 @@ def _assign(index, mem_k, mem_valid, start, *, count: int, axis, balance):
   flat, _ = _flat(index)
   keys, _, valid = _flat_keys(mem_k, mem_valid, start, count)
   ids = ivf.file_lists(keys, flat.centroids, valid, flat.count, balance)
-  needed = ivf.capacity_needed(flat, ids, valid)
-  return ids, (needed if axis is None else jax.lax.pmax(needed, axis))
+  return ids, _needed(flat, ids, valid, axis)
 
 
 def _insert(index, mem_k, mem_valid, ids, start, *, count: int):
@@ -81,11 +82,16 @@ def _train(index, mem_k, mem_valid, *, fill: int, axis, balance):
   keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
   weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
   centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist, balance=balance)
-  flat = ivf.IVFIndex(centroids, flat.keys, flat.slots, jnp.zeros_like(flat.count))
+  flat = dataclasses.replace(flat, centroids=centroids, count=jnp.zeros_like(flat.count))
   all_keys, _, valid = _flat_keys(mem_k, mem_valid, 0, fill)
   ids = ivf.file_lists(all_keys, centroids, valid, flat.count, balance)
-  needed = ivf.capacity_needed(flat, ids, valid)
-  return _unflat(flat, lead), ids, (needed if axis is None else jax.lax.pmax(needed, axis))
+  return _unflat(flat, lead), ids, _needed(flat, ids, valid, axis)
+
+
+def _needed(flat, ids, valid, axis):
+  """(pool pages, table width) every device's index needs after filing ids: [2] int32, the same on every device."""
+  needed = jnp.stack(ivf.capacity_needed(flat, ids, valid))
+  return needed if axis is None else jax.lax.pmax(needed, axis)
 
 
 @functools.partial(jax.jit, static_argnames=("count", "layout", "balance"))
@@ -116,10 +122,12 @@ def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout, balance: 
   return fn(index, mem_k, mem_valid)
 
 
-@functools.partial(jax.jit, static_argnames=("capacity", "layout"), donate_argnames=("index",))
-def grow(index, *, capacity: int, layout: MemoryLayout):
+@functools.partial(jax.jit, static_argnames=("pool_pages", "table_width", "layout"), donate_argnames=("index",))
+def grow(index, *, pool_pages: int, table_width: int, layout: MemoryLayout):
+  """Every device's page pool and page table padded to the given sizes (per device)."""
   s = index_spec(layout)
-  return _per_shard(layout, functools.partial(ivf.grow_lists, capacity=capacity), (s,), s)(index)
+  fn = functools.partial(ivf.grow, pool_pages=pool_pages, table_width=table_width)
+  return _per_shard(layout, fn, (s,), s)(index)
 
 
 class MemoryIndexer:
@@ -141,9 +149,11 @@ class MemoryIndexer:
     else:
       ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout,
                            balance=self.balance)
-    needed = int(needed)
-    if needed > index.capacity:
-      index = grow(index, capacity=ivf.list_capacity(needed, index.capacity), layout=self.layout)
+    pages, width = (int(n) for n in needed)
+    local_pages = index.pool_pages // self.layout.shards
+    if pages > local_pages or width > index.table_width:
+      index = grow(index, pool_pages=ivf.grown(pages, local_pages), table_width=ivf.grown(width, index.table_width),
+                   layout=self.layout)
     return insert(index, state.mem_k, state.mem_valid, ids, jnp.asarray(start, jnp.int32), count=count,
                   layout=self.layout)
 
@@ -155,4 +165,4 @@ class MemoryIndexer:
 
 @jax.jit
 def _emptied(index):
-  return ivf.IVFIndex(index.centroids, index.keys, index.slots, index.count * 0)
+  return dataclasses.replace(index, count=index.count * 0)

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from fot_jax.model import ivf
 from fot_jax.model.inference import MemoryInference, MemoryOptions
 from tests.model.helpers import random_tokens, tiny_config, tiny_params
 
@@ -47,15 +48,16 @@ def _check_index_mirrors_memory(runner):
   """Every valid memory key is filed exactly once, in the list of the centroid its entry is stored with."""
   state = runner.state
   index, mem_k, mem_valid = state.index, np.asarray(state.mem_k), np.asarray(state.mem_valid)
-  count, slots, keys = np.asarray(index.count), np.asarray(index.slots), np.asarray(index.keys)
+  count = np.asarray(index.count)
+  entries = [[np.asarray(a) for a in ivf.list_entries(index, lst)] for lst in range(index.nlist)]
   for m in range(mem_k.shape[0]):
     for b in range(mem_k.shape[1]):
       for h in range(mem_k.shape[3]):
-        filed = np.concatenate([slots[m, b, h, lst, :count[m, b, h, lst]] for lst in range(index.nlist)])
+        n = count[m, b, h]
+        filed = np.concatenate([slots[m, b, h, :n[lst]] for lst, (_, slots) in enumerate(entries)])
         np.testing.assert_array_equal(np.sort(filed), np.flatnonzero(mem_valid[b]))
-        for lst in range(index.nlist):
-          n = count[m, b, h, lst]
-          np.testing.assert_array_equal(keys[m, b, h, lst, :n], mem_k[m, b, slots[m, b, h, lst, :n], h])
+        for lst, (keys, slots) in enumerate(entries):
+          np.testing.assert_array_equal(keys[m, b, h, :n[lst]], mem_k[m, b, slots[m, b, h, :n[lst]], h])
 
 
 def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding():
