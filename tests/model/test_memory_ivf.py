@@ -28,14 +28,12 @@ def _encode(runner, docs, valid):
   return [np.asarray(runner.encode(d, v)) for d, v in zip(docs, valid)]
 
 
-def _exact_then_ivf(topk, prepare=lambda runner: None, **ivf):
-  """(exact top-k outputs, IVF outputs, validity, the IVF runner) on the same documents; prepare(runner) runs
-  before the IVF encoding."""
+def _exact_then_ivf(topk, **index_options):
+  """(exact top-k outputs, IVF outputs, validity, the IVF runner) on the same documents."""
   config = tiny_config()
   docs, valid = _docs(config)
   exact = _encode(_runner(config, MemoryOptions(topk=topk, block=4)), docs, valid)
-  runner = _runner(config, MemoryOptions(topk=topk, block=4, index="ivf", **ivf))
-  prepare(runner)
+  runner = _runner(config, MemoryOptions(topk=topk, block=4, index="ivf", **index_options))
   return exact, _encode(runner, docs, valid), valid, runner
 
 
@@ -95,6 +93,8 @@ def test_index_sharded_over_8_devices_probing_every_list_equals_exact():
     (dict(topk=4, approx=True, index="ivf", nlist=4, nprobe=1), "index.*approx"),
     (dict(topk=4, streamed=False, index="ivf", nlist=4, nprobe=1), "index.*streamed"),
     (dict(topk=4, nlist=4, nprobe=1), "nlist/nprobe.*index=None"),
+    (dict(topk=4, balance=1.25), "balance.*index=None"),
+    (dict(topk=4, index="ivf", nlist=4, nprobe=1, balance=0.5), "balance.*at least 1"),
 ])
 def test_bad_index_options_name_the_field(fields, name):
   with pytest.raises(ValueError, match=name):
@@ -103,10 +103,7 @@ def test_bad_index_options_name_the_field(fields, name):
 
 @pytest.mark.slow  # 25 s; capped lists are not the default; tests/model/test_ivf.py checks the cap itself
 def test_capped_lists_probing_every_list_equal_exact_top_k():
-  from fot_jax.model.memory_index import MemoryIndexer
-
-  def capped(runner):  # every list at most the mean length where there is room
-    runner.indexer = MemoryIndexer(runner.layout, balance=1.0)
-  exact, got, valid, runner = _exact_then_ivf(4, capped, nlist=4, nprobe=4)
+  exact, got, valid, runner = _exact_then_ivf(4, nlist=4, nprobe=4, balance=1.0)  # lists at most the mean length
+  assert runner.indexer.balance == 1.0
   _assert_equal_where_valid(exact, got, valid)
   _check_index_mirrors_memory(runner)
