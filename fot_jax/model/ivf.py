@@ -15,6 +15,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PAGE = 128  # entries per page; a query scores PAGES_PER_STEP pages at a time ([..., queries, entries, hd])
 PAGES_PER_STEP = 4  # pages scored per query per search step: fewer top-k merges per scored key
@@ -90,6 +91,12 @@ def list_entries(index: IVFIndex, lst: int) -> tuple[jax.Array, jax.Array]:
   slots = jnp.take_along_axis(index.slots, pages[..., None], axis=-2)
   lead = keys.shape[:-3]
   return keys.reshape(lead + (-1, keys.shape[-1]))[..., :n, :], slots.reshape(lead + (-1,))[..., :n]
+
+
+def spread(count: int, n: int) -> np.ndarray:
+  """`count` indices spread evenly over range(n) (count <= n), computed in 64 bits: in int32, i * n overflows
+  once count * n >= 2^31 (a 16M-key memory sampled 262k times would draw only 256 distinct keys)."""
+  return ((np.arange(count, dtype=np.int64) * n) // count).astype(np.int32)
 
 
 def nearest(keys: jax.Array, centroids: jax.Array) -> jax.Array:
@@ -181,7 +188,7 @@ def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS
   """
   g, s, hd = sample.shape
   sample = sample.astype(jnp.float32)
-  start = (jnp.arange(nlist) * s) // nlist if s >= nlist else jnp.arange(nlist) % s
+  start = jnp.asarray(spread(nlist, s) if s >= nlist else np.arange(nlist) % s)
   rows = jnp.arange(g)[:, None]
 
   ok = weight > 0

@@ -78,7 +78,7 @@ def _train(index, mem_k, mem_valid, *, fill: int, axis, balance):
   """New centroids from a sample spread over slots [0, fill); lists emptied; ids of every key [G, fill]."""
   flat, lead = _flat(index)
   sample = min(fill, ivf.TRAIN_PER_LIST * flat.nlist)
-  picks = (jnp.arange(sample) * fill) // sample
+  picks = jnp.asarray(ivf.spread(sample, fill))
   keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
   weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
   centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist, balance=balance)

@@ -147,3 +147,10 @@ def test_capped_index_probing_every_list_is_exact():
   assert int(index.count.sum()) == 2000
   _, slots = ivf.search(jnp.asarray(queries)[None], index, 8, nprobe=16)
   np.testing.assert_array_equal(np.sort(np.asarray(slots[0]), -1), np.sort(exact_top_k(queries, keys, 8), -1))
+
+
+def test_spread_samples_distinct_indices_of_a_large_memory():
+  # 262144 picks over 16M slots: the int32 product i * n would overflow and repeat only 256 distinct slots
+  picks = ivf.spread(1 << 18, 1 << 24)
+  assert len(np.unique(picks)) == 1 << 18 and picks.min() == 0 and picks.max() == (1 << 24) - (1 << 6)
+  np.testing.assert_array_equal(np.diff(picks), 1 << 6)
