@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from fot_jax.data.tasks import LONGLLAMA_SUBSETS
+from fot_jax.data.subsets import LONGLLAMA_SUBSETS
 from fot_jax.model.config import PRESETS, ModelConfig
 
 

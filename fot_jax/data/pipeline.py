@@ -22,9 +22,10 @@ from typing import Mapping
 from fot_jax.data import corpora, corpus_files, derived, instruct, sources, synthetic, tasks
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
 from fot_jax.data.streaming import StreamingBatcher
+from fot_jax.data.subsets import SUBSET_MIXTURES
 from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab, special_ids  # noqa: F401
 
-MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_SUBSETS}
+MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, **SUBSET_MIXTURES}
 DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
 PASSKEY_DOCS = {"train": 50_000, "validation": 500, "test": 500}
 LANDMARK_DOCS = {"train": 20_000, "validation": 500, "test": 500}

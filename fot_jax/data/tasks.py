@@ -23,6 +23,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from fot_jax.data import corpora, corpus_files, synthetic
+from fot_jax.data.subsets import LONGLLAMA_SUBSETS, SUBSET_PATHS_FIELD, Subset  # noqa: F401 (re-exported)
 
 # name -> (tfds name, text feature); used when the user has prepared these TFDS datasets in the data dir.
 TFDS_TEXT = {
@@ -212,31 +213,6 @@ class MixtureComponent:
   corpus: str
   rate: float
   min_length: int = 0  # tokens; shorter documents of this subset are dropped
-
-
-@dataclasses.dataclass(frozen=True)
-class Subset:
-  """A named subset of a mixture whose files the user points to (config.data.subset_paths.<name>)."""
-  name: str
-  kind: str  # a corpus_files kind: 'redpajama' (JSONL, .gz, .zst) or 'stack' (parquet or JSONL code files)
-  rate: float
-  min_length: int = 0  # tokens
-
-
-# The paper's LongLLaMA fine-tuning mixture (appendix, "LLaMA fine-tuning dataset"): sampling proportion and
-# minimum document length in tokens. Every subset is RedPajama's except python, The Stack's Python files with
-# the files of one subdirectory concatenated (corpus_files.stack_documents).
-LONGLLAMA_SUBSETS = (
-    Subset("arxiv", "redpajama", 0.25),
-    Subset("python", "stack", 0.25, 4096),
-    Subset("book", "redpajama", 0.10),
-    Subset("common_crawl", "redpajama", 0.29),
-    Subset("c4", "redpajama", 0.05, 1024),
-    Subset("github", "redpajama", 0.02, 2048),
-    Subset("stackexchange", "redpajama", 0.02, 1024),
-    Subset("wikipedia", "redpajama", 0.02, 1024),
-)
-SUBSET_PATHS_FIELD = "config.data.subset_paths"
 
 
 def subset_components(subsets: Sequence[Subset], paths: dict[str, str], mixture: str

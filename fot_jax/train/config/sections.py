@@ -138,7 +138,7 @@ def _task(value) -> str:
 
 def _subset_paths(value) -> tuple[tuple[str, str], ...]:
   """A mapping (or pairs) from LongLLaMA mixture subset names to paths."""
-  from fot_jax.data.tasks import LONGLLAMA_SUBSETS
+  from fot_jax.data.subsets import LONGLLAMA_SUBSETS
   names = {s.name for s in LONGLLAMA_SUBSETS}
   pairs = value.items() if hasattr(value, "items") else value
   try:
