@@ -106,25 +106,32 @@ def _corrupt(path: str, line: int, e: Exception) -> CorpusError:
   return CorpusError(f"{path}: corrupt {kind} data after line {line} ({type(e).__name__}: {e})")
 
 
-def jsonl_records(path: str) -> Iterator[dict]:
-  """The JSON objects of a JSONL file (blank lines skipped); errors name file and line."""
-  line_no, found = 0, False
+def jsonl_lines(path: str) -> Iterator[tuple[int, str]]:
+  """(line number, line) of every non-blank line of a JSONL file (plain, .gz, .zst; any fsspec path); a corrupt
+  archive raises CorpusError naming the file and the last good line."""
+  line_no = 0
   with fs.open_file(path, "rb") as raw:
     try:
       with _text(raw, path) as f:
         for line_no, line in enumerate(f, 1):
-          if not line.strip():
-            continue
-          try:
-            record = json.loads(line)
-          except json.JSONDecodeError as e:
-            raise CorpusError(f"{path}:{line_no}: not a JSON object ({e.msg})") from None
-          if not isinstance(record, dict):
-            raise CorpusError(f"{path}:{line_no}: expected a JSON object, found {type(record).__name__}")
-          found = True
-          yield record
+          if line.strip():
+            yield line_no, line
     except _decode_errors() as e:
       raise _corrupt(path, line_no, e) from None
+
+
+def jsonl_records(path: str) -> Iterator[dict]:
+  """The JSON objects of a JSONL file (blank lines skipped); errors name file and line."""
+  found = False
+  for line_no, line in jsonl_lines(path):
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise CorpusError(f"{path}:{line_no}: not a JSON object ({e.msg})") from None
+    if not isinstance(record, dict):
+      raise CorpusError(f"{path}:{line_no}: expected a JSON object, found {type(record).__name__}")
+    found = True
+    yield record
   if not found:
     raise CorpusError(f"{path}: empty file (no records)")
 
