@@ -188,3 +188,15 @@ def test_longllama_mixture_bad_input_names_the_field_or_file(tmp_path, byte_voca
     pipeline.documents("mixture:longllama", "train", byte_vocab, data_dir, subset_paths={**paths, "c4": bad})
   assert token_cache.is_complete(cache_build.task_cache_path(
       data_dir, tasks.register_text_task(f"redpajama:{paths['arxiv']}", byte_vocab, data_dir, 0), "train"))
+
+
+@pytest.mark.slow  # each spawned builder imports TensorFlow and seqio (~2 min on one busy core)
+def test_missing_cache_is_built_by_local_processes(tmp_path, byte_vocab):
+  d = tmp_path / "rp"
+  for f in range(3):
+    write_jsonl(str(d / f"part{f}.jsonl"), texts(f"p{f}", 5, 4))
+  name = f"redpajama:{d}/*.jsonl"
+  two = pipeline.documents(name, "train", byte_vocab, str(tmp_path / "two"), cache_processes=2)
+  one = pipeline.documents(name, "train", byte_vocab, str(tmp_path / "one"))
+  assert len(two.shards) == 2 and len(one.shards) == 1
+  assert [two[i]["targets"].tolist() for i in range(len(two))] == [one[i]["targets"].tolist() for i in range(len(one))]

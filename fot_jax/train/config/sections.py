@@ -169,6 +169,8 @@ class DataConfig(Section):
   align_documents: bool = setting(False, boolean)  # each document starts a new group of fot.k chunks
   # mixture:longllama: a path or glob (local or fsspec URL) per subset; kept as sorted (name, path) pairs
   subset_paths: tuple[tuple[str, str], ...] = setting((), _subset_paths)
+  cache_build_processes: int = setting(1, positive_int)  # local processes building a missing token cache
+  stream_workers: int = setting(0, non_negative_int)  # 'stream:' sources: threads tokenizing ahead (0: inline)
 
   @property
   def subset_path_map(self) -> dict[str, str]:
