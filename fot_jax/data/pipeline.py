@@ -183,7 +183,8 @@ def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k:
     bos, eos = special_ids(vocab)
     cfg = BatcherConfig(batch_size=batch_size, seq_len=seq_len, k=k, micro_batches=micro_batches, seed=seed,
                         shuffle=shuffle, bos_id=bos, eos_id=eos, align_documents=align_documents)
-    return StreamingBatcher(*parsed, split, vocab.encode, cfg, process_index, process_count, min_length)
+    return StreamingBatcher(*parsed, split, vocab.encode, cfg, process_index, process_count, min_length,
+                            workers=stream_workers)
   docs = documents(name, split, vocab, data_dir, min_length, seed, subset_paths, cache_build_processes)
   if is_dict_lookup(name):
     bos, eos = 1, 2
