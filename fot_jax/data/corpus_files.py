@@ -200,19 +200,19 @@ def stack_subdirectories(paths: list[str], keep: Callable[[str], bool] = lambda 
                          num_shards: int = 1, seed: int = 0) -> Iterator[tuple[int, str, str]]:
   """(rank, repo/subdirectory, text) of the subdirectories of The Stack files `paths`, grouped across all files.
 
-  A first pass reads where every file lives (not its content); a subdirectory is emitted after the data file
-  holding its last member, ranked by (that file, first appearance), so memory holds only the subdirectories
-  still open across files. keep(key) selects subdirectories (the split); shard i of N takes those whose last
-  file is file i, i+N, ... when there are at least N files (reading its own files plus the rows of its
-  subdirectories in others), else every N-th by rank (reading every file).
+  A first pass reads where every file lives (not its content); the second emits each subdirectory as soon as
+  its last member is read, ranked by that member's (file, row), so memory holds only the subdirectories whose
+  members are still being read. keep(key) selects subdirectories (the split); shard i of N takes those whose
+  last member lies in file i, i+N, ... when there are at least N files (reading its own files plus the rows of
+  its subdirectories in others), else every N-th by rank (reading every file).
   """
   keys, rows = _stack_index(paths)
-  last = np.zeros(len(keys), np.int64)
+  last, last_row = np.zeros(len(keys), np.int64), np.zeros(len(keys), np.int64)
   for f, file_ids in enumerate(rows):
-    last[file_ids] = f
+    last[file_ids], last_row[file_ids] = f, np.arange(len(file_ids))  # the last assignment wins: the last member
   kept = np.flatnonzero([keep(k) for k in keys])
   rank = np.full(len(keys), -1, np.int64)
-  rank[kept[np.lexsort((kept, last[kept]))]] = np.arange(len(kept))
+  rank[kept[np.lexsort((last_row[kept], last[kept]))]] = np.arange(len(kept))
   owner = last % num_shards if len(paths) >= num_shards else rank % num_shards
   mine = (rank >= 0) & (owner == shard)
   open_groups: dict[int, list[tuple[str, str]]] = {}
@@ -223,18 +223,19 @@ def stack_subdirectories(paths: list[str], keep: Callable[[str], bool] = lambda 
     for i, record in enumerate(_stack_records(path)):
       if i >= len(file_ids):
         raise CorpusError(f"{path}: changed while read ({len(file_ids)} records, then more)")
-      if mine[file_ids[i]]:
+      k = int(file_ids[i])
+      if mine[k]:
         text = record.get(STACK_TEXT)
         if not isinstance(text, str):
           raise CorpusError(f"{path}: record {i}: expected a string field {STACK_TEXT!r}")
-        open_groups.setdefault(int(file_ids[i]), []).append((_field(record, STACK_PATH, path, i), text))
-    for k in sorted((k for k in open_groups if last[k] == f), key=lambda k: rank[k]):
-      yield int(rank[k]), keys[k], _join_subdirectory(keys[k], open_groups.pop(k), seed)
+        open_groups.setdefault(k, []).append((_field(record, STACK_PATH, path, i), text))
+        if last[k] == f and last_row[k] == i:
+          yield int(rank[k]), keys[k], _join_subdirectory(keys[k], open_groups.pop(k), seed)
 
 
 def stack_documents(path: str, seed: int = 0) -> Iterator[tuple[str, str]]:
   """(repo/subdirectory, text) per subdirectory of one Stack file: its files concatenated in a seeded random
-  order (each preceded by '# ---- <path> ----'), subdirectories in order of first appearance."""
+  order (each preceded by '# ---- <path> ----'), subdirectories in order of their last file."""
   for _, key, text in stack_subdirectories([path], seed=seed):
     yield key, text
 

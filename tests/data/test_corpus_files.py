@@ -105,9 +105,9 @@ def test_stack_subdirectory_spanning_two_files_is_one_document(tmp_path, second_
   writer = write_parquet if second_ext == "parquet" else write_jsonl
   writer(str(tmp_path / "two" / f"part1.{second_ext}"), second)
   got = list(corpus_files.stack_subdirectories(corpus_files.files("stack", str(tmp_path / "two" / "*"), "train")))
-  # each subdirectory once, after the file holding its last member; ranks 0, 1, ...
-  assert [(rank, key) for rank, key, _ in got] == [(0, "org/b/lib"), (1, "org/a/"), (2, "org/a/pkg"), (3, "org/c/")]
-  pkg = got[2][2]
+  # each subdirectory once, as soon as its last member is read; ranks 0, 1, ...
+  assert [(rank, key) for rank, key, _ in got] == [(0, "org/b/lib"), (1, "org/a/"), (2, "org/c/"), (3, "org/a/pkg")]
+  pkg = got[3][2]
   assert sorted(pkg.split("\n")) == sorted("# ---- pkg/x.py ----\nX = 1\n# ---- pkg/y.py ----\nY = 2\n"
                                            "# ---- pkg/z.py ----\nZ = 3".split("\n"))
   one = dict(corpus_files.stack_documents(write_parquet(str(tmp_path / "one.parquet"), first + second)))
