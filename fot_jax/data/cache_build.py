@@ -80,6 +80,9 @@ def build_local(task_name: str, split: str, cache: str, processes: int, register
   import multiprocessing
   num_shards = existing_shard_count(cache) or processes
   workers = min(processes, num_shards)
+  if workers == 1:  # an unfinished one-shard build: nothing to spread
+    build(task_name, split, cache, num_shards)
+    return
   with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
     jobs = [pool.submit(_build_in_child, register, task_name, split, cache, num_shards, p, workers)
             for p in range(workers)]
