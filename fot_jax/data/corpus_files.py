@@ -154,9 +154,10 @@ def text_documents(path: str) -> Iterator[tuple[str, str]]:
     yield f"{base}:{i}", _field(record, "text", path, i)
 
 
-def _stack_records(path: str, text: bool = True) -> Iterator[dict]:
-  """The records of a Stack file (parquet or JSONL); text=False skips the content column of a parquet file (the
-  subdirectory index needs only where each file lives)."""
+def _stack_records(path: str, text: bool = True, wanted: np.ndarray | None = None) -> Iterator[tuple[int, dict]]:
+  """(row, record) of a Stack file (parquet or JSONL). text=False skips the content column of a parquet file
+  (the subdirectory index needs only where each file lives); `wanted` (a mask over the rows) reads only the
+  parquet row groups holding wanted rows (a JSONL file is read whole)."""
   if path.endswith(".parquet"):
     import pyarrow.parquet as pq
     with fs.open_file(path, "rb") as f:
@@ -169,12 +170,15 @@ def _stack_records(path: str, text: bool = True) -> Iterator[dict]:
                           f"{STACK_PATH}, found {names}")
       if pf.metadata.num_rows == 0:
         raise CorpusError(f"{path}: empty file (no records)")
-      for batch in pf.iter_batches(columns=([STACK_TEXT] if text else []) + [repo, rel]):
-        cols = batch.to_pydict()
+      starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+      groups = [g for g in range(pf.num_row_groups) if wanted is None or wanted[starts[g]:starts[g + 1]].any()]
+      for g in groups:
+        cols = pf.read_row_group(g, columns=([STACK_TEXT] if text else []) + [repo, rel]).to_pydict()
         for i, (r, p) in enumerate(zip(cols[repo], cols[rel])):
-          yield {STACK_TEXT: cols[STACK_TEXT][i] if text else None, STACK_REPO[0]: r, STACK_PATH[0]: p}
+          yield int(starts[g]) + i, {STACK_TEXT: cols[STACK_TEXT][i] if text else None, STACK_REPO[0]: r,
+                                     STACK_PATH[0]: p}
     return
-  yield from jsonl_records(path)
+  yield from enumerate(jsonl_records(path))
 
 
 def _stack_index(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
@@ -183,7 +187,7 @@ def _stack_index(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
   rows = []
   for path in paths:
     file_ids = []
-    for i, record in enumerate(_stack_records(path, text=False)):
+    for i, record in _stack_records(path, text=False):
       rel = _field(record, STACK_PATH, path, i)
       file_ids.append(ids.setdefault(f"{_field(record, STACK_REPO, path, i)}/{posixpath.dirname(rel)}", len(ids)))
     rows.append(np.asarray(file_ids, np.int64))
@@ -208,8 +212,9 @@ def stack_subdirectories(paths: list[str], keep: Callable[[str], bool] = lambda 
   """
   keys, rows = _stack_index(paths)
   last, last_row = np.zeros(len(keys), np.int64), np.zeros(len(keys), np.int64)
-  for f, file_ids in enumerate(rows):
-    last[file_ids], last_row[file_ids] = f, np.arange(len(file_ids))  # the last assignment wins: the last member
+  for f, file_ids in enumerate(rows):  # where each subdirectory's last member lies: (file, row)
+    last[file_ids], last_row[file_ids] = f, -1
+    np.maximum.at(last_row, file_ids, np.arange(len(file_ids)))
   kept = np.flatnonzero([keep(k) for k in keys])
   rank = np.full(len(keys), -1, np.int64)
   rank[kept[np.lexsort((last_row[kept], last[kept]))]] = np.arange(len(kept))
@@ -218,9 +223,10 @@ def stack_subdirectories(paths: list[str], keep: Callable[[str], bool] = lambda 
   open_groups: dict[int, list[tuple[str, str]]] = {}
   for f, path in enumerate(paths):
     file_ids = rows[f]
-    if not mine[file_ids].any():
+    wanted = mine[file_ids]
+    if not wanted.any():
       continue
-    for i, record in enumerate(_stack_records(path)):
+    for i, record in _stack_records(path, wanted=wanted):
       if i >= len(file_ids):
         raise CorpusError(f"{path}: changed while read ({len(file_ids)} records, then more)")
       k = int(file_ids[i])

@@ -123,10 +123,17 @@ def test_stack_shards_partition_the_subdirectories_and_read_only_their_files(tmp
   whole = list(corpus_files.sharded_documents("stack", str(tmp_path / "s" / "*"), "train"))
   content_reads = []
   real = corpus_files._stack_records
-  monkeypatch.setattr(corpus_files, "_stack_records",
-                      lambda path, text=True: (text and content_reads.append(path)) or real(path, text))
+
+  def recording(path, text=True, wanted=None):
+    rows = [i for i, _ in real(path, text, wanted)]
+    if text:
+      content_reads.append((path, rows))
+    return real(path, text, wanted)
+  monkeypatch.setattr(corpus_files, "_stack_records", recording)
   shards = [list(corpus_files.sharded_documents("stack", str(tmp_path / "s" / "*"), "train", i, 2))
             for i in range(2)]
   assert sorted(shards[0] + shards[1]) == sorted(whole) and len(whole) == 4
   assert [p for p, _ in shards[0]] == [0, 1] and [p for p, _ in shards[1]] == [2, 3]  # by the last member's file
-  assert content_reads == [paths[0], paths[0], paths[1]]  # shard 1 reads org/a/pkg's rows in the first file
+  # only the parquet row groups (2 rows each) holding a shard's rows: shard 0 its subdirectories' (rows 2, 3),
+  # shard 1 org/a/pkg's in the first file (rows 0, 1) and the whole JSONL second file
+  assert content_reads == [(paths[0], [2, 3]), (paths[0], [0, 1]), (paths[1], [0, 1])]
