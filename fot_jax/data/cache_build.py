@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Callable
 
 from fot_jax.data import fs, token_cache
 
@@ -60,6 +61,35 @@ def build(task_name: str, split: str, cache: str, num_shards: int | None = None,
   if all(token_cache.shard_complete(token_cache.shard_path(cache, i, num_shards)) for i in range(num_shards)):
     return token_cache.write_index(cache, num_shards, tasks.task_vocab_tag(task_name))
   return None
+
+
+def _build_in_child(register: Callable[[], str], task_name: str, split: str, cache: str, num_shards: int,
+                    process_index: int, process_count: int) -> None:
+  """A spawned local builder: registers the task in this fresh process, then builds its shards."""
+  registered = register()
+  if registered != task_name:
+    raise ValueError(f"local cache builder registered task {registered!r}, expected {task_name!r}")
+  build(task_name, split, cache, num_shards, process_index, process_count)
+
+
+def build_local(task_name: str, split: str, cache: str, processes: int, register: Callable[[], str]) -> None:
+  """Builds the cache with `processes` local processes (spawned, so no JAX or TF state is forked), each taking
+  shards p, p+P, ... as `build` does on hosts; register is a picklable callable that registers the task in a
+  fresh process and returns its name. An unfinished cache is completed with the shard count it holds."""
+  import concurrent.futures
+  import multiprocessing
+  num_shards = existing_shard_count(cache) or processes
+  workers = min(processes, num_shards)
+  if workers == 1:  # an unfinished one-shard build: nothing to spread
+    build(task_name, split, cache, num_shards)
+    return
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    jobs = [pool.submit(_build_in_child, register, task_name, split, cache, num_shards, p, workers)
+            for p in range(workers)]
+    for job in jobs:
+      job.result()  # re-raises a builder's error here
+  if not token_cache.is_complete(cache):  # every shard is done: the index, if no builder wrote it
+    build(task_name, split, cache, num_shards)
 
 
 def wait_complete(cache: str, timeout_s: float, poll_s: float = 2.0) -> None:

@@ -16,15 +16,16 @@ file corpus without a cache (fot_jax.data.streaming; make_batcher only).
 
 from __future__ import annotations
 
-
+import functools
 from typing import Mapping
 
 from fot_jax.data import corpora, corpus_files, derived, instruct, sources, synthetic, tasks
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
 from fot_jax.data.streaming import StreamingBatcher
+from fot_jax.data.subsets import SUBSET_MIXTURES
 from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab, special_ids  # noqa: F401
 
-MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_SUBSETS}
+MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, **SUBSET_MIXTURES}
 DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
 PASSKEY_DOCS = {"train": 50_000, "validation": 500, "test": 500}
 LANDMARK_DOCS = {"train": 20_000, "validation": 500, "test": 500}
@@ -32,12 +33,13 @@ RANDOM_DOCS, RANDOM_DOC_LEN = {"train": 2000, "validation": 200, "test": 200}, 4
 
 
 def documents(name: str, split: str, vocab, data_dir: str | None = None, min_length: int = 0, seed: int = 0,
-              subset_paths: Mapping[str, str] | None = None):
-  """The indexable document source behind a name (see module doc)."""
+              subset_paths: Mapping[str, str] | None = None, cache_processes: int = 1):
+  """The indexable document source behind a name (see module doc); a missing token cache is built by
+  `cache_processes` local processes."""
   data_dir = data_dir or corpora.default_data_dir()
   if "+" in name or "@" in name:
     parts = derived.parse_blend(name)
-    srcs = [documents(n, split, vocab, data_dir, min_length, seed, subset_paths) for n, _ in parts]
+    srcs = [documents(n, split, vocab, data_dir, min_length, seed, subset_paths, cache_processes) for n, _ in parts]
     return sources.MixtureDocuments(srcs, derived.document_rates([r for _, r in parts], srcs), seed=seed)
   if name.startswith("passkey:"):
     lo, hi = derived.parse_passkey(name)
@@ -55,7 +57,8 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
                                         seed=tasks.split_seed(seed, split))
   if name.startswith("repeat:"):
     base, period, max_period, repeats = derived.parse_repeat(name)
-    return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed, subset_paths),
+    return derived.RepeatedSegments(documents(base, split, vocab, data_dir, min_length, seed, subset_paths,
+                                              cache_processes),
                                     period, repeats,
                                     seed=tasks.split_seed(seed, split), max_period=max_period)
   if is_dict_lookup(name):
@@ -71,11 +74,15 @@ def documents(name: str, split: str, vocab, data_dir: str | None = None, min_len
     srcs = []
     for sub, c, t in zip(MIXTURES[key], comps, task_names):
       _prepare(c.corpus, split, data_dir, getattr(sub, "name", None))
-      srcs.append(_nonempty(sources.task_documents_cached(t, split, data_dir), t, split, c.min_length, c.corpus))
+      register = functools.partial(tasks.register_text_task, c.corpus, vocab, data_dir, c.min_length)
+      srcs.append(_nonempty(sources.task_documents_cached(t, split, data_dir, cache_processes, register), t, split,
+                            c.min_length, c.corpus))
     return sources.MixtureDocuments(srcs, [c.rate for c in comps], seed=seed)
   task_name = _text_task(name, split, vocab, data_dir, min_length)
-  return _nonempty(sources.task_documents_cached(task_name, split, data_dir), task_name, split, min_length,
-                   name)
+  register = None if task_name == name else functools.partial(tasks.register_text_task, name, vocab, data_dir,
+                                                              min_length)
+  return _nonempty(sources.task_documents_cached(task_name, split, data_dir, cache_processes, register), task_name,
+                   split, min_length, name)
 
 
 def _prepare(corpus: str, split: str, data_dir: str, subset: str | None = None) -> None:
@@ -162,9 +169,11 @@ def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k:
                  seed: int = 0, process_index: int = 0, process_count: int = 1, data_dir: str | None = None,
                  num_epochs: int | None = None, min_length: int = 0, shuffle: bool = True,
                  model_vocab_size: int | None = None, align_documents: bool = False,
-                 subset_paths: Mapping[str, str] | None = None) -> DocumentBatcher | StreamingBatcher:
-  """A DocumentBatcher over `name`/`split` (a StreamingBatcher for 'stream:<kind>:<glob>') yielding this
-  process's rows of each global batch."""
+                 subset_paths: Mapping[str, str] | None = None, cache_build_processes: int = 1,
+                 stream_workers: int = 0) -> DocumentBatcher | StreamingBatcher:
+  """A DocumentBatcher over `name`/`split` (a StreamingBatcher for 'stream:<kind>:<glob>', tokenizing ahead in
+  `stream_workers` threads) yielding this process's rows of each global batch; a missing token cache is built
+  by `cache_build_processes` local processes."""
   if model_vocab_size is not None and not is_dict_lookup(name):  # dict_lookup has its own ids (checked below)
     check_model_vocab(vocab, model_vocab_size)
   if name.startswith("stream:"):
@@ -174,8 +183,9 @@ def make_batcher(name: str, split: str, vocab, batch_size: int, seq_len: int, k:
     bos, eos = special_ids(vocab)
     cfg = BatcherConfig(batch_size=batch_size, seq_len=seq_len, k=k, micro_batches=micro_batches, seed=seed,
                         shuffle=shuffle, bos_id=bos, eos_id=eos, align_documents=align_documents)
-    return StreamingBatcher(*parsed, split, vocab.encode, cfg, process_index, process_count, min_length)
-  docs = documents(name, split, vocab, data_dir, min_length, seed, subset_paths)
+    return StreamingBatcher(*parsed, split, vocab.encode, cfg, process_index, process_count, min_length,
+                            workers=stream_workers)
+  docs = documents(name, split, vocab, data_dir, min_length, seed, subset_paths, cache_build_processes)
   if is_dict_lookup(name):
     bos, eos = 1, 2
     if model_vocab_size is not None and model_vocab_size < synthetic.DICT_VOCAB_SIZE:

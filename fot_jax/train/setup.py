@@ -111,7 +111,8 @@ def build_data(config: TrainConfig, mesh: Mesh) -> DataBundle:
                                 micro_batches=d.micro_batches, seed=config.seed, process_index=pidx,
                                 process_count=pcount, data_dir=data_dir, shuffle=d.shuffle,
                                 model_vocab_size=vocab_size, align_documents=d.align_documents,
-                                subset_paths=d.subset_path_map)
+                                subset_paths=d.subset_path_map, cache_build_processes=d.cache_build_processes,
+                                stream_workers=d.stream_workers)
   make_eval = None
   if config.eval.every_steps:
     e = config.eval
@@ -121,7 +122,9 @@ def build_data(config: TrainConfig, mesh: Mesh) -> DataBundle:
       batcher = pipeline.make_batcher(d.task, "validation", vocab, e.batch_size, d.seq_len, k=e.k, seed=config.seed,
                                       process_index=epidx, process_count=epcount, data_dir=data_dir,
                                       shuffle=False, model_vocab_size=vocab_size,
-                                      align_documents=d.align_documents, subset_paths=d.subset_path_map)
+                                      align_documents=d.align_documents, subset_paths=d.subset_path_map,
+                                      cache_build_processes=d.cache_build_processes,
+                                      stream_workers=d.stream_workers)
       return (batcher.next_batch() for _ in range(e.num_batches))
     make_eval()  # fail now, not at the first evaluation, if the split cannot be batched
   return DataBundle(train, make_eval, sp_path, getattr(vocab, "tokenizer_file", "") or "")
