@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from absl import flags
@@ -23,16 +22,6 @@ class ConfigFileError(ValueError):
 
 class OverrideError(ConfigFileError):
   """An override names a key the config lacks, or a value the key's type cannot take."""
-
-
-def _ensure_repo_on_path(config_path: str) -> None:
-  """Config files import `configs.base`: make the repository that holds config_path importable."""
-  path = os.path.abspath(config_path.split(":", 1)[0])
-  parts = path.split(os.sep)
-  if "configs" in parts:
-    root = os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("configs")]) or os.sep
-    if root not in sys.path:
-      sys.path.insert(0, root)
 
 
 def format_value(value: Any) -> str:
@@ -93,7 +82,6 @@ def load_config(config_path: str, overrides: Mapping[str, Any] | None = None):
   file_path, _, variant = config_path.partition(":")
   if not os.path.isfile(file_path):
     raise ConfigFileError(f"--config: no config file at {file_path!r}")
-  _ensure_repo_on_path(config_path)
   try:
     base = _parse([f"--config={config_path}"])
   except flags.Error as e:
