@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+from fot_jax import cli
 from fot_jax.eval import common
 
 VARIANTS = ("local", "d1", "negatives")
@@ -114,18 +115,18 @@ def main(argv=None) -> int:
   p.add_argument("--results", required=True, help="the folder of the result files ($OUT of reproduce.sh)")
   p.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated")
   p.add_argument("--figure", default=None, help="where to write the figure (PNG)")
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  try:
-    seeds = [int(s) for s in args.seeds.split(",")]
-    rows = [seed_row(args.results, s) for s in seeds]
-  except (ValueError, OSError) as e:
-    print(f"claims_report: error: {e}", file=sys.stderr)
-    return 2
+  return cli.run(lambda: _report(args), prog="fot_jax.eval.claims_report", debug=args.debug, also=(ValueError, OSError))
+
+
+def _report(args: argparse.Namespace) -> None:
+  seeds = [int(s) for s in args.seeds.split(",")]
+  rows = [seed_row(args.results, s) for s in seeds]
   print(table(rows))
   if args.figure:
     plot(rows, args.figure)
     print(f"wrote {args.figure}")
-  return 0
 
 
 if __name__ == "__main__":
