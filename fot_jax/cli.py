@@ -20,7 +20,7 @@ USER_ERRORS = (
     "fot_jax.train.config_file.ConfigFileError",
     "fot_jax.eval.common.EvalError",
     "fot_jax.convert.checks.ConversionError",
-    "fot_jax.launch.tpu.LaunchError",
+    "fot_jax.launch.tpu_target.LaunchError",
     "fot_jax.launch.gitinfo.GitError",
 )
 # Built-in types that the file-reading commands (evaluate, export, convert) raise for bad flags and inputs.

@@ -14,7 +14,8 @@ from fot_jax.convert.checks import ConversionError
 from fot_jax.eval.common import EvalError
 from fot_jax.train import trainer
 from fot_jax.train.errors import ConfigError
-from fot_jax.launch import local, tpu
+from fot_jax.launch import local
+from fot_jax.launch.tpu_target import LaunchError
 from tests.train.common import typed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,7 @@ class _Subclassed(ConfigError):
 
 
 @pytest.mark.parametrize("error", [ConfigError("config.x: bad"), _Subclassed("sub"), EvalError("--flag: bad"),
-                                   tpu.LaunchError("--tpu: bad"), trainer.TrainingError("stop"),
+                                   LaunchError("--tpu: bad"), trainer.TrainingError("stop"),
                                    ConversionError("model.safetensors: truncated")])
 def test_project_errors_are_one_line_with_exit_2(error, capsys):
   def body():
