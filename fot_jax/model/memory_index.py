@@ -7,8 +7,8 @@ its part and the usual top-k merge across devices follows. Rule: the centroids a
 ivf.TRAIN_PER_LIST * L keys spread over the memory) at the first flush and again whenever the memory has doubled
 since they were last trained, and every key is then refiled; between trainings each flushed key is filed in the
 list of its nearest centroid, or with a `balance`, of the nearest whose list is under balance * the mean list
-length (ivf.file_lists). The page pool and page table grow (host side, before the insert) so no key is ever
-dropped.
+length (ivf.file_lists). Keys are filed REFILE_CHUNK slots at a time, so the upkeep's temporaries stay bounded as
+the memory grows; the page pool and page table grow (host side, before each insert) so no key is ever dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import ivf
 from fot_jax.model.memory import MemoryLayout, _per_shard
+
+REFILE_CHUNK = 1 << 20  # slots per device filed at a time when every key is refiled after training
 
 
 def index_spec(layout: MemoryLayout) -> P:
@@ -74,18 +76,15 @@ def _insert(index, mem_k, mem_valid, ids, start, *, count: int):
   return _unflat(ivf.insert(flat, keys, slots, ids, valid), lead)
 
 
-def _train(index, mem_k, mem_valid, *, fill: int, axis, balance):
-  """New centroids from a sample spread over slots [0, fill); lists emptied; ids of every key [G, fill]."""
+def _train(index, mem_k, mem_valid, *, fill: int, balance):
+  """New centroids from a sample spread over slots [0, fill); lists emptied (the caller refiles every key)."""
   flat, lead = _flat(index)
   sample = min(fill, ivf.TRAIN_PER_LIST * flat.nlist)
   picks = jnp.asarray(ivf.spread(sample, fill))
   keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
   weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
   centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist, balance=balance)
-  flat = dataclasses.replace(flat, centroids=centroids, count=jnp.zeros_like(flat.count))
-  all_keys, _, valid = _flat_keys(mem_k, mem_valid, 0, fill)
-  ids = ivf.file_lists(all_keys, centroids, valid, flat.count, balance)
-  return _unflat(flat, lead), ids, _needed(flat, ids, valid, axis)
+  return _unflat(dataclasses.replace(flat, centroids=centroids, count=jnp.zeros_like(flat.count)), lead)
 
 
 def _needed(flat, ids, valid, axis):
@@ -115,10 +114,10 @@ def insert(index, mem_k, mem_valid, ids, start, *, count: int, layout: MemoryLay
 
 @functools.partial(jax.jit, static_argnames=("fill", "layout", "balance"))
 def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout, balance: float | None):
-  """Retrains the centroids on slots [0, fill) of every device and empties the lists: (index, ids, longest)."""
+  """Retrains the centroids on slots [0, fill) of every device and empties the lists."""
   s = index_spec(layout)
-  fn = _per_shard(layout, functools.partial(_train, fill=fill, axis=layout.axis, balance=balance),
-                  (s, P(None, None, layout.axis), P(None, layout.axis)), (s, P(layout.axis), P()))
+  fn = _per_shard(layout, functools.partial(_train, fill=fill, balance=balance),
+                  (s, P(None, None, layout.axis), P(None, layout.axis)), s)
   return fn(index, mem_k, mem_valid)
 
 
@@ -143,12 +142,16 @@ class MemoryIndexer:
     fill = start + count
     index = state.index
     if self.trained_fill == 0 or fill >= 2 * self.trained_fill:
-      index, ids, needed = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout,
-                                 balance=self.balance)
-      self.trained_fill, start, count = fill, 0, fill
-    else:
-      ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout,
-                           balance=self.balance)
+      index = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout, balance=self.balance)
+      self.trained_fill, start = fill, 0
+    for first in range(start, fill, REFILE_CHUNK):  # temporaries bounded by a chunk, not the memory
+      index = self._file(index, state, first, min(REFILE_CHUNK, fill - first))
+    return index
+
+  def _file(self, index, state, start: int, count: int):
+    """Slots [start, start + count) of every device filed in their lists, the pool and table grown first."""
+    ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout,
+                         balance=self.balance)
     pages, width = (int(n) for n in needed)
     local_pages = index.pool_pages // self.layout.shards
     if pages > local_pages or width > index.table_width:

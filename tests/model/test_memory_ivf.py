@@ -58,7 +58,9 @@ def _check_index_mirrors_memory(runner):
           np.testing.assert_array_equal(keys[m, b, h, :n[lst]], mem_k[m, b, slots[m, b, h, :n[lst]], h])
 
 
-def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding():
+def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding(monkeypatch):
+  from fot_jax.model import memory_index
+  monkeypatch.setattr(memory_index, "REFILE_CHUNK", 8)  # refiling after training in chunks of 8 slots
   exact, got, valid, runner = _exact_then_ivf(5, nlist=4, nprobe=4)
   _assert_equal_where_valid(exact, got, valid)
   # Built incrementally: trained at the first flush, retrained as the memory doubled, every key filed.
