@@ -17,8 +17,8 @@ device (temporaries + arguments + outputs), recall of approximate vs exact top-k
 sharded over N (fake CPU) devices and the full memory_attention runs under shard_map (log-sum-exp / top-k merge
 across devices); recall of approximate vs exact top-k is then measured on the first --recall_queries queries (one
 more pass of each over the whole memory). Tiny heads (default head_dim 16, one kv head, bf16 keys and values) so
-100M keys fit this CPU. The CPU backend reads bf16 memory through a float32 copy of the whole memory (it upcasts bf16
-dot products and moves the conversion out of the block loop), so --mem_dtype=float32 takes less memory here.
+100M keys fit this CPU. Every measured function is compiled as the inference steps are (step_jit.MemoryStepJit: on
+CPU, bf16 memory is converted one block at a time, not copied whole).
 With --index=ivf (bench/ivf_comparison.py), exact top-k (topk_memory_logits) and the IVF search (ivf_memory_logits:
 nprobe of nlist lists per query, per device) run side by side on the same keys and queries: seconds per 1k
 queries, their ratio and recall@k of IVF against exact; the index build (k-means + filing every key, through
@@ -215,6 +215,7 @@ def one_device_fns(args, size):
   import jax
   import jax.numpy as jnp
   from fot_jax.model import memory_attention as ma
+  from fot_jax.model.step_jit import MemoryStepJit
   scale = args.head_dim ** -0.5
   block = min(args.block, size)
 
@@ -224,8 +225,8 @@ def one_device_fns(args, size):
   def topk(qg, keys, valid, approx):
     return ma.topk_memory_logits(qg, keys[None], valid, size, scale, args.k, block, approx)
 
-  return (jax.jit(dense), jax.jit(functools.partial(topk, approx=False)),
-          jax.jit(functools.partial(topk, approx=True)))
+  return (MemoryStepJit(dense), MemoryStepJit(functools.partial(topk, approx=False)),
+          MemoryStepJit(functools.partial(topk, approx=True)))
 
 
 def sharded_fns(args, size, mesh):
@@ -233,6 +234,7 @@ def sharded_fns(args, size, mesh):
   import jax
   import jax.numpy as jnp
   from fot_jax.model import memory_attention as ma
+  from fot_jax.model.step_jit import MemoryStepJit
   scale = args.head_dim ** -0.5
 
   def attend(q, keys, values, valid, topk, approx):
@@ -243,7 +245,7 @@ def sharded_fns(args, size, mesh):
                                topk=topk, approx=approx, block=min(args.block, size // args.shards), mesh=mesh,
                                axis="memory", layer=0)
 
-  return [jax.jit(functools.partial(attend, topk=t, approx=a)) for t, a in ((None, False), (args.k, False),
+  return [MemoryStepJit(functools.partial(attend, topk=t, approx=a)) for t, a in ((None, False), (args.k, False),
                                                                              (args.k, True))]
 
 
@@ -254,6 +256,7 @@ def sharded_topk_slots(args, size, mesh, approx: bool):
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   from fot_jax.model import memory_attention as ma
+  from fot_jax.model.step_jit import MemoryStepJit
   local = size // args.shards
 
   def per_device(qg, keys, valid):
@@ -264,7 +267,7 @@ def sharded_topk_slots(args, size, mesh, approx: bool):
     best = jax.lax.top_k(everyone, args.k)[1]
     return jnp.take_along_axis(jax.lax.all_gather(slots, "memory", axis=-1, tiled=True), best, axis=-1)
 
-  return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, "memory"), P(None, "memory")),
+  return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, "memory"), P(None, "memory")),
                                out_specs=P(), check_vma=False))
 
 

@@ -1,8 +1,8 @@
 """Exact top-k against the IVF index, side by side on the same keys and queries (bench_memory_retrieval --index=ivf).
 
-Both sides run the product's code: exact = memory_attention.topk_memory_logits (every key scored), IVF =
-memory_attention.ivf_memory_logits over an index built by memory_index.MemoryIndexer (the upkeep MemoryInference
-runs after a flush). With --shards the memory and the index are sharded over the devices; each device selects
+Both sides run the product's code, compiled as the inference steps are (step_jit.MemoryStepJit): exact =
+memory_attention.topk_memory_logits (every key scored), IVF = memory_attention.ivf_memory_logits over an index built
+by memory_index.MemoryIndexer (the upkeep MemoryInference runs after a flush). With --shards the memory and the index are sharded over the devices; each device selects
 its own top-k and the selections merge by value across devices, for exact and IVF alike.
 """
 
@@ -106,6 +106,7 @@ def selection_fns(args, local: int, mesh):
   from fot_jax.model import memory_attention as ma
   from fot_jax.model.memory_index import index_spec
   from fot_jax.model.memory import MemoryLayout
+  from fot_jax.model.step_jit import MemoryStepJit
   scale, k = args.head_dim ** -0.5, args.k
 
   def exact(qg, mem_k, valid):
@@ -125,8 +126,8 @@ def selection_fns(args, local: int, mesh):
 
   slots_of = lambda out: out.reshape(-1, k)
   if mesh is None:
-    return (jax.jit(lambda qg, m, v: slots_of(exact(qg, m, v)[1])),
-            jax.jit(lambda qg, index, nprobe: slots_of(ivf(qg, index, nprobe)[1]), static_argnums=2))
+    return (MemoryStepJit(lambda qg, m, v: slots_of(exact(qg, m, v)[1])),
+            MemoryStepJit(lambda qg, index, nprobe: slots_of(ivf(qg, index, nprobe)[1]), static_argnums=2))
   mem_spec, valid_spec = P(None, None, "memory"), P(None, "memory")
   spec = index_spec(MemoryLayout(mesh, "memory"))
   sharded_exact = jax.shard_map(merged(exact), mesh=mesh, in_specs=(P(), mem_spec, valid_spec), out_specs=P(),
@@ -136,8 +137,8 @@ def selection_fns(args, local: int, mesh):
     fn = merged(functools.partial(ivf, nprobe=nprobe))
     return jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec), out_specs=P(), check_vma=False)(qg, index)
 
-  return (jax.jit(lambda qg, m, v: slots_of(sharded_exact(qg, m, v))),
-          jax.jit(lambda qg, index, nprobe: slots_of(sharded_ivf(qg, index, nprobe)), static_argnums=2))
+  return (MemoryStepJit(lambda qg, m, v: slots_of(sharded_exact(qg, m, v))),
+          MemoryStepJit(lambda qg, index, nprobe: slots_of(sharded_ivf(qg, index, nprobe)), static_argnums=2))
 
 
 def run_ivf(args, timed, peak_mib, result_table, default_nlist) -> dict:

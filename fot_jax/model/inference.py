@@ -24,6 +24,7 @@ from fot_jax.model.config import ModelConfig
 from fot_jax.model.layers import rms_norm
 from fot_jax.model.memory import InferenceState, flush_cache, grow_memory, init_state
 from fot_jax.model.memory_index import MemoryIndexer, empty_memory_index
+from fot_jax.model.step_jit import memory_step_jit
 from fot_jax.model.memory_options import MemoryOptions
 from fot_jax.model.params import Params, layer_slice
 from fot_jax.model.rope import rope_keys, rope_queries
@@ -79,7 +80,7 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
   return finish_layer(lp, x, out, config), k, v
 
 
-@functools.partial(jax.jit, static_argnames=("config", "options", "cache_empty"), donate_argnames=("state",))
+@memory_step_jit(static_argnames=("config", "options", "cache_empty"), donate_argnames=("state",))
 def window_step(params: Params, state: InferenceState, tokens: jax.Array, valid: jax.Array, *,
                 config: ModelConfig, options: MemoryOptions, cache_empty: bool):
   """Runs tokens [B, T] after the local cache, appends them to it. Returns (logits [B, T, V], new state).
@@ -102,7 +103,7 @@ def window_step(params: Params, state: InferenceState, tokens: jax.Array, valid:
   return unembed(params, x, config), state
 
 
-@functools.partial(jax.jit, static_argnames=("config", "options"), donate_argnames=("state",))
+@memory_step_jit(static_argnames=("config", "options"), donate_argnames=("state",))
 def feed_step(params: Params, state: InferenceState, tokens: jax.Array, valid: jax.Array, *,
               config: ModelConfig, options: MemoryOptions) -> InferenceState:
   """window_step for a window whose outputs nobody reads (it only goes to memory): runs the layers up to the

@@ -66,8 +66,8 @@ def test_streamed_generation_across_flushes_equals_reference(topk):
   np.testing.assert_allclose(logits["streamed"], logits["ref"], atol=TOL, rtol=0)
 
 
-def _temp_bytes(config, options, capacity):
-  state = jax.eval_shape(lambda: init_state(config, 1, 64, capacity, "float32"))
+def _temp_bytes(config, options, capacity, mem_dtype="float32"):
+  state = jax.eval_shape(lambda: init_state(config, 1, 64, capacity, mem_dtype))
   tokens = jax.ShapeDtypeStruct((1, 64), jnp.int32)
   valid = jax.ShapeDtypeStruct((1, 64), bool)
   compiled = window_step.lower(tiny_params(config), state, tokens, valid, config=config, options=options,
@@ -85,6 +85,13 @@ def test_window_step_temporaries_do_not_grow_with_memory(topk):
   # The reference materialises [B, K, G, T, C] logits: it grows ~16x, which is what the streamed path avoids.
   assert reference[1] > 8 * reference[0], reference
   assert streamed[1] < reference[1] / 8
+
+
+def test_window_step_temporaries_do_not_grow_with_bf16_memory():
+  # On CPU, bf16 dot products run in float32: the step must convert one block at a time, not the whole memory.
+  config = tiny_config(mem_layers=(1, 2))
+  small, big = (_temp_bytes(config, MemoryOptions(block=1024), c, "bfloat16") for c in (1 << 12, 1 << 16))
+  assert big <= small * 1.05 + 4096, (small, big)
 
 
 @pytest.mark.parametrize("topk", [None, pytest.param(4, marks=pytest.mark.slow)])
