@@ -16,9 +16,8 @@ from typing import Mapping
 
 from fot_jax.data import corpora, specs, synthetic
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
-from fot_jax.data.build import (DICT_LOOKUP_DOCS, LANDMARK_DOCS, MIXTURES, PASSKEY_DOCS, RANDOM_DOC_LEN,  # noqa: F401
-                                RANDOM_DOCS, SourceContext, build_documents, mixture_components, mixture_tasks,
-                                task_for)
+from fot_jax.data.build import LANDMARK_DOCS, MIXTURES, PASSKEY_DOCS  # noqa: F401 (re-exported)
+from fot_jax.data.build import SourceContext, build_documents, mixture_tasks, task_for
 from fot_jax.data.streaming import StreamingBatcher
 from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab, special_ids  # noqa: F401
 

@@ -15,8 +15,9 @@ Two prompt generators (--prompt):
               command lines keep their meaning).
 Input: BOS (when the vocabulary has one, as in training) + the prompt's tokens; the answer is " <key>", tokenized
 in context for both generators (synthetic.passkey_document: the tokens that follow the prompt's in
-encode(prompt + " " + key), which for a SentencePiece vocabulary is the authors' tokenizer(key)[1:]). Scoring is teacher-forced greedy: a prompt is solved when the argmax at every answer
-token is that token, which is the authors' check (greedy generation of len(answer) tokens equals the answer).
+encode(prompt + " " + key), which for a SentencePiece vocabulary is the authors' tokenizer(key)[1:]). Scoring is
+teacher-forced greedy: a prompt is solved when the argmax at every answer token is that token, which is the
+authors' check (greedy generation of len(answer) tokens equals the answer).
 Memory is reset before each prompt (single-doc). Writes a JSON result and a figure.
 
 Python API (no CLI): landmark_cases(vocab, n_garbages, seeds), n_garbage_for_tokens(vocab, tokens),
