@@ -57,19 +57,6 @@ def cache_task_names(name: str | specs.Spec, vocab, data_dir: str, min_length: i
   return [task_for(spec, ctx)]
 
 
-def is_dict_lookup(name: str | specs.Spec) -> bool:
-  return isinstance(_spec(name), specs.DictLookupSpec)
-
-
-def parse_dict_lookup(name: str) -> int:
-  """'dict_lookup' -> 512, 'dict_lookup:<doc_len>' -> doc_len (short documents fit one local context: the
-  lookup is then learned locally, before FoT puts the definitions out of local reach)."""
-  spec = specs.parse_single(name)
-  if not isinstance(spec, specs.DictLookupSpec):
-    raise specs.SpecError(f"{name!r}: expected 'dict_lookup' or 'dict_lookup:<doc_len>', e.g. 'dict_lookup:128'")
-  return spec.doc_len
-
-
 def make_batcher(name: str | specs.Spec, split: str, vocab, batch_size: int, seq_len: int, k: int = 1,
                  micro_batches: int = 1, seed: int = 0, process_index: int = 0, process_count: int = 1,
                  data_dir: str | None = None, num_epochs: int | None = None, min_length: int = 0,

@@ -151,4 +151,3 @@ def test_sources_without_documents_or_caches_fail_clearly():
     pipeline.documents("stream:jsonl:/x", "train", None)
   with pytest.raises(S.SpecError, match="passkey:1-8: not a corpus or seqio task"):
     pipeline.cache_task_names("passkey:1-8", None, "/tmp")
-  assert pipeline.is_dict_lookup("dict_lookup:128") and not pipeline.is_dict_lookup("jsonl:/d/dict_lookup")
