@@ -310,6 +310,14 @@ def _numeric_share(part: str) -> tuple[str, str | None]:
   return (src, share) if at and _NUMBER.fullmatch(share) else (part, None)
 
 
+def _split_share(part: str) -> tuple[str, str | None]:
+  """(source, share text or None): in a path only a number after the last '@' is a share, elsewhere any text is."""
+  if _holds_path(part):
+    return _numeric_share(part)
+  src, at, share = part.rpartition("@")
+  return (src, share) if at else (part, None)
+
+
 def _starts_source(piece: str) -> bool:
   """Whether text after a '+' starts a blend part: a kind prefix, a known name, or 'name@<number>'."""
   head, colon, _ = piece.partition(":")
@@ -331,8 +339,7 @@ def blend_parts(text: str) -> list[tuple[str, float | None]]:
       parts.append(piece)
   out = []
   for part in parts:
-    src, share = _numeric_share(part) if _holds_path(part) else (part.rpartition("@")[::2] if "@" in part
-                                                                  else (part, None))
+    src, share = _split_share(part)
     rate = None
     if share is not None:
       try:
