@@ -6,6 +6,8 @@ and exact vs an IVF index.
       --mem_dtype=float32 --head_dim=8                                            # memory sharded over 8 devices
   python bench/bench_memory_retrieval.py --sizes=1M,16M --index=ivf [--nlist=4096] [--nprobe=32,64]
       [--balance=none,1.25] [--keys=clustered]
+  python bench/bench_memory_retrieval.py --sizes=100M --shards=8 --index=ivf --mem_dtype=float32 --head_dim=8 \
+      --nlist=1024 --nprobe=16 --queries=64 --block=65536            # index sharded over 8 devices
   [--json=PATH] writes the table.
 
 Times (process CPU seconds, all threads) fot_jax.model.memory_attention, the code MemoryInference runs for a memory layer: the online-softmax
@@ -17,9 +19,10 @@ across devices); recall of approximate vs exact top-k is then measured on the fi
 more pass of each over the whole memory). Tiny heads (default head_dim 16, one kv head, bf16 keys and values) so
 100M keys fit this CPU. The CPU backend reads bf16 memory through a float32 copy of the whole memory (it upcasts bf16
 dot products and moves the conversion out of the block loop), so --mem_dtype=float32 takes less memory here.
-With --index=ivf (one device), exact top-k (topk_memory_logits) and the IVF search (ivf_memory_logits: nprobe of
-nlist lists per query) run side by side on the same keys and queries: seconds per 1k queries, their ratio and
-recall@k of IVF against exact; the index build (k-means + filing every key) is timed on its own. One index is
+With --index=ivf (bench/ivf_comparison.py), exact top-k (topk_memory_logits) and the IVF search (ivf_memory_logits:
+nprobe of nlist lists per query, per device) run side by side on the same keys and queries: seconds per 1k
+queries, their ratio and recall@k of IVF against exact; the index build (k-means + filing every key, through
+MemoryIndexer) is timed on its own. With --shards both select per device and merge across devices. One index is
 built per --balance (lists capped at that multiple of the mean length, `none`: uncapped) and probed at every
 --nprobe, so the rows compare side by side on the same keys and queries. --keys picks the
 data: `clustered` (default; a Gaussian mixture, --clusters centres independent of nlist, --spread within-cluster
@@ -39,6 +42,21 @@ import statistics
 import time
 
 BALANCE_DEFAULT = None  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
+
+
+def _sibling(name: str):
+  """The module bench/NAME.py, loaded by path (bench/ is a folder of scripts, not a package)."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def default_nlist(size: int, nlist: int | None) -> int:
+  """--nlist, or the power of two nearest sqrt(size) (the usual IVF balance of coarse and fine scoring)."""
+  return nlist or 1 << round((size.bit_length() - 1) / 2)
 
 
 def parse_size(text: str) -> int:
@@ -90,23 +108,20 @@ def parse_args(argv=None):
   if args.shards == 1 and args.recall_queries != p.get_default("recall_queries"):
     p.error(f"--recall_queries={args.recall_queries}: applies to sharded runs (--shards > 1); one device measures "
             f"recall on every query")
-  if args.index is not None and args.mem_dtype != p.get_default("mem_dtype"):
-    p.error(f"--mem_dtype={args.mem_dtype}: the --index=ivf comparison uses bfloat16 keys")
   if args.index is None:
     if given:
       p.error(f"{', '.join(given)}: configure the IVF comparison; add --index=ivf")
   else:
-    if args.shards > 1:
-      p.error(f"--index=ivf runs on one device here; found --shards={args.shards}")
     for name in ("nlist", "clusters"):
       if getattr(args, name) is not None and getattr(args, name) <= 0:
         p.error(f"--{name}: expected a positive integer, found {getattr(args, name)}")
     nprobe = max(args.nprobe)
     if args.nlist is not None and nprobe > args.nlist:
       p.error(f"--nprobe={nprobe}: expected at most --nlist={args.nlist} lists")
-    small = [s for s in sizes if nprobe > default_nlist(s, args.nlist)]
+    small = [s for s in sizes if nprobe > default_nlist(s // args.shards, args.nlist)]
     if small:
-      p.error(f"--nprobe={nprobe}: more lists than sizes {small} have (nlist {default_nlist(small[0], None)})")
+      p.error(f"--nprobe={nprobe}: more lists than sizes {small} have per device "
+              f"(nlist {default_nlist(small[0] // args.shards, None)})")
   args.sizes = sizes
   return args
 
@@ -135,11 +150,6 @@ def parse_balances(p, text: str) -> list:
   if not values:
     p.error(f"--balance: expected `none` or numbers >= 1, found {text!r}")
   return values
-
-
-def default_nlist(size: int, nlist: int | None) -> int:
-  """--nlist, or the power of two nearest sqrt(size) (the usual IVF balance of coarse and fine scoring)."""
-  return nlist or 1 << round((size.bit_length() - 1) / 2)
 
 
 def timed(fn, *args, repeats: int) -> float:
@@ -264,104 +274,6 @@ def result_table(rows: list, args) -> dict:
   return dict(rows=rows, peak_rss_mib=peak_rss, args={k: v for k, v in vars(args).items() if k != "json"})
 
 
-def ivf_data(args, size: int):
-  """Keys [1, size, 1, hd] (bf16) and queries [1, Q, 1, hd] (f32) of --keys; queries come from the keys' law."""
-  import jax
-  import jax.numpy as jnp
-  hd, q = args.head_dim, args.queries
-
-  def make(seed):
-    kc, kk, kn, kq, kqn = jax.random.split(jax.random.key(seed, impl="rbg"), 5)
-    if args.keys == "gaussian":
-      keys, queries = jax.random.normal(kk, (size, hd)), jax.random.normal(kq, (q, hd))
-    else:
-      centres = jax.random.normal(kc, (args.clusters, hd))
-      draw = lambda kind, knoise, n: (centres[jax.random.randint(kind, (n,), 0, args.clusters)] +
-                                      args.spread * jax.random.normal(knoise, (n, hd)))
-      keys, queries = draw(kk, kn, size), draw(kq, kqn, q)
-    return keys.astype(jnp.bfloat16).reshape(1, size, 1, hd), queries.reshape(1, q, 1, hd)
-
-  return jax.jit(make)(0)
-
-
-def build_ivf(keys, valid, nlist: int, balance: float | None):
-  """The product's index upkeep (MemoryIndexer) after one flush of every key: k-means, then every key filed."""
-  import types
-  import jax.numpy as jnp
-  from fot_jax.model.memory import MemoryLayout
-  from fot_jax.model.memory_index import MemoryIndexer, empty_memory_index
-  layout = MemoryLayout()
-  mem_k = keys[None]  # [Nm=1, B=1, size, K=1, hd]
-  index = empty_memory_index(1, 1, 1, keys.shape[-1], nlist, jnp.bfloat16, layout)
-  state = types.SimpleNamespace(index=index, mem_k=mem_k, mem_valid=valid)
-  return MemoryIndexer(layout, balance).after_flush(state, 0, keys.shape[1])
-
-
-def run_ivf(args) -> dict:
-  """Exact top-k vs IVF indexes (one per --balance, each probed at every --nprobe) on the same keys and queries."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  from fot_jax.model import memory_attention as ma
-  from fot_jax.model import retrieval
-  print(f"backend {jax.default_backend()}, one device, {args.queries} queries, head_dim {args.head_dim}, "
-        f"k={args.k}, block {args.block}, keys {args.keys}"
-        + (f" ({args.clusters} centres, spread {args.spread})" if args.keys == "clustered" else ""), flush=True)
-  rows = []
-  scale = args.head_dim ** -0.5
-  per_1k = 1024 / args.queries
-  for size in args.sizes:
-    nlist = default_nlist(size, args.nlist)
-    keys, q = ivf_data(args, size)
-    qg = q[:, :, :, None, :]
-    valid = jnp.ones((1, size), bool)
-    exact = jax.jit(lambda qg, keys, valid: ma.topk_memory_logits(qg, keys[None], valid, size, scale, args.k,
-                                                                  min(args.block, size), False))
-    exact_s = timed(exact, qg, keys, valid, repeats=args.repeats)
-    exact_slots = exact(qg, keys, valid)[1].reshape(args.queries, args.k)
-    mem_exact = peak_mib(exact, qg, keys, valid)
-    print(f"  {size:>12,} keys: exact {exact_s * per_1k:.3f}s per 1k queries", flush=True)
-    for balance in args.balance:
-      t0 = time.process_time()
-      index = jax.block_until_ready(build_ivf(keys, valid, nlist, balance))
-      build = time.process_time() - t0
-      counts = np.asarray(index.count).ravel()
-      for nprobe in args.nprobe:
-        approx = jax.jit(lambda qg, index: ma.ivf_memory_logits(qg, index, scale, args.k, nprobe))
-        ivf_s = timed(approx, qg, index, repeats=args.repeats)
-        ivf_slots = approx(qg, index)[1].reshape(args.queries, args.k)
-        row = dict(size=size, nlist=nlist, nprobe=nprobe, balance=balance, exact=exact_s * per_1k,
-                   ivf=ivf_s * per_1k, speedup=exact_s / ivf_s, recall=retrieval.recall(ivf_slots, exact_slots),
-                   build=build,
-                   list_mean=float(counts.mean()), list_max=int(counts.max()), mem_exact=mem_exact,
-                   mem_ivf=peak_mib(approx, qg, index))
-        rows.append(row)
-        print(f"    balance {balance}, nprobe {nprobe}: ivf {row['ivf']:.3f}s (per 1k queries) "
-              f"{row['speedup']:.2f}x recall@{args.k} {row['recall']:.3f}; build {build:.1f}s, lists "
-              f"{row['list_mean']:.0f}/{row['list_max']}", flush=True)
-      del index
-    del keys, valid
-  return result_table(rows, args)
-
-
-def report_ivf(table: dict) -> None:
-  rows, k = table["rows"], table["args"]["k"]
-  print(f"{'keys':>13} {'nlist':>6} {'balance':>7} {'nprobe':>6} {'exact s/1k q':>13} {'ivf s/1k q':>11} "
-        f"{'exact/ivf':>10} {'recall@' + str(k):>9} {'build s':>8} {'list mean/max':>14} {'exact MiB':>10} "
-        f"{'ivf MiB':>8}")
-  for r in rows:
-    print(f"{r['size']:>13,} {r['nlist']:>6} {str(r['balance']):>7} {r['nprobe']:>6} {r['exact']:>13.3f} "
-          f"{r['ivf']:>11.3f} {r['speedup']:>9.2f}x {r['recall']:>9.3f} {r['build']:>8.1f} "
-          f"{r['list_mean']:>7.0f}/{r['list_max']:<6} {r['mem_exact']:>10.1f} {r['mem_ivf']:>8.1f}")
-  print(f"process peak resident memory: {table['peak_rss_mib']:.0f} MiB")
-  largest = max(r["size"] for r in rows)
-  meets = [r for r in rows if r["size"] == largest and r["recall"] >= 0.95 and r["speedup"] >= 3.0]
-  best = max(meets or [r for r in rows if r["size"] == largest], key=lambda r: (r["recall"] >= 0.95, r["speedup"]))
-  print(f"target at {largest:,} keys: IVF recall@{k} >= 0.95 and >= 3x faster than exact end to end (build not "
-        f"included): {'PASS' if meets else 'FAIL'} (best: balance {best['balance']}, nprobe {best['nprobe']}, "
-        f"recall {best['recall']:.3f}, {best['speedup']:.2f}x)")
-
-
 def run(args) -> dict:
   import jax
   import jax.numpy as jnp
@@ -449,8 +361,13 @@ def main(argv=None) -> None:
   if args.shards > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={args.shards}")
-  result = run(args) if args.index is None else run_ivf(args)
-  (report if args.index is None else report_ivf)(result)
+  if args.index is None:
+    result = run(args)
+    report(result)
+  else:
+    ivf = _sibling("ivf_comparison")
+    result = ivf.run_ivf(args, timed, peak_mib, result_table, default_nlist)
+    ivf.report_ivf(result)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(result, f, indent=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from fot_jax.data.tasks import LONGLLAMA_SUBSETS
+from fot_jax.data.subsets import LONGLLAMA_SUBSETS
 from fot_jax.model.config import PRESETS, ModelConfig
 
 
@@ -62,6 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
   # data.task = "mixture:longllama": a path or glob (local or any fsspec URL, e.g. gs://) per subset of the
   # user's copy of the data: RedPajama JSONL (plain, .gz, .zst); python: The Stack's parquet or JSONL files.
   c.data.subset_paths = ml_collections.ConfigDict({s.name: "" for s in LONGLLAMA_SUBSETS})
+  c.data.cache_build_processes = 1  # local processes that build a missing token cache (one shard each)
+  c.data.stream_workers = 0  # 'stream:<kind>:<glob>': threads tokenizing documents ahead, in order (0: inline)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.optimizer = "adamw"  # "adamw" | "adafactor"

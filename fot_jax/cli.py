@@ -2,14 +2,16 @@
 
 Anything else is a bug and keeps its traceback; `--debug` keeps the traceback for user errors too. User errors
 are the project's own error classes (and their subclasses), named by import path so that checking an error
-never imports JAX; a command may add the built-in types its own code raises for bad input.
+never imports JAX; a command may add the built-in types its own code raises for bad input. Every command parses
+its flags with argparse (a usage error also exits 2); the config-file commands add `--config FILE[:VARIANT]` and
+its `--config.KEY=VALUE` overrides here.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 EXIT_USER_ERROR = 2
 USER_ERRORS = (
@@ -18,12 +20,11 @@ USER_ERRORS = (
     "fot_jax.train.config_file.ConfigFileError",
     "fot_jax.eval.common.EvalError",
     "fot_jax.convert.checks.ConversionError",
-    "fot_jax.launch.tpu.LaunchError",
+    "fot_jax.launch.tpu_target.LaunchError",
     "fot_jax.launch.gitinfo.GitError",
 )
 # Built-in types that the file-reading commands (evaluate, export, convert) raise for bad flags and inputs.
 INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
-HELP_FLAGS = ("-h", "--help", "--helpshort")
 DEBUG_HELP = "show the full traceback of an error instead of one line"
 
 
@@ -79,17 +80,22 @@ def run(body: Callable[[], int | None], *, prog: str, debug: bool = False, also:
     return EXIT_USER_ERROR
 
 
-def run_absl(main: Callable[[list[str]], int | None], argv: list[str], *, prog: str, also: Iterable[type] = (),
-             precheck: Callable[[list[str]], None] | None = None) -> None:
-  """absl's app.run(main) under this policy, with a `--debug` flag; precheck(argv) runs first, under the policy
-  too, for errors absl's own flag parsing would turn into a traceback (a config file's keys and variant)."""
-  from absl import app, flags
-  if "debug" not in flags.FLAGS:
-    flags.DEFINE_bool("debug", False, DEBUG_HELP)
-  if any(arg in HELP_FLAGS for arg in argv[1:]):  # absl's own --help exits 1; asking for help is no error
-    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
-  if precheck is not None:
-    status = run(lambda: precheck(argv[1:]), prog=prog, debug="--debug" in argv, also=also)
-    if status:
-      sys.exit(status)
-  app.run(lambda args: sys.exit(run(lambda: main(args), prog=prog, debug=flags.FLAGS.debug, also=also)), argv=argv)
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+  """--config FILE[:VARIANT], with `--config.KEY=VALUE` overrides that parse_config_args collects."""
+  parser.add_argument("--config", required=True, metavar="FILE[:VARIANT]",
+                      help="training config file (configs/...py[:variant]); change any value with "
+                           "--config.KEY=VALUE (repeatable, e.g. --config.optim.learning_rate=1e-3)")
+
+
+def parse_config_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+  """parser's flags, plus args.config_overrides: {KEY: VALUE} of the `--config.KEY=VALUE` flags (values are parsed
+  against the config's own types by fot_jax.train.config_file.load_config). Other unknown flags: usage error."""
+  from fot_jax.train.config_file import OverrideError, split_overrides
+  args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+  try:
+    args.config_overrides, unknown = split_overrides(rest)
+  except OverrideError as e:
+    parser.error(str(e))
+  if unknown:
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+  return args

@@ -13,6 +13,13 @@ and `{name}` in an evaluation stand for the --runs folder and the run's name, so
 against another's result (such an evaluation starts once the evaluations listed before it have finished).
 --run and --eval add to a manifest's.
 
+A manifest may also gate runs and end with reports. GATES: 'PATTERN:TAG=FLAGS' strings: a run matching PATTERN
+is evaluated right after training with its TAG evaluation, and `python -m fot_jax.eval.focus_gate RESULT FLAGS`
+decides whether its children start; a run that fails its gate trains again (up to ATTEMPTS times, default 1)
+in the workdir NAME.retryI with config.seed raised by 1000 * I, and the children start from the first attempt
+that passes. REPORTS: 'MODULE [flags]' strings run as `python -m MODULE` after every evaluation (`{runs}` is
+the --runs folder), e.g. the claims table across seeds.
+
 A run is NAME=CONFIG [trainer flags]; NAME<PARENT starts it from PARENT's final checkpoint (config.init_from)
 once PARENT has finished. An evaluation is [PATTERN[:TAG]=]TASK [flags]: `python -m fot_jax.evaluate TASK` for
 every run whose name matches the glob PATTERN (default all), written to RUNS/NAME.TAG.json (TAG defaults to
@@ -43,11 +50,20 @@ TRAIN_COMMAND = [sys.executable, "-m", "fot_jax.train"]
 EVAL_COMMAND = [sys.executable, "-m", "fot_jax.evaluate"]
 
 
+RETRY_SEED_STEP = 1000  # a gated run's attempt I trains with config.seed + I * RETRY_SEED_STEP
+GATE_MODULE = "fot_jax.eval.focus_gate"
+
+
 @dataclasses.dataclass(kw_only=True)
 class Run(runner.Task):
   """One training run: NAME (workdir RUNS/NAME), started from PARENT's checkpoint when it has one."""
   config: str
   flags: list[str]
+  attempt: int = 0  # > 0: a retry after a failed gate, in its own workdir
+
+  @property
+  def workdir_name(self) -> str:
+    return self.name if self.attempt == 0 else f"{self.name}.retry{self.attempt}"
 
 
 def parse_run(spec: str) -> Run:
@@ -82,20 +98,49 @@ def parse_eval(spec: str) -> Eval:
   return Eval(pattern or "*", tag or words[0], words)
 
 
-def load_manifest(path: str) -> tuple[list[str], list[str]]:
-  """(RUNS, EVALS) of a manifest file, with an error naming the file when either is missing or not strings."""
+@dataclasses.dataclass
+class Gate:
+  pattern: str
+  tag: str  # the evaluation whose result the gate reads
+  flags: list[str]  # focus_gate's flags
+
+
+def parse_gate(spec: str) -> Gate:
+  """'PATTERN:TAG=FLAGS' -> Gate."""
+  head, eq, rest = spec.partition("=")
+  pattern, colon, tag = head.partition(":")
+  if not eq or not colon or not pattern.strip() or not tag.strip():
+    raise ValueError(f"GATES {spec!r}: expected 'PATTERN:TAG=FLAGS', e.g. 'pre_*:distraction=--layer=1 --d=8,64'")
+  return Gate(pattern.strip(), tag.strip(), shlex.split(rest))
+
+
+@dataclasses.dataclass
+class Manifest:
+  runs: list[str]
+  evals: list[str]
+  gates: list[str] = dataclasses.field(default_factory=list)
+  reports: list[str] = dataclasses.field(default_factory=list)
+  attempts: int = 1
+
+
+def load_manifest(path: str) -> Manifest:
+  """RUNS, EVALS and the optional GATES, REPORTS, ATTEMPTS of a manifest file, with an error naming the file and
+  the variable that is missing or malformed."""
   if not os.path.isfile(path):
     raise ValueError(f"--manifest: no manifest file at {path!r}")
   spec = importlib.util.spec_from_file_location(f"manifest_{os.path.basename(path)[:-3]}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  lists = []
-  for name in ("RUNS", "EVALS"):
-    value = getattr(module, name, None)
+  lists = {}
+  for name in ("RUNS", "EVALS", "GATES", "REPORTS"):
+    value = getattr(module, name, None if name in ("RUNS", "EVALS") else [])
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
       raise ValueError(f"--manifest {path}: expected {name} = a list of strings, found {type(value).__name__}")
-    lists.append(list(value))
-  return lists[0], lists[1]
+    lists[name] = list(value)
+  attempts = getattr(module, "ATTEMPTS", 1)
+  if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+    raise ValueError(f"--manifest {path}: expected ATTEMPTS = a positive integer, found {attempts!r}")
+  return Manifest(lists["RUNS"], lists["EVALS"], lists["GATES"], lists["REPORTS"], attempts)
 
 
 def check_graph(runs: list[Run]) -> None:
@@ -117,6 +162,17 @@ def check_graph(runs: list[Run]) -> None:
       cur = by_name[cur.parent]
 
 
+def check_gates(gates: list[Gate], runs: list[Run], evals: list[Eval]) -> None:
+  """Each gate selects a run, and each run it selects has the evaluation the gate reads."""
+  for g in gates:
+    selected = [r for r in runs if fnmatch.fnmatchcase(r.name, g.pattern)]
+    if not selected:
+      raise ValueError(f"GATES {g.pattern}:{g.tag}: the pattern selects no run")
+    for r in selected:
+      if not any(e.tag == g.tag and fnmatch.fnmatchcase(r.name, e.pattern) for e in evals):
+        raise ValueError(f"GATES {g.pattern}:{g.tag}: no evaluation tagged {g.tag!r} selects run {r.name}")
+
+
 def log_tail(path: str, lines: int = 5) -> str:
   try:
     with open(path, errors="replace") as f:
@@ -125,29 +181,74 @@ def log_tail(path: str, lines: int = 5) -> str:
     return ""
 
 
-def start(run: Run, runs_dir: str) -> runner.ProcessHandle:
-  workdir = os.path.join(runs_dir, run.name)
+def retry_seed(run: Run) -> int:
+  """The seed of a gated run's current attempt: its config's seed (with its flags) + attempt * RETRY_SEED_STEP."""
+  from fot_jax.train import config_file
+  overrides, _ = config_file.split_overrides(run.flags)
+  return int(config_file.load_config(run.config, overrides).seed) + run.attempt * RETRY_SEED_STEP
+
+
+def start(run: Run, runs_dir: str, parent: Run | None = None) -> runner.ProcessHandle:
+  workdir = os.path.join(runs_dir, run.workdir_name)
   cmd = [*TRAIN_COMMAND, f"--config={run.config}", f"--workdir={workdir}", *run.flags]
-  if run.parent is not None and not os.path.exists(workdir):
-    cmd.append(f"--config.init_from={os.path.join(runs_dir, run.parent)}")
+  if run.attempt:
+    cmd.append(f"--config.seed={retry_seed(run)}")
+  if parent is not None and not os.path.exists(workdir):
+    cmd.append(f"--config.init_from={os.path.join(runs_dir, parent.workdir_name)}")
   os.makedirs(runs_dir, exist_ok=True)
-  with open(os.path.join(runs_dir, f"{run.name}.train.log"), "a") as log:  # the child keeps its own handle
+  with open(os.path.join(runs_dir, f"{run.workdir_name}.train.log"), "a") as log:  # the child keeps its handle
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-  print(f"[{time.strftime('%H:%M:%S')}] start {run.name}: {shlex.join(cmd[len(TRAIN_COMMAND):])}", flush=True)
+  print(f"[{time.strftime('%H:%M:%S')}] start {run.workdir_name}: {shlex.join(cmd[len(TRAIN_COMMAND):])}",
+        flush=True)
   return runner.ProcessHandle(proc)
 
 
-def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float) -> None:
-  """Trains every run (children after their parents) until the deadline, when trainers save and stop."""
-  def ended(r: Run, status: int) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.name} in {r.seconds:.0f}s (rc {status})", flush=True)
-    if r.state == runner.FAILED:
-      print(log_tail(os.path.join(runs_dir, f"{r.name}.train.log"), 15), flush=True)
+def passes_gate(run: Run, runs_dir: str, gate: Gate, evals: list[Eval]) -> bool:
+  """Evaluates the run with the gate's evaluation now (unless its result exists) and runs the gate on it."""
+  e = next(e for e in evals if e.tag == gate.tag and fnmatch.fnmatchcase(run.name, e.pattern))  # check_gates
+  out = os.path.join(runs_dir, f"{run.workdir_name}.{e.tag}.json")
+  if not os.path.exists(out):
+    with open(os.path.join(runs_dir, f"{run.workdir_name}.{e.tag}.eval.log"), "a") as log:
+      subprocess.run(eval_command(run, e, runs_dir), stdout=log, stderr=subprocess.STDOUT, check=False)
+  gate_cmd = [sys.executable, "-m", GATE_MODULE, out, *gate.flags]
+  verdict = subprocess.run(gate_cmd, capture_output=True, text=True, check=False)
+  print(f"[{time.strftime('%H:%M:%S')}] gate {run.workdir_name}: {(verdict.stdout + verdict.stderr).strip()}",
+        flush=True)
+  return verdict.returncode == 0
 
-  runner.run_tasks(runs, lambda r: start(r, runs_dir), parallel=parallel, deadline=deadline, on_end=ended)
+
+def train_all(runs: list[Run], runs_dir: str, parallel: int, deadline: float, gates: list[Gate] = (),
+              evals: list[Eval] = (), attempts: int = 1) -> None:
+  """Trains every run (children after their parents) until the deadline, when trainers save and stop. A gated
+  run that fails its gate trains again with a new seed (up to `attempts` times), else counts as failed."""
+  by_name = {r.name: r for r in runs}
+
+  def ended(r: Run, status: int) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {r.state} {r.workdir_name} in {r.seconds:.0f}s (rc {status})", flush=True)
+    if r.state == runner.FAILED:
+      print(log_tail(os.path.join(runs_dir, f"{r.workdir_name}.train.log"), 15), flush=True)
+    gate = next((g for g in gates if fnmatch.fnmatchcase(r.name, g.pattern)), None)
+    if r.state != runner.DONE or gate is None or passes_gate(r, runs_dir, gate, evals):
+      return
+    if r.attempt + 1 < attempts:
+      r.attempt, r.state = r.attempt + 1, "waiting"  # the scheduler starts the next attempt
+    else:
+      r.state = runner.FAILED
+      print(f"[{time.strftime('%H:%M:%S')}] {r.name}: no attempt of {attempts} passed its gate", flush=True)
+
+  runner.run_tasks(runs, lambda r: start(r, runs_dir, by_name.get(r.parent)), parallel=parallel,
+                   deadline=deadline, on_end=ended)
   for r in runs:
     if r.state == runner.CUT:
       print(f"[{time.strftime('%H:%M:%S')}] cut {r.name} at the deadline after {r.seconds:.0f}s", flush=True)
+
+
+def eval_command(run: Run, e: Eval, runs_dir: str) -> list[str]:
+  """`python -m fot_jax.evaluate TASK ...` of one evaluation of one run, written to RUNS/WORKDIR.TAG.json."""
+  name = run.workdir_name
+  args = [a.replace("{runs}", runs_dir).replace("{name}", name) for a in e.args]
+  return [*EVAL_COMMAND, *args, f"--checkpoint={os.path.join(runs_dir, name)}",
+          f"--out={os.path.join(runs_dir, f'{name}.{e.tag}.json')}", f"--label={name}"]
 
 
 def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: int,
@@ -157,24 +258,23 @@ def evaluate_all(runs: list[Run], runs_dir: str, evals: list[Eval], parallel: in
   results, procs = {}, []
   stop = time.time() + timeout_s if timeout_s > 0 else float("inf")
   for r in runs:
-    workdir = os.path.join(runs_dir, r.name)
+    workdir = os.path.join(runs_dir, r.workdir_name)
     if r.state not in ("done", "cut") or run_files.latest_step(workdir) is None:
       continue
     for e in evals:
       if not fnmatch.fnmatchcase(r.name, e.pattern):
         continue
-      out = os.path.join(runs_dir, f"{r.name}.{e.tag}.json")
+      out = os.path.join(runs_dir, f"{r.workdir_name}.{e.tag}.json")
       results.setdefault(r.name, []).append(out)
       if os.path.exists(out):
         continue
-      args = [a.replace("{runs}", runs_dir).replace("{name}", r.name) for a in e.args]
-      cmd = [*EVAL_COMMAND, *args, f"--checkpoint={workdir}", f"--out={out}", f"--label={r.name}"]
-      busy = 1 if args != e.args else parallel  # a comparison waits until every earlier evaluation has finished
+      cmd = eval_command(r, e, runs_dir)
+      busy = 1 if "{" in " ".join(e.args) else parallel  # a comparison waits until earlier evaluations finish
       while sum(p.poll() is None for p in procs) >= busy and time.time() < stop:
         time.sleep(0.5)
       if time.time() >= stop:
         break
-      with open(os.path.join(runs_dir, f"{r.name}.{e.tag}.eval.log"), "a") as log:
+      with open(os.path.join(runs_dir, f"{r.workdir_name}.{e.tag}.eval.log"), "a") as log:
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
   for p in procs:
     try:
@@ -203,13 +303,24 @@ def result_line(path: str) -> str:
   return f"{tag}: {sorted(res)}"
 
 
+def run_reports(reports: list[str], runs_dir: str) -> tuple[str, bool]:
+  """Runs each `python -m MODULE [flags]` report; (their output, whether all succeeded)."""
+  texts, ok = [], True
+  for spec in reports:
+    words = [w.replace("{runs}", runs_dir) for w in shlex.split(spec)]
+    proc = subprocess.run([sys.executable, "-m", *words], capture_output=True, text=True, check=False)
+    texts.append(f"# report {shlex.join(words)} (rc {proc.returncode})\n{(proc.stdout + proc.stderr).strip()}")
+    ok = ok and proc.returncode == 0
+  return "\n".join(texts), ok
+
+
 def summary(runs: list[Run], runs_dir: str, results: dict[str, list[str]]) -> str:
   lines = [f"{'run':28s} {'state':8s} {'steps':>6s} {'loss':>7s} {'secs':>6s}  results (r_d by contexts d; "
            f"accuracy by memory tokens)"]
   for r in runs:
-    m = run_files.summarize(os.path.join(runs_dir, r.name))
+    m = run_files.summarize(os.path.join(runs_dir, r.workdir_name))
     found = " | ".join(result_line(p) for p in results.get(r.name, []))
-    lines.append(f"{r.name:28s} {r.state:8s} {m.last_step or 0:6d} "
+    lines.append(f"{r.workdir_name:28s} {r.state:8s} {m.last_step or 0:6d} "
                  f"{m.final_train_loss if m.final_train_loss is not None else float('nan'):7.3f} "
                  f"{r.seconds:6.0f}  {found}")
   return "\n".join(lines)
@@ -234,23 +345,28 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
   """Checks the runs and evaluations, trains, evaluates and writes the summary; returns the exit status."""
-  run_specs, eval_specs = load_manifest(args.manifest) if args.manifest else ([], [])
-  runs = [parse_run(s) for s in run_specs + args.run]
-  evals = [parse_eval(s) for s in eval_specs + args.eval]
+  manifest = load_manifest(args.manifest) if args.manifest else Manifest([], [])
+  runs = [parse_run(s) for s in manifest.runs + args.run]
+  evals = [parse_eval(s) for s in manifest.evals + args.eval]
+  gates = [parse_gate(s) for s in manifest.gates]
   if not runs:
     raise ValueError("no runs: give --manifest=FILE or --run=NAME=CONFIG")
   check_graph(runs)
+  check_gates(gates, runs, evals)
   if args.parallel < 1:
     raise ValueError(f"--parallel: expected >= 1, found {args.parallel}")
   t0 = time.time()
-  train_all(runs, args.runs, args.parallel, t0 + args.deadline_s if args.deadline_s > 0 else float("inf"))
+  train_all(runs, args.runs, args.parallel, t0 + args.deadline_s if args.deadline_s > 0 else float("inf"),
+            gates, evals, manifest.attempts)
   results = evaluate_all(runs, args.runs, evals, args.parallel, args.eval_timeout_s)
   text = summary(runs, args.runs, results)
+  reports, reports_ok = run_reports(manifest.reports, args.runs)
+  text = f"{text}\n{reports}" if reports else text
   print(text)
   os.makedirs(args.runs, exist_ok=True)
   with open(os.path.join(args.runs, "summary.txt"), "a") as f:
     f.write(f"# experiment finished {time.strftime('%Y-%m-%d %H:%M:%S')} after {time.time() - t0:.0f}s\n{text}\n")
-  return 0 if all(r.state in ("done", "cut") for r in runs) else 1
+  return 0 if reports_ok and all(r.state in ("done", "cut") for r in runs) else 1
 
 
 if __name__ == "__main__":

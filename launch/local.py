@@ -25,7 +25,7 @@ import time
 from typing import Mapping, Sequence
 
 from fot_jax import cli
-from fot_jax.launch.overrides import load_config, override_flags, parse_assignments
+from fot_jax.launch.overrides import load_checked_config, override_flags, parse_assignments
 
 TRAIN_MODULE = "fot_jax.train"
 
@@ -162,7 +162,7 @@ def run_local(config: str, workdir: str, overrides: Mapping[str, object] | None 
   if num_processes < 1 or devices_per_process < 1:
     raise ValueError(f"num_processes ({num_processes}) and devices_per_process ({devices_per_process}) must be >= 1")
   if validate:
-    load_config(config, overrides)  # unknown keys and bad values fail here, before any process starts
+    load_checked_config(config, overrides)  # unknown keys and bad values fail here, before any process starts
   port = port or free_port()
   commands = process_commands(config, workdir, overrides, num_processes, port)
   envs = [process_env(devices_per_process, i) for i in range(num_processes)]

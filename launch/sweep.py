@@ -5,7 +5,7 @@
 
 A sweep file defines `get_sweep(variant="") -> list[dict]` (built with fot_jax.launch.hyper: grid, zipped, product,
 chain, fixed) and optionally CONFIG (the default --config) and NAME (default: the file's stem). Every job's
-overrides are checked against the config before anything runs, so a typo fails in a second. Each job gets a
+overrides (keys and values) are checked against the config before anything runs, so a typo fails in a second. Each job gets a
 readable, unique workdir `<root>/<name>/<varying key=value,...>`; a job whose workdir already holds the final
 checkpoint is skipped, so re-running a sweep after a crash or preemption only runs what is missing (and a
 partly-run job resumes from its latest checkpoint). The summary table comes from each job's metrics file.
@@ -25,7 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from fot_jax.launch import results, runner
 from fot_jax import cli
-from fot_jax.launch.overrides import OverrideError, format_value, load_config, parse_assignments
+from fot_jax.launch.overrides import OverrideError, format_value, load_checked_config, parse_assignments
+from fot_jax.train.errors import ConfigError
 
 MAX_SLUG = 80
 
@@ -108,9 +109,11 @@ def expand(job_overrides: Sequence[Mapping[str, Any]], config: str, root: str, s
   for i, j in enumerate(job_overrides):
     overrides = {**shared, **j}
     try:
-      cfg = load_config(config, overrides)
+      cfg = load_checked_config(config, overrides)
     except OverrideError as e:
       raise OverrideError(f"sweep {sweep_name} job {i} {dict(j)}: {e}") from None
+    except ConfigError as e:
+      raise ConfigError(f"sweep {sweep_name} job {i} {dict(j)}: {e}") from None
     varying = {k: j[k] for k in varying_keys if k in j}
     slug = _slug(varying, short)
     if slug in seen:

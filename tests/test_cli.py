@@ -14,7 +14,8 @@ from fot_jax.convert.checks import ConversionError
 from fot_jax.eval.common import EvalError
 from fot_jax.train import trainer
 from fot_jax.train.errors import ConfigError
-from fot_jax.launch import local, tpu
+from fot_jax.launch import local
+from fot_jax.launch.tpu_target import LaunchError
 from tests.train.common import typed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,7 @@ class _Subclassed(ConfigError):
 
 
 @pytest.mark.parametrize("error", [ConfigError("config.x: bad"), _Subclassed("sub"), EvalError("--flag: bad"),
-                                   tpu.LaunchError("--tpu: bad"), trainer.TrainingError("stop"),
+                                   LaunchError("--tpu: bad"), trainer.TrainingError("stop"),
                                    ConversionError("model.safetensors: truncated")])
 def test_project_errors_are_one_line_with_exit_2(error, capsys):
   def body():
@@ -89,6 +90,27 @@ def test_train_debug_shows_the_traceback(tmp_path):
   proc = _command("fot_jax.train", f"--config={CONFIG}", "--config.fot.dd=3", f"--workdir={tmp_path / 'r'}",
                   "--debug")
   assert proc.returncode != 0 and "Traceback" in proc.stderr and "did you mean 'fot.d'?" in proc.stderr
+
+
+def test_config_overrides_are_collected_and_other_unknown_flags_are_usage_errors(capsys):
+  import argparse
+  parser = argparse.ArgumentParser(prog="p")
+  cli.add_config_flag(parser)
+  parser.add_argument("--workdir")
+  args = cli.parse_config_args(parser, ["--config.a.b=1", "--config=c.py:v", "--workdir", "w", "--config.c", "x=y"])
+  assert (args.config, args.workdir, args.config_overrides) == ("c.py:v", "w", {"a.b": "1", "c": "x=y"})
+  for argv, expected in ((["--config=c.py", "--bogus=1"], "unrecognized arguments: --bogus=1"),
+                         (["--config=c.py", "--config.a"], "--config.a: expected a value")):
+    with pytest.raises(SystemExit) as info:
+      cli.parse_config_args(parser, argv)
+    assert info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_train_help_names_the_override_syntax_and_exits_0(capsys):
+  from fot_jax.train import __main__ as train_cli
+  with pytest.raises(SystemExit) as info:
+    train_cli.main(["--help"])
+  assert info.value.code == 0 and "--config.KEY=VALUE" in capsys.readouterr().out
 
 
 def test_compile_check_config_errors_are_one_line():
@@ -155,6 +177,17 @@ def test_convert_error_is_one_line(tmp_path, capsys):
   argv = ["--from=hf", str(tmp_path / "nowhere"), f"--out={tmp_path / 'ckpt'}"]
   line = _main_error_line(convert_cli.main, argv, capsys)
   assert line.startswith("fot_jax.convert: error: ") and "nowhere" in line
+
+
+def test_data_and_report_commands_follow_the_policy(tmp_path, capsys):
+  from fot_jax.data import cache_build
+  from fot_jax.eval import claims_report, focus_gate
+  line = _main_error_line(cache_build.main, ["--task=stdlib", "--vocab=byte", "--num_shards=0"], capsys)
+  assert line.startswith("fot_jax.data.cache_build: error: --num_shards: expected >= 1")
+  line = _main_error_line(focus_gate.main, [str(tmp_path / "none.json"), "--layer=1", "--d=8,x"], capsys)
+  assert line.startswith("fot_jax.eval.focus_gate: error: --d: expected comma-separated integers")
+  line = _main_error_line(claims_report.main, [f"--results={tmp_path}", "--seeds=0,x"], capsys)
+  assert line.startswith("fot_jax.eval.claims_report: error: ")
 
 
 def test_local_launcher_unknown_variant_is_one_line(tmp_path, capsys, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 
 from fot_jax.configs.experiments import tiny_fot
 from fot_jax import compile_check
-from fot_jax.train import tpu_specs
+from fot_jax.train import compile_report, hlo_analysis, tpu_specs
 from fot_jax.train.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,18 +51,18 @@ def test_tiny_config_compiles_and_fits_with_splash_kernel():
   built = compile_check.build(typed, devices)
   compiled = compile_check.compile_step(built)
   assert "tpu_custom_call" in compiled.as_text()  # the Mosaic kernel is in the TPU executable
-  report = compile_check.analyse(compiled, built, typed, "v5e:2x2", devices, mfu=0.4, compile_s=0.0)
+  report = compile_report.analyse(compiled, built, typed, "v5e:2x2", devices, mfu=0.4, compile_s=0.0)
   assert report.fits and report.devices == 4 and report.mesh == {"data": 1, "fsdp": 2, "tensor": 2}
   assert 0 < report.memory["total"] < report.hbm_bytes
   assert report.analytic_flops > 0 and report.compiled_flops > 0
   assert report.collectives["all-gather"]["count"] > 0  # FSDP gathers its parameters
-  text = compile_check.format_report(report)
+  text = compile_report.format_report(report)
   assert "FITS" in text and "tokens/s per chip" in text and "of which crossbatch attention" in text
   # The JSON form: the window's keys/values cross devices by collective-permutes inside the crossbatch scope.
   report_json = json.loads(json.dumps(report.to_json()))
   assert report_json["fits"] is True and report_json["memory_per_device_bytes"] == report.memory["total"]
   collectives = report_json["collectives"]
-  assert collectives["total_bytes"] == sum(collectives[kind] for kind in compile_check.COLLECTIVES)
+  assert collectives["total_bytes"] == sum(collectives[kind] for kind in hlo_analysis.COLLECTIVES)
   assert 0 < collectives["crossbatch_bytes"] <= collectives["total_bytes"]
   assert collectives["collective-permute"] > 0 and report.window == 3
   times = report_json["step_time_s"]
@@ -155,14 +155,14 @@ ENTRY %main (a: f32[8]) -> f32[8] {
 
 def test_while_loop_trip_counts():
   """From the condition's bound minus the counter's traced start, or XLA's known_trip_count."""
-  loops = {loop.body: loop for loop in compile_check.while_loops(HLO)}
+  loops = {loop.body: loop for loop in hlo_analysis.while_loops(HLO)}
   assert (loops["body"].trips, loops["body"].method, loops["body"].op_name) == (23, "condition", "jit(f)/while")
   assert (loops["body2"].trips, loops["body2"].method) == (3, "known_trip_count")
   assert (loops["body3"].trips, loops["body3"].method) == (6, "condition")  # 10 > i from i = 4
 
 
 def test_collective_stats_counts_loop_iterations():
-  stats = compile_check.collective_stats(HLO)
+  stats = hlo_analysis.collective_stats(HLO)
   assert stats["all-gather"] == {"count": 1, "per_step": 23, "bytes_per_step": 23 * 4 * 1024 * 2}
   # all-reduce-start of two buffers counts both; the ENTRY all-reduce once.
   assert stats["all-reduce"]["count"] == 2 and stats["all-reduce"]["per_step"] == 24

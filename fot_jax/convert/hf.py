@@ -18,8 +18,10 @@ from fot_jax.convert.checks import ConversionError, check_tensors
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.rope import RopeScaling
 
+# The PyTorch FoT model exported with every checkpoint (Hugging Face's configuration + modeling file layout).
+CONFIGURATION_FILE = "configuration_longllama_fot.py"
 MODELING_FILE = "modeling_longllama_fot.py"
-AUTO_MAP = {"AutoConfig": "modeling_longllama_fot.LongLlamaConfig",
+AUTO_MAP = {"AutoConfig": "configuration_longllama_fot.LongLlamaConfig",
             "AutoModelForCausalLM": "modeling_longllama_fot.LongLlamaForCausalLM"}
 # A model_type transformers knows: AutoConfig/AutoTokenizer without trust_remote_code read the folder as LLaMA
 # (no "run custom code?" prompt); with trust_remote_code, auto_map still selects the FoT classes.
@@ -278,7 +280,8 @@ def load_hf_folder(folder: str, dtype: str = "float32", **overrides) -> tuple[di
 
 def write_hf_folder(out_dir: str, params: Any, config: ModelConfig, dtype: str = "float32",
                     max_shard_size: int | str = "5GB", tokenizer_model: str | None = None) -> list[str]:
-  """Writes an export folder: safetensors, config.json, generation_config.json, modeling file, tokenizer."""
+  """Writes an export folder: safetensors, config.json, generation_config.json, the configuration and modeling
+  files, tokenizer."""
   check_exportable(config)
   np_dtype = safetensors_io.numpy_dtype(dtype)
   os.makedirs(out_dir, exist_ok=True)
@@ -287,8 +290,9 @@ def write_hf_folder(out_dir: str, params: Any, config: ModelConfig, dtype: str =
                                          safetensors_io.parse_size(max_shard_size))
   _write_json(os.path.join(out_dir, "config.json"), hf_config(config, dtype))
   _write_json(os.path.join(out_dir, "generation_config.json"), generation_config(config))
-  shutil.copyfile(os.path.join(os.path.dirname(__file__), MODELING_FILE), os.path.join(out_dir, MODELING_FILE))
-  written += ["config.json", "generation_config.json", MODELING_FILE]
+  for name in (CONFIGURATION_FILE, MODELING_FILE):
+    shutil.copyfile(os.path.join(os.path.dirname(__file__), name), os.path.join(out_dir, name))
+  written += ["config.json", "generation_config.json", CONFIGURATION_FILE, MODELING_FILE]
   if tokenizer_model:
     written += write_tokenizer(out_dir, tokenizer_model, config)
   return written

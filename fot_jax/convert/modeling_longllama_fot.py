@@ -1,7 +1,8 @@
 """PyTorch LLaMA with Focused-Transformer memory layers (LongLLaMA inference), shipped inside fot_jax exports.
 
-Written for fot_jax from its behaviour contract (fot_jax's docs/BEHAVIOUR.md section 3); it depends only on torch and
-transformers, so `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` runs it offline.
+Written for fot_jax from its behaviour contract (fot_jax's docs/BEHAVIOUR.md section 3); it depends only on torch,
+transformers and configuration_longllama_fot.py (exported next to it), so
+`AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` runs it offline.
 Parameter names are Hugging Face LLaMA's, so the same folder also loads as a plain `LlamaForCausalLM`.
 
 Inference with memory:
@@ -34,71 +35,27 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, LlamaConfig, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedModel
 from transformers.generation.configuration_utils import GenerationMode
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from .configuration_longllama_fot import (LongLlamaConfig, check_mem_top_k, check_rope_type, config_rope_theta,
+                                          config_rope_type)
+
 MASK_VALUE = -1e6
-_ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # transformers 5 names the cache output field `cache`, 4.x `past_key_values`.
 _CACHE_FIELD = ("cache" if "cache" in {f.name for f in dataclasses.fields(CausalLMOutputWithPast)}
                 else "past_key_values")
 
 
-class LongLlamaConfig(LlamaConfig):
-  """LLaMA configuration plus the LongLLaMA memory fields."""
-
-  # LLaMA's model type: the folder stays readable without remote code (AutoTokenizer, LlamaForCausalLM).
-  model_type = "llama"
-
-  def __init__(self, mem_layers=(), mem_positionals=True, mem_dtype="bfloat16", last_context_length=1024,
-               mem_attention_grouping=None, torch_attention=False, gradient_checkpoint_every_ith=1, mem_top_k=None,
-               **kwargs):
-    self.mem_top_k = mem_top_k
-    self.mem_layers = [int(i) for i in (mem_layers or ())]
-    self.mem_positionals = bool(mem_positionals)
-    self.mem_dtype = mem_dtype
-    self.last_context_length = int(last_context_length)
-    self.mem_attention_grouping = mem_attention_grouping
-    self.torch_attention = torch_attention
-    self.gradient_checkpoint_every_ith = gradient_checkpoint_every_ith
-    super().__init__(**kwargs)
-
-
-def _rope_theta(config) -> float:
-  params = getattr(config, "rope_parameters", None)
-  if isinstance(params, dict) and "rope_theta" in params:
-    return float(params["rope_theta"])
-  return float(getattr(config, "rope_theta", 10000.0))
-
-
-def _rope_type(config) -> str:
-  params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-  return params.get("rope_type", params.get("type")) or "default"
-
-
-def _check_rope_type(config) -> None:
-  rope_type = _rope_type(config)
-  if rope_type not in _ROPE_TYPES:
-    raise ValueError(f"rope_scaling.rope_type: {rope_type!r} is not supported by this FoT model (supported: "
-                     f"{', '.join(_ROPE_TYPES)})")
-
-
-def _check_mem_top_k(config) -> None:
-  """Checked when the model is built: from_pretrained(..., mem_top_k=K) sets the field after the config's init."""
-  top_k = getattr(config, "mem_top_k", None)
-  if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-    raise ValueError(f"config mem_top_k: expected a positive integer or null (dense memory), found {top_k!r}")
-
-
 def _rope_frequencies(config, device, seq_len: int) -> tuple[torch.Tensor, float]:
   """(inverse frequencies [hd/2] float32, attention factor) by transformers' own RoPE definitions, so scaled RoPE
   (linear, dynamic, yarn, llama3) agrees with LlamaForCausalLM; seq_len (local tokens) matters for dynamic."""
-  rope_type = _rope_type(config)
+  rope_type = config_rope_type(config)
   if rope_type == "default":
     hd = config.hidden_size // config.num_attention_heads
-    theta = _rope_theta(config)
+    theta = config_rope_theta(config)
     return 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd)), 1.0
   from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # pylint: disable=import-outside-toplevel
   inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, device, seq_len=seq_len)
@@ -205,8 +162,8 @@ class FoTAttention(nn.Module):
     self.num_heads = config.num_attention_heads
     self.kv_heads = config.num_key_value_heads or config.num_attention_heads
     self.head_dim = config.hidden_size // config.num_attention_heads
-    _check_rope_type(config)
-    _check_mem_top_k(config)
+    check_rope_type(config)
+    check_mem_top_k(config)
     self.config = config
     self._rope = None  # ((device, dynamic length), inverse frequencies, attention factor) of the last forward
     mem_layers = getattr(config, "mem_layers", None) or ()
@@ -239,7 +196,7 @@ class FoTAttention(nn.Module):
     mask = (key_pos[None, :] <= query_pos[:, None])[None] & local_valid[:, None, :]  # [B, T, S]
     if self.rotate:
       # dynamic RoPE: the length is the local one (cache + new), unscaled up to max_position_embeddings.
-      length = max(s, self.config.max_position_embeddings) if _rope_type(self.config) == "dynamic" else None
+      length = max(s, self.config.max_position_embeddings) if config_rope_type(self.config) == "dynamic" else None
       if self._rope is None or self._rope[0] != (h.device, length):
         self._rope = ((h.device, length), *_rope_frequencies(self.config, h.device, length))
       _, inv_freq, attention_factor = self._rope

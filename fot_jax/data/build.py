@@ -4,13 +4,15 @@ blend part and a repeat's base all go through the same code."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping
 
 from fot_jax.data import corpora, corpus_files, derived, instruct, sources, synthetic, tasks
 from fot_jax.data import specs as S
+from fot_jax.data.subsets import SUBSET_MIXTURES
 from fot_jax.data.vocab import special_ids
 
-MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, "longllama": tasks.LONGLLAMA_SUBSETS}
+MIXTURES = {"offline": tasks.OFFLINE_MIXTURE, **SUBSET_MIXTURES}
 DICT_LOOKUP_DOCS = {"train": 100_000, "validation": 1000, "test": 1000}
 PASSKEY_DOCS = {"train": 50_000, "validation": 500, "test": 500}
 LANDMARK_DOCS = {"train": 20_000, "validation": 500, "test": 500}
@@ -20,13 +22,22 @@ RANDOM_DOCS, RANDOM_DOC_LEN = {"train": 2000, "validation": 200, "test": 200}, 4
 @dataclasses.dataclass(frozen=True)
 class SourceContext:
   """What a spec is built for: the split, the vocabulary, where data lives, the minimum document length of text
-  corpora, the run seed, and the subset files of a subset mixture (mixture:longllama)."""
+  corpora, the run seed, the subset files of a subset mixture (mixture:longllama), and how many local processes
+  build a missing token cache."""
   split: str
   vocab: Any
   data_dir: str
   min_length: int = 0
   seed: int = 0
   subset_paths: Mapping[str, str] | None = None
+  cache_processes: int = 1
+
+  def cached(self, task_name: str, corpus: str | None, min_length: int):
+    """The cached documents of a task split; `corpus` (a text corpus name) lets a fresh process register the
+    task, so a missing cache can be built by several processes."""
+    register = None if corpus is None else functools.partial(tasks.register_text_task, corpus, self.vocab,
+                                                             self.data_dir, min_length)
+    return sources.task_documents_cached(task_name, self.split, self.data_dir, self.cache_processes, register)
 
   @property
   def synthetic_seed(self) -> int:
@@ -60,15 +71,15 @@ def build_documents(spec: S.Spec, ctx: SourceContext):
     return _nonempty(docs, str(spec), ctx.split, 0)
   if isinstance(spec, S.MixtureSpec):
     comps, task_names = mixture_tasks(spec.name, ctx)
-    srcs = [_nonempty(sources.task_documents_cached(t, ctx.split, ctx.data_dir), t, ctx.split, c.min_length, c.corpus)
+    srcs = [_nonempty(ctx.cached(t, c.corpus, c.min_length), t, ctx.split, c.min_length, c.corpus)
             for c, t in zip(comps, task_names)]
     return sources.MixtureDocuments(srcs, [c.rate for c in comps], seed=ctx.seed)
   if isinstance(spec, S.StreamSpec):
     raise S.SpecError(f"{spec}: a streamed corpus has no indexable documents; it can only be the whole data.task "
                       f"(make_batcher)")
   task_name = task_for(spec, ctx)
-  return _nonempty(sources.task_documents_cached(task_name, ctx.split, ctx.data_dir), task_name, ctx.split,
-                   ctx.min_length, str(spec) if isinstance(spec, S.TEXT_CORPUS_SPECS) else "")
+  corpus = str(spec) if isinstance(spec, S.TEXT_CORPUS_SPECS) else None
+  return _nonempty(ctx.cached(task_name, corpus, ctx.min_length), task_name, ctx.split, ctx.min_length, corpus or "")
 
 
 def task_for(spec: S.Spec, ctx: SourceContext) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Callable
 
 from fot_jax.data import fs, token_cache
 
@@ -62,6 +63,35 @@ def build(task_name: str, split: str, cache: str, num_shards: int | None = None,
   return None
 
 
+def _build_in_child(register: Callable[[], str], task_name: str, split: str, cache: str, num_shards: int,
+                    process_index: int, process_count: int) -> None:
+  """A spawned local builder: registers the task in this fresh process, then builds its shards."""
+  registered = register()
+  if registered != task_name:
+    raise ValueError(f"local cache builder registered task {registered!r}, expected {task_name!r}")
+  build(task_name, split, cache, num_shards, process_index, process_count)
+
+
+def build_local(task_name: str, split: str, cache: str, processes: int, register: Callable[[], str]) -> None:
+  """Builds the cache with `processes` local processes (spawned, so no JAX or TF state is forked), each taking
+  shards p, p+P, ... as `build` does on hosts; register is a picklable callable that registers the task in a
+  fresh process and returns its name. An unfinished cache is completed with the shard count it holds."""
+  import concurrent.futures
+  import multiprocessing
+  num_shards = existing_shard_count(cache) or processes
+  workers = min(processes, num_shards)
+  if workers == 1:  # an unfinished one-shard build: nothing to spread
+    build(task_name, split, cache, num_shards)
+    return
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    jobs = [pool.submit(_build_in_child, register, task_name, split, cache, num_shards, p, workers)
+            for p in range(workers)]
+    for job in jobs:
+      job.result()  # re-raises a builder's error here
+  if not token_cache.is_complete(cache):  # every shard is done: the index, if no builder wrote it
+    build(task_name, split, cache, num_shards)
+
+
 def wait_complete(cache: str, timeout_s: float, poll_s: float = 2.0) -> None:
   """Blocks until the cache's index exists (other hosts finishing their shards); TimeoutError after timeout_s."""
   deadline = time.monotonic() + timeout_s
@@ -79,7 +109,8 @@ def check_counts(num_shards: int, process_index: int, process_count: int) -> Non
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(prog="python -m fot_jax.data.cache_build", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--task", required=True, help="a fot_jax.data.pipeline text source: stdlib, jsonl:<glob>, "
                  "redpajama:<glob>, stack:<glob>, a registered seqio task, or mixture:<name> (each subset)")
   p.add_argument("--vocab", required=True)
@@ -91,23 +122,26 @@ def main(argv=None) -> int:
   p.add_argument("--process_count", type=int, default=1)
   p.add_argument("--subset_paths", default="", help="mixture subsets: 'name=<glob>,name=<glob>'")
   p.add_argument("--min_length", type=int, default=0)
+  from fot_jax import cli
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
+  return cli.run(lambda: _build_all(args), prog="fot_jax.data.cache_build", debug=args.debug,
+                 also=(ValueError, FileNotFoundError))
+
+
+def _build_all(args: argparse.Namespace) -> None:
+  """Checks the flags, then builds this process's shards of every cache the task needs."""
   from fot_jax.data import corpora, pipeline, vocab as vocab_lib
-  try:
-    check_counts(args.num_shards, args.process_index, args.process_count)
-    data_dir = args.data_dir or corpora.default_data_dir()
-    vocab = vocab_lib.build_vocabulary(vocab_lib.VocabConfig(name=args.vocab, data_dir=args.data_dir))
-    subsets = pipeline.parse_subset_paths(args.subset_paths) if args.subset_paths else None
-    names = pipeline.cache_task_names(args.task, vocab, data_dir, args.min_length, subsets)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  check_counts(args.num_shards, args.process_index, args.process_count)
+  data_dir = args.data_dir or corpora.default_data_dir()
+  vocab = vocab_lib.build_vocabulary(vocab_lib.VocabConfig(name=args.vocab, data_dir=args.data_dir))
+  subsets = pipeline.parse_subset_paths(args.subset_paths) if args.subset_paths else None
+  names = pipeline.cache_task_names(args.task, vocab, data_dir, args.min_length, subsets)
   for name in names:
     cache = task_cache_path(args.cache_root or data_dir, name, args.split)
     info = build(name, args.split, cache, args.num_shards, args.process_index, args.process_count)
     print(f"{cache}: " + (f"{info['num_docs']} documents, {info['num_tokens']} tokens" if info
                           else "this process's shards done; the index is written by the last builder"))
-  return 0
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ loss_mask keeps exactly those targets.
 
 from __future__ import annotations
 
-import glob
 import json
 from typing import Callable, Sequence
 
 import numpy as np
+
+from fot_jax.data import corpus_files
 
 ROLES = ("system", "user", "assistant")
 TURN_END = "\n\n"
@@ -85,24 +86,19 @@ def parse_record(record, path: str, lineno: int) -> list[Segment]:
 
 
 def read_examples(pattern: str, split: str) -> list[list[Segment]]:
-  """Segments of every line of the files matching pattern ('{split}' replaced by split), validated up front."""
-  resolved = pattern.replace("{split}", split)
-  paths = sorted(glob.glob(resolved))
-  if not paths:
-    raise FileNotFoundError(f"instruct data: no files match {resolved!r}")
+  """Segments of every line of the files matching pattern ('{split}' replaced by split; plain, .gz or .zst, any
+  fsspec path), validated up front."""
   examples = []
-  for path in paths:
-    with open(path, encoding="utf-8") as f:
-      for lineno, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        try:
-          record = json.loads(line)
-        except json.JSONDecodeError as e:
-          raise _fail(path, lineno, "<line>", "one JSON object per line", f"invalid JSON ({e.msg})") from None
-        examples.append(parse_record(record, path, lineno))
+  for path in corpus_files.files("instruct", pattern, split):
+    for lineno, line in corpus_files.jsonl_lines(path):
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise _fail(path, lineno, "<line>", "one JSON object per line", f"invalid JSON ({e.msg})") from None
+      examples.append(parse_record(record, path, lineno))
   if not examples:
-    raise InstructDataError(f"instruct data: the files matching {resolved!r} hold no examples")
+    raise InstructDataError(f"instruct data: the files matching {pattern.replace('{split}', split)!r} hold no "
+                            f"examples")
   return examples
 
 

@@ -27,14 +27,17 @@ def _spec(source: str | specs.Spec) -> specs.Spec:
 
 
 def _context(split: str, vocab, data_dir: str | None, min_length: int = 0, seed: int = 0,
-             subset_paths: Mapping[str, str] | None = None) -> SourceContext:
-  return SourceContext(split, vocab, data_dir or corpora.default_data_dir(), min_length, seed, subset_paths)
+             subset_paths: Mapping[str, str] | None = None, cache_processes: int = 1) -> SourceContext:
+  return SourceContext(split, vocab, data_dir or corpora.default_data_dir(), min_length, seed, subset_paths,
+                       cache_processes)
 
 
 def documents(name: str | specs.Spec, split: str, vocab, data_dir: str | None = None, min_length: int = 0,
-              seed: int = 0, subset_paths: Mapping[str, str] | None = None):
-  """The indexable document source behind a source name or spec (see module doc)."""
-  return build_documents(_spec(name), _context(split, vocab, data_dir, min_length, seed, subset_paths))
+              seed: int = 0, subset_paths: Mapping[str, str] | None = None, cache_processes: int = 1):
+  """The indexable document source behind a source name or spec (see module doc); a missing token cache is built
+  by `cache_processes` local processes."""
+  return build_documents(_spec(name), _context(split, vocab, data_dir, min_length, seed, subset_paths,
+                                               cache_processes))
 
 
 def parse_subset_paths(text: str) -> dict[str, str]:
@@ -61,9 +64,11 @@ def make_batcher(name: str | specs.Spec, split: str, vocab, batch_size: int, seq
                  micro_batches: int = 1, seed: int = 0, process_index: int = 0, process_count: int = 1,
                  data_dir: str | None = None, num_epochs: int | None = None, min_length: int = 0,
                  shuffle: bool = True, model_vocab_size: int | None = None, align_documents: bool = False,
-                 subset_paths: Mapping[str, str] | None = None) -> DocumentBatcher | StreamingBatcher:
-  """A DocumentBatcher over a source's split (a StreamingBatcher for 'stream:<kind>:<glob>') yielding this
-  process's rows of each global batch."""
+                 subset_paths: Mapping[str, str] | None = None, cache_build_processes: int = 1,
+                 stream_workers: int = 0) -> DocumentBatcher | StreamingBatcher:
+  """A DocumentBatcher over a source's split (a StreamingBatcher for 'stream:<kind>:<glob>', tokenizing ahead in
+  `stream_workers` threads) yielding this process's rows of each global batch; a missing token cache is built
+  by `cache_build_processes` local processes."""
   spec = _spec(name)
   dict_ids = isinstance(spec, specs.DictLookupSpec)  # its own ids, checked below
   if model_vocab_size is not None and not dict_ids:
@@ -73,7 +78,8 @@ def make_batcher(name: str | specs.Spec, split: str, vocab, batch_size: int, seq
   if isinstance(spec, specs.StreamSpec):
     bos, eos = special_ids(vocab)
     return StreamingBatcher(spec.corpus.KIND, spec.corpus.pattern, split, vocab.encode,
-                            BatcherConfig(**cfg, bos_id=bos, eos_id=eos), process_index, process_count, min_length)
+                            BatcherConfig(**cfg, bos_id=bos, eos_id=eos), process_index, process_count, min_length,
+                            workers=stream_workers)
   if dict_ids:
     bos, eos = 1, 2
     if model_vocab_size is not None and model_vocab_size < synthetic.DICT_VOCAB_SIZE:
@@ -81,6 +87,7 @@ def make_batcher(name: str | specs.Spec, split: str, vocab, batch_size: int, seq
                        f"model.vocab_size={model_vocab_size}")
   else:
     bos, eos = special_ids(vocab)
-  docs = build_documents(spec, _context(split, vocab, data_dir, min_length, seed, subset_paths))
+  docs = build_documents(spec, _context(split, vocab, data_dir, min_length, seed, subset_paths,
+                                        cache_build_processes))
   return DocumentBatcher(docs, BatcherConfig(**cfg, num_epochs=num_epochs, bos_id=bos, eos_id=eos),
                          process_index=process_index, process_count=process_count)

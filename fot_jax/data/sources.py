@@ -8,7 +8,7 @@ ranged read on a bucket), so a process touches only the documents of its own slo
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -17,16 +17,22 @@ from fot_jax.data.locking import build_lock
 from fot_jax.data.token_cache import CachedDocuments, CacheError  # noqa: F401 (the cache reader, re-exported)
 
 
-def task_documents_cached(task_name: str, split: str, data_dir: str) -> CachedDocuments:
+def task_documents_cached(task_name: str, split: str, data_dir: str, processes: int = 1,
+                          register: Callable[[], str] | None = None) -> CachedDocuments:
   """The cached documents of a seqio task split, building the cache first if it is missing or unfinished
-  (one builder at a time per cache; a parallel build left unfinished is completed with its own shard count)."""
+  (one builder at a time per cache; a parallel build left unfinished is completed with its own shard count).
+  With processes > 1 and `register` (a picklable callable registering the task in a fresh process), the build
+  runs in that many local processes (cache_build.build_local)."""
   from fot_jax.data import tasks
   path = cache_build.task_cache_path(data_dir, task_name, split)
   if not token_cache.is_complete(path):
     parent = fs.join(data_dir, "tokens", f"v{token_cache.CACHE_VERSION}")
     with build_lock(parent, f"{task_name}.{split}"):
       if not token_cache.is_complete(path):
-        cache_build.build(task_name, split, path)
+        if processes > 1 and register is not None:
+          cache_build.build_local(task_name, split, path, processes, register)
+        else:
+          cache_build.build(task_name, split, path)
   return CachedDocuments(path, expected_vocab=tasks.task_vocab_tag(task_name))
 
 

@@ -8,10 +8,17 @@ the batches are a pure function of (files, seed, host index and count). The stat
 small: the reader position (epoch, file, record) and, per slot, where its pending documents are and the token
 offset; restoring re-reads only those documents. Unlike the cached batcher, the global batch depends on the
 host count, and a restore needs the same count (checked).
+
+With workers > 0, a pool of threads tokenizes up to 4 documents per worker ahead of the batches while the reader
+thread decompresses and parses; results are taken in reading order, so the batches and the state are those of
+inline tokenization (the state never counts documents read ahead). SentencePiece releases the GIL while it
+encodes, so the threads run in parallel.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import zlib
 from typing import Any, Callable, Iterator, Mapping
 
@@ -28,8 +35,10 @@ class StreamingBatcher:
   """Yields this host's rows [B_local, L] of each batch from a '<kind>:<glob>' file corpus (corpus_files)."""
 
   def __init__(self, kind: str, pattern: str, split: str, encode: Callable[[str], Any], cfg: BatcherConfig,
-               process_index: int = 0, process_count: int = 1, min_length: int = 0):
+               process_index: int = 0, process_count: int = 1, min_length: int = 0, workers: int = 0):
     cfg.validate()
+    if workers < 0:
+      raise ValueError(f"stream workers: expected >= 0 (0 tokenizes inline), found {workers}")
     if cfg.num_epochs is not None:
       raise ValueError("a streaming source repeats its files forever: BatcherConfig.num_epochs must be None")
     S = cfg.num_streams
@@ -42,6 +51,9 @@ class StreamingBatcher:
                        f"reads whole files, so split the corpus into at least {process_count} files")
     self.kind, self.pattern, self.split, self.encode, self.cfg = kind, pattern, split, encode, cfg
     self.min_length = int(min_length)
+    self.workers = int(workers)  # threads tokenizing ahead (the tokenizer must release the GIL to gain)
+    self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="stream-tokenize") if workers \
+        else None
     self.process_index, self.process_count = process_index, process_count
     self.files = paths[process_index::process_count]
     self.hashed = kind in corpus_files.HASH_SPLIT_KINDS and "{split}" not in pattern
@@ -56,28 +68,48 @@ class StreamingBatcher:
       return np.arange(len(self.files))
     return np.random.default_rng([self.cfg.seed, epoch, self.process_index]).permutation(len(self.files))
 
+  def _epoch_texts(self, epoch: int, pos: int, record: int) -> Iterator[tuple[Ref, str]]:
+    """(ref, text) of the host's documents of one epoch from file position pos, record `record` on."""
+    order = self._order(epoch)
+    while pos < len(order):
+      path = self.files[order[pos]]
+      for r, (doc_id, text) in enumerate(corpus_files.file_documents(self.kind, path)):
+        if r >= record and (not self.hashed or corpus_files.split_of(doc_id, corpus_files.HASH_VALID_PERCENT)
+                            == self.split):
+          yield (epoch, pos, r), text
+      pos, record = pos + 1, 0
+
+  def _encoded(self, texts: Iterator[tuple[Ref, str]]) -> Iterator[tuple[Ref, np.ndarray]]:
+    """(ref, tokens) in the order of texts: encoded inline, or up to 4 documents per worker ahead in the pool."""
+    encode = lambda text: np.asarray(self.encode(text), np.int32)  # noqa: E731
+    if self._pool is None:
+      for ref, text in texts:
+        yield ref, encode(text)
+      return
+    ahead: collections.deque = collections.deque()
+    for ref, text in texts:
+      ahead.append((ref, self._pool.submit(encode, text)))
+      if len(ahead) >= 4 * self.workers:
+        ref0, job = ahead.popleft()
+        yield ref0, job.result()
+    while ahead:
+      ref0, job = ahead.popleft()
+      yield ref0, job.result()
+
   def _documents_from(self, start: Ref) -> Iterator[tuple[Ref, np.ndarray]]:
     """(ref, tokens) of the host's kept documents from `start` on, forever (epoch after epoch)."""
     epoch, pos, record = start
     while True:
       whole_epoch, kept_any = pos == 0 and record == 0, False
-      order = self._order(epoch)
-      while pos < len(order):
-        path = self.files[order[pos]]
-        for r, (doc_id, text) in enumerate(corpus_files.file_documents(self.kind, path)):
-          if r < record or (self.hashed and corpus_files.split_of(doc_id, corpus_files.HASH_VALID_PERCENT)
-                            != self.split):
-            continue
-          tokens = np.asarray(self.encode(text), np.int32)
-          if len(tokens) >= self.min_length:
-            kept_any = True
-            yield (epoch, pos, r), tokens
-        pos, record = pos + 1, 0
+      for ref, tokens in self._encoded(self._epoch_texts(epoch, pos, record)):
+        if len(tokens) >= self.min_length:
+          kept_any = True
+          yield ref, tokens
       if whole_epoch and not kept_any:
         raise ValueError(f"streaming corpus {self.pattern!r}: host {self.process_index} of "
                          f"{self.process_count} found no {self.split} documents of at least min_length="
                          f"{self.min_length} tokens in its {len(self.files)} files")
-      epoch, pos = epoch + 1, 0
+      epoch, pos, record = epoch + 1, 0, 0
 
   def _read_refs(self, refs: list[Ref]) -> dict[Ref, np.ndarray]:
     """Tokens of the documents at these refs, one pass over each file involved."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import re
 from typing import Any, Iterator, Sequence
@@ -23,6 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from fot_jax.data import corpora, corpus_files, synthetic
+from fot_jax.data.subsets import LONGLLAMA_SUBSETS, SUBSET_PATHS_FIELD, Subset  # noqa: F401 (re-exported)
 from fot_jax.data.synthetic import SYNTHETIC_SPLIT_SEEDS, split_seed
 
 # name -> (tfds name, text feature); used when the user has prepared these TFDS datasets in the data dir.
@@ -64,28 +64,26 @@ def _corpus_tag(corpus: str) -> str:
   return corpus
 
 
-def _file_records(kind: str, pattern: str, split: str) -> Iterator[str]:
-  """Texts of the documents of a file corpus split ('{split}' in the pattern is replaced by the split)."""
-  if kind != "arrayrecord":
-    yield from corpus_files.split_documents(kind, pattern, split)
-    return
-  from array_record.python import array_record_data_source
-  for path in corpus_files.files(kind, pattern, split):
-    src = array_record_data_source.ArrayRecordDataSource([path])
-    for i in range(len(src)):
-      yield json.loads(src[i])["text"]
+def _file_dataset(kind: str, pattern: str, split: str, shard: int = 0, num_shards: int = 1):
+  """{'text', 'position'} of one shard of a file corpus split (corpus_files.sharded_documents) as a tf.data set."""
+  import tensorflow as tf
+  corpus_files.files(kind, pattern, split)  # fail here, not inside TF's generator wrapper
+  return tf.data.Dataset.from_generator(
+      lambda: ({"text": t, POSITION: p} for p, t in corpus_files.sharded_documents(kind, pattern, split, shard,
+                                                                                   num_shards)),
+      output_signature={"text": tf.TensorSpec([], tf.string), POSITION: tf.TensorSpec([], tf.int64)})
 
 
 def _file_source(kind: str, pattern: str):
-  import tensorflow as tf
+  """A seqio source over the files; its `sharded_dataset(split, shard, num_shards)` reads one shard's files."""
   seqio = _seqio()
 
   def dataset_fn(split, shuffle_files, seed=None):
     del shuffle_files, seed  # files are read in sorted order; the batcher shuffles documents
-    corpus_files.files(kind, pattern, split)  # fail here, not inside TF's generator wrapper
-    return tf.data.Dataset.from_generator(lambda: ({"text": t} for t in _file_records(kind, pattern, split)),
-                                          output_signature={"text": tf.TensorSpec([], tf.string)})
-  return seqio.FunctionDataSource(dataset_fn, splits=("train", "validation"))
+    return _file_dataset(kind, pattern, split)
+  source = seqio.FunctionDataSource(dataset_fn, splits=("train", "validation"))
+  source.sharded_dataset = functools.partial(_file_dataset, kind, pattern)
+  return source
 
 
 def text_source(corpus: str, data_dir: str | None = None):
@@ -204,31 +202,6 @@ class MixtureComponent:
   min_length: int = 0  # tokens; shorter documents of this subset are dropped
 
 
-@dataclasses.dataclass(frozen=True)
-class Subset:
-  """A named subset of a mixture whose files the user points to (config.data.subset_paths.<name>)."""
-  name: str
-  kind: str  # a corpus_files kind: 'redpajama' (JSONL, .gz, .zst) or 'stack' (parquet or JSONL code files)
-  rate: float
-  min_length: int = 0  # tokens
-
-
-# The paper's LongLLaMA fine-tuning mixture (appendix, "LLaMA fine-tuning dataset"): sampling proportion and
-# minimum document length in tokens. Every subset is RedPajama's except python, The Stack's Python files with
-# the files of one subdirectory concatenated (corpus_files.stack_documents).
-LONGLLAMA_SUBSETS = (
-    Subset("arxiv", "redpajama", 0.25),
-    Subset("python", "stack", 0.25, 4096),
-    Subset("book", "redpajama", 0.10),
-    Subset("common_crawl", "redpajama", 0.29),
-    Subset("c4", "redpajama", 0.05, 1024),
-    Subset("github", "redpajama", 0.02, 2048),
-    Subset("stackexchange", "redpajama", 0.02, 1024),
-    Subset("wikipedia", "redpajama", 0.02, 1024),
-)
-SUBSET_PATHS_FIELD = "config.data.subset_paths"
-
-
 def subset_components(subsets: Sequence[Subset], paths: dict[str, str], mixture: str
                       ) -> tuple[MixtureComponent, ...]:
   """MixtureComponents of the subsets over the user's files; errors name the config field of a missing path."""
@@ -274,14 +247,19 @@ def task_vocab_tag(task_name: str) -> str:
 def task_documents(task_name: str, split: str, shard: int = 0, num_shards: int = 1
                    ) -> Iterator[dict[str, np.ndarray]]:
   """Whole tokenized documents of one shard of a task split in source order (sequence_length=None, no
-  shuffle): shard i of N holds source examples i, i+N, ...; each document carries its source 'position'."""
+  shuffle), each carrying its source 'position': a file corpus's shard i of N reads files i, i+N, ...
+  (corpus_files.sharded_documents), any other task's holds source examples i, i+N, ..."""
   import tensorflow as tf
   seqio = _seqio()
   task = seqio.get_mixture_or_task(task_name)
-  ds = task.source.get_dataset(split=split, shuffle=False).enumerate()
-  if num_shards > 1:
-    ds = ds.shard(num_shards, shard)
-  ds = ds.map(lambda i, ex: {**ex, POSITION: tf.cast(i, tf.int64)})
+  sharded = getattr(task.source, "sharded_dataset", None)
+  if sharded is not None:  # a file corpus: the shard reads its own files and tags file-based positions
+    ds = sharded(split, shard, num_shards)
+  else:
+    ds = task.source.get_dataset(split=split, shuffle=False).enumerate()
+    if num_shards > 1:
+      ds = ds.shard(num_shards, shard)
+    ds = ds.map(lambda i, ex: {**ex, POSITION: tf.cast(i, tf.int64)})
   ds = task.preprocess_postcache(task.preprocess_precache(ds), sequence_length=None)
   try:
     for ex in ds.as_numpy_iterator():

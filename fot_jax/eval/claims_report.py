@@ -1,8 +1,8 @@
 """`python -m fot_jax.eval.claims_report --results=DIR --seeds=0,1,2`: claims (a), (c), (d) across seeds, one table.
 
-Reads the result files `bash scripts/reproduce.sh code` writes for each seed s (distraction, multi-doc and
-single-doc perplexity of the local, d1 and negatives models, named `c_code_s<s>_*` and `d_code_s<s>_*`), prints
-one row per seed and writes a three-panel figure:
+Reads the result files the code manifest (`fot-launch experiment --manifest=experiments/code.py`) writes for each
+seed s: `code_s<s>_<variant>.<tag>.json`, the distraction, multi-doc and single-doc perplexity (memory on and
+off) of the local, d1 and negatives models. Prints one row per seed and writes a three-panel figure:
   (a) r_d of the memory layer at d contexts (focus = r_d * d; 1.0 is chance);
   (c) multi-doc loss of a target document against distractor tokens in memory, d1 vs negatives;
   (d) single-doc loss beyond the local context, memory on vs off.
@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+from fot_jax import cli
 from fot_jax.eval import common
 
 VARIANTS = ("local", "d1", "negatives")
@@ -29,7 +30,7 @@ def _load(results: str, name: str, task: str) -> dict:
   try:
     return common.read_result(os.path.join(results, name + ".json"), task)
   except common.EvalError as e:
-    raise ReportError(f"{e} (run bash scripts/reproduce.sh code with this seed first)") from None
+    raise ReportError(f"{e} (run the experiments/code.py manifest with this seed first)") from None
 
 
 def beyond_local(single: dict, local: int) -> float:
@@ -41,20 +42,20 @@ def beyond_local(single: dict, local: int) -> float:
 
 def seed_row(results: str, seed: int, d: int = 64) -> dict:
   """The numbers of one seed: r_d at d per variant, multi-doc loss growth, single-doc loss beyond local."""
-  tag = f"code_s{seed}"
+  run = f"code_s{seed}"
   row = {"seed": seed}
   for v in VARIANTS:
-    r = _load(results, f"c_{tag}_distraction_{v}", "distraction")
+    r = _load(results, f"{run}_{v}.distraction", "distraction")
     layer = next(iter(r["layers"].values()))
     row[f"r_{v}"] = float(layer["r"][r["contexts"].index(d)])
     row["contexts"], row[f"r_curve_{v}"] = r["contexts"], layer["r"]
     row["local"] = int(r["context_length"])
   for v in ("d1", "negatives"):
-    multi = _load(results, f"c_{tag}_ppl_multi_{v}", "perplexity")
+    multi = _load(results, f"{run}_{v}.ppl_multi", "perplexity")
     row[f"multi_{v}"] = multi["loss"]
     row["distractor_tokens"] = multi["memory_tokens"]
-    on = _load(results, f"d_{tag}_ppl_single_{v}", "perplexity")
-    off = _load(results, f"d_{tag}_ppl_single_{v}_off", "perplexity")
+    on = _load(results, f"{run}_{v}.ppl_single", "perplexity")
+    off = _load(results, f"{run}_{v}.ppl_single_off", "perplexity")
     row[f"single_{v}_on"], row[f"single_{v}_off"] = beyond_local(on, row["local"]), beyond_local(off, row["local"])
     row[f"single_curve_{v}"] = (on["context_lengths"], on["loss"], off["loss"])
   return row
@@ -111,21 +112,21 @@ def plot(rows: list[dict], path: str) -> None:
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m fot_jax.eval.claims_report", description=__doc__.splitlines()[0])
-  p.add_argument("--results", required=True, help="the folder of the result files ($OUT of reproduce.sh)")
+  p.add_argument("--results", required=True, help="the folder of the result files (the experiment's --runs)")
   p.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated")
   p.add_argument("--figure", default=None, help="where to write the figure (PNG)")
+  cli.add_debug_flag(p)
   args = p.parse_args(argv)
-  try:
-    seeds = [int(s) for s in args.seeds.split(",")]
-    rows = [seed_row(args.results, s) for s in seeds]
-  except (ValueError, OSError) as e:
-    print(f"claims_report: error: {e}", file=sys.stderr)
-    return 2
+  return cli.run(lambda: _report(args), prog="fot_jax.eval.claims_report", debug=args.debug, also=(ValueError, OSError))
+
+
+def _report(args: argparse.Namespace) -> None:
+  seeds = [int(s) for s in args.seeds.split(",")]
+  rows = [seed_row(args.results, s) for s in seeds]
   print(table(rows))
   if args.figure:
     plot(rows, args.figure)
     print(f"wrote {args.figure}")
-  return 0
 
 
 if __name__ == "__main__":

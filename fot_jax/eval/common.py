@@ -6,6 +6,7 @@ Every task is `main(argv) -> int` built from the same parts, so flags mean the s
   --window/--last_context_length/--mem_layers/--mem_dtype   inference overrides (docs/BEHAVIOUR.md section 3)
   --topk/--approx_topk        top-k memory instead of dense memory (docs/BEHAVIOUR.md section 3, kNN variant)
   --ivf_nlist/--ivf_nprobe    with --topk: find the top-k through an IVF index of the memory keys
+  --ivf_balance               with --ivf_nlist: cap each list at this multiple of the mean list length
   --mem_shards                memory sharded over this many devices (a 1-D mesh with axis "memory")
   --out/--figure              the JSON result and the PNG figure
 Evaluation code talks to a model only through a *runner* (an object with `encode(tokens) -> logits`, `reset()`
@@ -51,6 +52,8 @@ def make_parser(task: str, description: str, figure: bool = True) -> argparse.Ar
   p.add_argument("--ivf_nlist", type=int, default=None,
                  help="with --topk: an IVF index of this many k-means lists per kv head (and memory shard)")
   p.add_argument("--ivf_nprobe", type=int, default=None, help="with --ivf_nlist: lists each query probes")
+  p.add_argument("--ivf_balance", type=float, default=None,
+                 help="with --ivf_nlist: cap each list at this multiple (>= 1) of the mean list length")
   p.add_argument("--mem_shards", type=int, default=1,
                  help="shard the memory over this many devices (must divide the device count); 1: one device")
   p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data")
@@ -117,11 +120,13 @@ def memory_options(args):
 
 
 def memory_index(args) -> dict:
-  """--ivf_nlist/--ivf_nprobe -> MemoryOptions fields (no index without them)."""
+  """--ivf_nlist/--ivf_nprobe/--ivf_balance -> MemoryOptions fields (no index without them)."""
   nlist, nprobe = getattr(args, "ivf_nlist", None), getattr(args, "ivf_nprobe", None)
+  balance = getattr(args, "ivf_balance", None)
   if nlist is None:
-    if nprobe is not None:
-      raise EvalError(f"--ivf_nprobe={nprobe} needs --ivf_nlist (the IVF index)")
+    for name, value in (("ivf_nprobe", nprobe), ("ivf_balance", balance)):
+      if value is not None:
+        raise EvalError(f"--{name}={value} needs --ivf_nlist (the IVF index)")
     return {}
   positive("ivf_nlist", nlist)
   if args.topk is None:
@@ -133,7 +138,9 @@ def memory_index(args) -> dict:
   positive("ivf_nprobe", nprobe)
   if nprobe > nlist:
     raise EvalError(f"--ivf_nprobe={nprobe}: expected at most --ivf_nlist={nlist} lists")
-  return {"index": "ivf", "nlist": nlist, "nprobe": nprobe}
+  if balance is not None and not balance >= 1:
+    raise EvalError(f"--ivf_balance={balance}: expected a list cap of at least 1 (times the mean list length)")
+  return {"index": "ivf", "nlist": nlist, "nprobe": nprobe, "balance": balance}
 
 
 def memory_mesh(shards: int) -> dict:
@@ -294,7 +301,8 @@ def model_summary(model: Model, options) -> dict:
           "mem_layers": list(c.mem_layers), "window": c.max_position_embeddings,
           "last_context_length": c.last_context_length, "mem_dtype": c.mem_dtype,
           "topk": options.topk, "approx_topk": options.approx, "ivf_nlist": options.nlist,
-          "ivf_nprobe": options.nprobe, "memory": "off" if model.no_memory else "on",
+          "ivf_nprobe": options.nprobe, "ivf_balance": options.balance,
+          "memory": "off" if model.no_memory else "on",
           "mem_shards": 1 if options.mesh is None else options.mesh.shape[options.mem_axis]}
 
 

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from fot_jax import cli
+
 
 class GateError(ValueError):
   """The result file or the flags do not allow the check (missing layer or d, wrong task)."""
@@ -42,23 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--layer", type=int, required=True, help="memory layer to check")
   p.add_argument("--d", default="8,64", help="numbers of contexts to check, comma-separated")
   p.add_argument("--min_focus", type=float, default=1.3, help="least r_d * d required at every listed d")
+  cli.add_debug_flag(p)
   return p
 
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
+  return cli.run(lambda: _gate(args), prog="fot_jax.eval.focus_gate", debug=args.debug, also=(GateError,))
+
+
+def _gate(args: argparse.Namespace) -> int:
+  """0 when r_d clears the bar at every listed d, 1 when not; a bad flag or result file is a user error."""
   try:
     ds = [int(x) for x in args.d.split(",")]
   except ValueError:
-    print(f"focus_gate: error: --d: expected comma-separated integers, found {args.d!r}", file=sys.stderr)
-    return 2
+    raise GateError(f"--d: expected comma-separated integers, found {args.d!r}") from None
   try:
     with open(args.result) as f:
       result = json.load(f)
     short = shortfalls(result, args.layer, ds, args.min_focus)
   except (OSError, json.JSONDecodeError, GateError) as e:
-    print(f"focus_gate: error: {args.result}: {e}", file=sys.stderr)
-    return 2
+    raise GateError(f"{args.result}: {e}") from None
   where = f"{args.result}: layer {args.layer}"
   if short:
     found = ", ".join(f"{f:.2f}/d at d={d}" for d, f in short)

@@ -171,7 +171,7 @@ class MemoryInference:
     shards = self.layout.shards
     initial = -(-(initial_capacity or self.cache_capacity) // shards)
     self._initial_slots = memory_slots(initial, 0, options.block)
-    self.indexer = None if options.index is None else MemoryIndexer(self.layout)
+    self.indexer = None if options.index is None else MemoryIndexer(self.layout, options.balance)
     self.reset()
 
   # ---- state bookkeeping (host ints mirror the traced lengths) ------------------------------------------------

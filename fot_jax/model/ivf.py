@@ -2,9 +2,11 @@
 scores only the keys of the `nprobe` lists whose centroids best match the query.
 
 Arrays are batched over a leading axis G of independent indexes (one per memory layer, batch row and kv head).
-Lists are fixed-capacity buffers [G, L, cap] so that shapes stay static under jit: each holds copies of its keys
-(contiguous, so a query reads whole blocks of a list) and the memory slot of each key (to fetch its value).
-Capacity is a multiple of LIST_BLOCK; whoever inserts grows it first (`capacity_needed`), so no key is dropped.
+Lists are paged so that shapes stay static under jit and an uneven list costs only its own pages: a pool of
+pages of PAGE entries each (copies of the keys, contiguous within a page, and the memory slot of each key) and a
+page table naming the pages of every list in order. A list of n entries holds its first ceil(n / PAGE) table
+entries; pages are handed out in filing order, so the pool's pages in use are the sum of those counts. Whoever
+inserts grows the pool and the table first (`capacity_needed`), so no key is dropped.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-LIST_BLOCK = 128  # list entries scored per query at a time: temporaries are [..., queries, LIST_BLOCK, hd]
+PAGE = 128  # entries per page; a query scores PAGES_PER_STEP pages at a time ([..., queries, entries, hd])
+PAGES_PER_STEP = 4  # pages scored per query per search step: fewer top-k merges per scored key
 ASSIGN_CHUNK = 1024  # keys assigned to centroids at a time
 TRAIN_PER_LIST = 64  # k-means sample: up to this many keys per centroid
 KMEANS_ITERS = 10
@@ -27,8 +31,9 @@ SPILL_CHOICES = 3  # nearest centroids a key may be filed under when nearer list
 class IVFIndex:
   """IVF lists of G independent indexes (the leading axes may be several, e.g. [Nm, B, K])."""
   centroids: jax.Array  # [..., L, hd] float32
-  keys: jax.Array  # [..., L, cap, hd] copies of the keys filed in each list (memory dtype)
-  slots: jax.Array  # [..., L, cap] int32 memory slot of each entry
+  keys: jax.Array  # [..., pages, PAGE, hd] the page pool: copies of the filed keys (memory dtype)
+  slots: jax.Array  # [..., pages, PAGE] int32 memory slot of each entry
+  table: jax.Array  # [..., L, width] int32 pool page of each page of each list (first pages_of(count) in use)
   count: jax.Array  # [..., L] int32 entries in use
 
   @property
@@ -36,33 +41,62 @@ class IVFIndex:
     return self.centroids.shape[-2]
 
   @property
-  def capacity(self) -> int:
-    return self.keys.shape[-2]
+  def pool_pages(self) -> int:
+    return self.keys.shape[-3]
+
+  @property
+  def table_width(self) -> int:
+    return self.table.shape[-1]
 
 
-def empty_index(lead: tuple, nlist: int, head_dim: int, dtype, capacity: int = LIST_BLOCK) -> IVFIndex:
-  """An index with zero centroids and empty lists of `capacity` entries."""
+def pages_of(count: jax.Array) -> jax.Array:
+  """Pages a list of `count` entries occupies."""
+  return (count + PAGE - 1) // PAGE
+
+
+def empty_index(lead: tuple, nlist: int, head_dim: int, dtype, pool_pages: int | None = None,
+                table_width: int = 1) -> IVFIndex:
+  """An index with zero centroids and empty lists (a pool of one page per list unless given)."""
+  pool_pages = nlist if pool_pages is None else pool_pages
   return IVFIndex(centroids=jnp.zeros(lead + (nlist, head_dim), jnp.float32),
-                  keys=jnp.zeros(lead + (nlist, capacity, head_dim), dtype),
-                  slots=jnp.zeros(lead + (nlist, capacity), jnp.int32),
+                  keys=jnp.zeros(lead + (pool_pages, PAGE, head_dim), dtype),
+                  slots=jnp.zeros(lead + (pool_pages, PAGE), jnp.int32),
+                  table=jnp.zeros(lead + (nlist, table_width), jnp.int32),
                   count=jnp.zeros(lead + (nlist,), jnp.int32))
 
 
-def list_capacity(needed: int, current: int) -> int:
-  """List capacity after growth: at least double, a multiple of LIST_BLOCK."""
-  slots = max(needed, 2 * current, LIST_BLOCK)
-  return -(-slots // LIST_BLOCK) * LIST_BLOCK
+def grown(needed: int, current: int) -> int:
+  """A capacity after growth: at least `needed`, and at least 1.5 times the current one (few regrowths)."""
+  return max(needed, current + current // 2) if needed > current else current
 
 
-def grow_lists(index: IVFIndex, capacity: int) -> IVFIndex:
-  """Pads every list to `capacity` entries."""
-  extra = capacity - index.capacity
-  if extra <= 0:
-    return index
-  lead = index.keys.ndim - 3
-  keys = jnp.pad(index.keys, [(0, 0)] * (lead + 1) + [(0, extra), (0, 0)])
-  slots = jnp.pad(index.slots, [(0, 0)] * (lead + 1) + [(0, extra)])
-  return dataclasses.replace(index, keys=keys, slots=slots)
+def grow(index: IVFIndex, pool_pages: int, table_width: int) -> IVFIndex:
+  """Pads the page pool to `pool_pages` pages and the page table to `table_width` pages per list."""
+  extra_pages = max(pool_pages - index.pool_pages, 0)
+  extra_width = max(table_width - index.table_width, 0)
+  lead = [(0, 0)] * (index.count.ndim - 1)
+  return dataclasses.replace(
+      index, keys=jnp.pad(index.keys, lead + [(0, extra_pages), (0, 0), (0, 0)]),
+      slots=jnp.pad(index.slots, lead + [(0, extra_pages), (0, 0)]),
+      table=jnp.pad(index.table, lead + [(0, 0), (0, extra_width)]))
+
+
+def list_entries(index: IVFIndex, lst: int) -> tuple[jax.Array, jax.Array]:
+  """(keys [..., n, hd], slots [..., n]) of list `lst` in filing order, n = its largest count over the leading
+  axes (entries past a row's own count are unspecified). For tests and inspection of an unsharded index
+  (a sharded one's table names pages of each device's own pool)."""
+  n = int(jnp.max(index.count[..., lst]))
+  pages = index.table[..., lst, :int(pages_of(jnp.asarray(n)))]  # [..., p]
+  keys = jnp.take_along_axis(index.keys, pages[..., None, None], axis=-3)  # [..., p, PAGE, hd]
+  slots = jnp.take_along_axis(index.slots, pages[..., None], axis=-2)
+  lead = keys.shape[:-3]
+  return keys.reshape(lead + (-1, keys.shape[-1]))[..., :n, :], slots.reshape(lead + (-1,))[..., :n]
+
+
+def spread(count: int, n: int) -> np.ndarray:
+  """`count` indices spread evenly over range(n) (count <= n), computed in 64 bits: in int32, i * n overflows
+  once count * n >= 2^31 (a 16M-key memory sampled 262k times would draw only 256 distinct keys)."""
+  return ((np.arange(count, dtype=np.int64) * n) // count).astype(np.int32)
 
 
 def nearest(keys: jax.Array, centroids: jax.Array) -> jax.Array:
@@ -154,7 +188,7 @@ def kmeans(sample: jax.Array, weight: jax.Array, nlist: int, iters: int = KMEANS
   """
   g, s, hd = sample.shape
   sample = sample.astype(jnp.float32)
-  start = (jnp.arange(nlist) * s) // nlist if s >= nlist else jnp.arange(nlist) % s
+  start = jnp.asarray(spread(nlist, s) if s >= nlist else np.arange(nlist) % s)
   rows = jnp.arange(g)[:, None]
 
   ok = weight > 0
@@ -188,33 +222,46 @@ def _list_ids(ids: jax.Array, ok: jax.Array, nlist: int) -> jax.Array:
   return jnp.where(ok, ids, nlist)  # nlist: not filed (out of range, dropped by the scatters)
 
 
-def capacity_needed(index: IVFIndex, ids: jax.Array, ok: jax.Array) -> jax.Array:
-  """Largest list length after inserting keys filed to ids [G, n] where ok [G, n] (a traced int)."""
+def capacity_needed(index: IVFIndex, ids: jax.Array, ok: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(pool pages, table width) needed after inserting keys filed to ids [G, n] where ok [G, n] (traced ints):
+  the most pages any index uses, and the most pages of any one list."""
   g = ids.shape[0]
   added = jnp.zeros((g, index.nlist), jnp.int32).at[jnp.arange(g)[:, None], _list_ids(ids, ok, index.nlist)].add(
       1, mode="drop")
-  return jnp.max(index.count + added)
+  pages = pages_of(index.count + added)  # [G, L]
+  return jnp.max(pages.sum(axis=-1)), jnp.max(pages)
 
 
 def insert(index: IVFIndex, keys: jax.Array, slots: jax.Array, ids: jax.Array, ok: jax.Array) -> IVFIndex:
-  """Files keys [G, n, hd] (memory slots [G, n]) in lists ids [G, n] where ok; lists must have room for them.
+  """Files keys [G, n, hd] (memory slots [G, n]) in lists ids [G, n] where ok; the pool and table must have room.
 
-  Keys going to the same list take consecutive entries after its current ones, in their input order.
+  Keys going to the same list take consecutive entries after its current ones, in their input order; a list's
+  new pages are taken from the pool after every page in use, lists in order.
   """
   g, n = ids.shape
   nlist = index.nlist
+  rows = jnp.arange(g)[:, None]
   lists = _list_ids(ids, ok, nlist)
   order = jnp.argsort(lists, axis=-1, stable=True)
   sorted_lists = jnp.take_along_axis(lists, order, axis=-1)
   first = jax.vmap(lambda a: jnp.searchsorted(a, a, side="left"))(sorted_lists)
-  rows = jnp.arange(g)[:, None]
-  base = jnp.take_along_axis(jnp.pad(index.count, [(0, 0), (0, 1)]), sorted_lists, axis=-1)
-  pos = base + jnp.arange(n)[None] - first
-  new_keys = index.keys.at[rows, sorted_lists, pos].set(
+  added = jnp.zeros((g, nlist), jnp.int32).at[rows, lists].add(1, mode="drop")
+  old_pages = pages_of(index.count)  # [G, L]
+  new_pages = pages_of(index.count + added) - old_pages
+  # pool page of a list's first new page: after every page in use, then the new pages of the lists before it
+  alloc = old_pages.sum(axis=-1, keepdims=True) + jnp.cumsum(new_pages, axis=-1) - new_pages  # [G, L]
+  at = lambda a: jnp.take_along_axis(jnp.pad(a, [(0, 0), (0, 1)]), sorted_lists, axis=-1)  # per sorted key
+  pos = at(index.count) + jnp.arange(n)[None] - first  # entry within its list
+  page, entry = pos // PAGE, pos % PAGE
+  in_table = jnp.take_along_axis(index.table.reshape(g, -1), jnp.minimum(sorted_lists, nlist - 1) *
+                                 index.table_width + jnp.minimum(page, index.table_width - 1), axis=-1)
+  pool_page = jnp.where(page < at(old_pages), in_table, at(alloc) + page - at(old_pages))
+  pool_page = jnp.where(sorted_lists < nlist, pool_page, index.pool_pages)  # not filed: dropped by the scatters
+  table = index.table.at[rows, sorted_lists, page].set(pool_page, mode="drop")
+  new_keys = index.keys.at[rows, pool_page, entry].set(
       jnp.take_along_axis(keys, order[..., None], axis=1).astype(index.keys.dtype), mode="drop")
-  new_slots = index.slots.at[rows, sorted_lists, pos].set(jnp.take_along_axis(slots, order, axis=-1), mode="drop")
-  count = index.count.at[rows, lists].add(1, mode="drop")
-  return dataclasses.replace(index, keys=new_keys, slots=new_slots, count=count)
+  new_slots = index.slots.at[rows, pool_page, entry].set(jnp.take_along_axis(slots, order, axis=-1), mode="drop")
+  return dataclasses.replace(index, keys=new_keys, slots=new_slots, table=table, count=index.count + added)
 
 
 def search(queries: jax.Array, index: IVFIndex, k: int, nprobe: int, scale: float = 1.0, *,
@@ -223,10 +270,11 @@ def search(queries: jax.Array, index: IVFIndex, k: int, nprobe: int, scale: floa
   query. queries [G, Q, hd] (the index's own leading axes flattened to G, or with `lead_index`, see below).
 
   Returns (scores * scale [G, Q, k], memory slots [G, Q, k]); fewer than k candidates leave -inf scores.
-  Lists are read LIST_BLOCK entries at a time, each query's longest probed list first; the merge with the running selection is exact, so with
-  nprobe = nlist the result is the exact top-k. lead_index: integer index arrays selecting, in each of the
-  index's leading axes, the index each query row g uses (for reading one layer of a stacked index without
-  copying it); they must broadcast to [G].
+  Each query walks the pages of its probed lists as one sequence, PAGES_PER_STEP pages a step, so the loop runs
+  for the most pages any query probes (not the longest list times nprobe). The merge with the running selection
+  is exact, so with nprobe = nlist the result is the exact top-k. lead_index: integer index arrays selecting, in
+  each of the index's leading axes, the index each query row g uses (for reading one layer of a stacked index
+  without copying it); they must broadcast to [G].
   """
   if not 0 < nprobe <= index.nlist:
     raise ValueError(f"nprobe: expected 1..nlist={index.nlist} lists to probe, found {nprobe}")
@@ -236,29 +284,33 @@ def search(queries: jax.Array, index: IVFIndex, k: int, nprobe: int, scale: floa
   coarse = jnp.einsum("gqd,gld->gql", queries.astype(jnp.float32), centroids)
   probes = jax.lax.top_k(coarse, nprobe)[1]  # [G, Q, P]
   probe_count = jnp.take_along_axis(index.count[lead][:, None, :], probes, axis=-1)  # [G, Q, P]
-  # Longest probed list first, so step p reads only as many blocks as the longest p-th list of any query.
-  order = jnp.argsort(-probe_count, axis=-1)
-  probes = jnp.take_along_axis(probes, order, axis=-1)
-  probe_count = jnp.take_along_axis(probe_count, order, axis=-1)
-  blocks = (jnp.max(probe_count, axis=(0, 1)) + LIST_BLOCK - 1) // LIST_BLOCK  # [P]
-  ends = jnp.cumsum(blocks)
-  entry = jnp.arange(LIST_BLOCK)
+  ends = jnp.cumsum(pages_of(probe_count), axis=-1)  # [G, Q, P]: pages of this query up to each probed list
+  total = ends[..., -1]  # [G, Q]
+  steps = (jnp.max(total) + PAGES_PER_STEP - 1) // PAGES_PER_STEP
   at_q = tuple(a[:, None, None] for a in lead)  # [G, 1, 1]
+  entry = jnp.arange(PAGE)
+
+  def page_at(s):
+    """The s-th page of each query's sequence: (pool page [G, Q], entries in use [G, Q, PAGE])."""
+    p = jnp.minimum(jnp.sum(ends <= s[..., None], axis=-1), nprobe - 1)[..., None]  # probed list [G, Q, 1]
+    lst = jnp.take_along_axis(probes, p, axis=-1)
+    j = s[..., None] - (jnp.take_along_axis(ends, p, axis=-1) - pages_of(jnp.take_along_axis(probe_count, p, -1)))
+    pool_page = index.table[at_q + (lst, jnp.minimum(j, index.table_width - 1))][..., 0]  # [G, Q]
+    in_use = (j * PAGE + entry < jnp.take_along_axis(probe_count, p, axis=-1)) & (s < total)[..., None]
+    return pool_page, in_use
 
   def body(step, carry):
     best, best_slots = carry
-    p = jnp.searchsorted(ends, step, side="right")
-    j = step - (ends[p] - blocks[p])
-    lists = jax.lax.dynamic_index_in_dim(probes, p, axis=-1, keepdims=False)[..., None]  # [G, Q, 1]
-    pos = j * LIST_BLOCK + entry  # [E]
-    keys = index.keys[at_q + (lists, pos)]  # [G, Q, E, hd]
+    pages, in_use = zip(*(page_at(jnp.full((g, q), step * PAGES_PER_STEP + u)) for u in range(PAGES_PER_STEP)))
+    pages = jnp.stack(pages, axis=-1)  # [G, Q, U]
+    keys = index.keys[at_q + (pages,)].reshape(g, q, PAGES_PER_STEP * PAGE, -1)  # [G, Q, U * PAGE, hd]
     scores = jnp.einsum("gqd,gqed->gqe", queries, keys.astype(queries.dtype),
                         preferred_element_type=jnp.float32) * scale
-    filled = pos < jax.lax.dynamic_index_in_dim(probe_count, p, axis=-1, keepdims=True)
-    scores = jnp.where(filled, scores, -jnp.inf)
+    scores = jnp.where(jnp.concatenate(in_use, axis=-1), scores, -jnp.inf)
     top, which = jax.lax.top_k(jnp.concatenate([best, scores], axis=-1), k)
-    cand = jnp.concatenate([best_slots, index.slots[at_q + (lists, pos)]], axis=-1)
+    slots = index.slots[at_q + (pages,)].reshape(g, q, -1)
+    cand = jnp.concatenate([best_slots, slots], axis=-1)
     return top, jnp.take_along_axis(cand, which, axis=-1)
 
   init = (jnp.full((g, q, k), -jnp.inf, jnp.float32), jnp.zeros((g, q, k), jnp.int32))
-  return jax.lax.fori_loop(0, ends[-1], body, init)
+  return jax.lax.fori_loop(0, steps, body, init)

@@ -7,11 +7,13 @@ its part and the usual top-k merge across devices follows. Rule: the centroids a
 ivf.TRAIN_PER_LIST * L keys spread over the memory) at the first flush and again whenever the memory has doubled
 since they were last trained, and every key is then refiled; between trainings each flushed key is filed in the
 list of its nearest centroid, or with a `balance`, of the nearest whose list is under balance * the mean list
-length (ivf.file_lists). Lists grow (host side, before the insert) so no key is ever dropped.
+length (ivf.file_lists). Keys are filed REFILE_CHUNK slots at a time, so the upkeep's temporaries stay bounded as
+the memory grows; the page pool and page table grow (host side, before each insert) so no key is ever dropped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -20,6 +22,8 @@ from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import ivf
 from fot_jax.model.memory import MemoryLayout, _per_shard
+
+REFILE_CHUNK = 1 << 20  # slots per device filed at a time when every key is refiled after training
 
 
 def index_spec(layout: MemoryLayout) -> P:
@@ -50,7 +54,7 @@ def _unflat(index: ivf.IVFIndex, lead: tuple) -> ivf.IVFIndex:
 
 def empty_memory_index(num_mem_layers: int, batch: int, kv_heads: int, head_dim: int, nlist: int, mem_dtype,
                        layout: MemoryLayout = MemoryLayout()) -> ivf.IVFIndex:
-  """An untrained index: nlist lists per device, each of ivf.LIST_BLOCK entries."""
+  """An untrained index: nlist lists per device, a pool of one page per list."""
   lead = (num_mem_layers, batch, kv_heads)
   build = lambda: ivf.empty_index(lead, nlist * layout.shards, head_dim, jnp.dtype(mem_dtype))
   if layout.mesh is None:
@@ -63,8 +67,7 @@ def _assign(index, mem_k, mem_valid, start, *, count: int, axis, balance):
   flat, _ = _flat(index)
   keys, _, valid = _flat_keys(mem_k, mem_valid, start, count)
   ids = ivf.file_lists(keys, flat.centroids, valid, flat.count, balance)
-  needed = ivf.capacity_needed(flat, ids, valid)
-  return ids, (needed if axis is None else jax.lax.pmax(needed, axis))
+  return ids, _needed(flat, ids, valid, axis)
 
 
 def _insert(index, mem_k, mem_valid, ids, start, *, count: int):
@@ -73,19 +76,21 @@ def _insert(index, mem_k, mem_valid, ids, start, *, count: int):
   return _unflat(ivf.insert(flat, keys, slots, ids, valid), lead)
 
 
-def _train(index, mem_k, mem_valid, *, fill: int, axis, balance):
-  """New centroids from a sample spread over slots [0, fill); lists emptied; ids of every key [G, fill]."""
+def _train(index, mem_k, mem_valid, *, fill: int, balance):
+  """New centroids from a sample spread over slots [0, fill); lists emptied (the caller refiles every key)."""
   flat, lead = _flat(index)
   sample = min(fill, ivf.TRAIN_PER_LIST * flat.nlist)
-  picks = (jnp.arange(sample) * fill) // sample
+  picks = jnp.asarray(ivf.spread(sample, fill))
   keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
   weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
   centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist, balance=balance)
-  flat = ivf.IVFIndex(centroids, flat.keys, flat.slots, jnp.zeros_like(flat.count))
-  all_keys, _, valid = _flat_keys(mem_k, mem_valid, 0, fill)
-  ids = ivf.file_lists(all_keys, centroids, valid, flat.count, balance)
-  needed = ivf.capacity_needed(flat, ids, valid)
-  return _unflat(flat, lead), ids, (needed if axis is None else jax.lax.pmax(needed, axis))
+  return _unflat(dataclasses.replace(flat, centroids=centroids, count=jnp.zeros_like(flat.count)), lead)
+
+
+def _needed(flat, ids, valid, axis):
+  """(pool pages, table width) every device's index needs after filing ids: [2] int32, the same on every device."""
+  needed = jnp.stack(ivf.capacity_needed(flat, ids, valid))
+  return needed if axis is None else jax.lax.pmax(needed, axis)
 
 
 @functools.partial(jax.jit, static_argnames=("count", "layout", "balance"))
@@ -109,17 +114,19 @@ def insert(index, mem_k, mem_valid, ids, start, *, count: int, layout: MemoryLay
 
 @functools.partial(jax.jit, static_argnames=("fill", "layout", "balance"))
 def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout, balance: float | None):
-  """Retrains the centroids on slots [0, fill) of every device and empties the lists: (index, ids, longest)."""
+  """Retrains the centroids on slots [0, fill) of every device and empties the lists."""
   s = index_spec(layout)
-  fn = _per_shard(layout, functools.partial(_train, fill=fill, axis=layout.axis, balance=balance),
-                  (s, P(None, None, layout.axis), P(None, layout.axis)), (s, P(layout.axis), P()))
+  fn = _per_shard(layout, functools.partial(_train, fill=fill, balance=balance),
+                  (s, P(None, None, layout.axis), P(None, layout.axis)), s)
   return fn(index, mem_k, mem_valid)
 
 
-@functools.partial(jax.jit, static_argnames=("capacity", "layout"), donate_argnames=("index",))
-def grow(index, *, capacity: int, layout: MemoryLayout):
+@functools.partial(jax.jit, static_argnames=("pool_pages", "table_width", "layout"), donate_argnames=("index",))
+def grow(index, *, pool_pages: int, table_width: int, layout: MemoryLayout):
+  """Every device's page pool and page table padded to the given sizes (per device)."""
   s = index_spec(layout)
-  return _per_shard(layout, functools.partial(ivf.grow_lists, capacity=capacity), (s,), s)(index)
+  fn = functools.partial(ivf.grow, pool_pages=pool_pages, table_width=table_width)
+  return _per_shard(layout, fn, (s,), s)(index)
 
 
 class MemoryIndexer:
@@ -135,15 +142,21 @@ class MemoryIndexer:
     fill = start + count
     index = state.index
     if self.trained_fill == 0 or fill >= 2 * self.trained_fill:
-      index, ids, needed = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout,
-                                 balance=self.balance)
-      self.trained_fill, start, count = fill, 0, fill
-    else:
-      ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout,
-                           balance=self.balance)
-    needed = int(needed)
-    if needed > index.capacity:
-      index = grow(index, capacity=ivf.list_capacity(needed, index.capacity), layout=self.layout)
+      index = train(index, state.mem_k, state.mem_valid, fill=fill, layout=self.layout, balance=self.balance)
+      self.trained_fill, start = fill, 0
+    for first in range(start, fill, REFILE_CHUNK):  # temporaries bounded by a chunk, not the memory
+      index = self._file(index, state, first, min(REFILE_CHUNK, fill - first))
+    return index
+
+  def _file(self, index, state, start: int, count: int):
+    """Slots [start, start + count) of every device filed in their lists, the pool and table grown first."""
+    ids, needed = assign(index, state.mem_k, state.mem_valid, start, count=count, layout=self.layout,
+                         balance=self.balance)
+    pages, width = (int(n) for n in needed)
+    local_pages = index.pool_pages // self.layout.shards
+    if pages > local_pages or width > index.table_width:
+      index = grow(index, pool_pages=ivf.grown(pages, local_pages), table_width=ivf.grown(width, index.table_width),
+                   layout=self.layout)
     return insert(index, state.mem_k, state.mem_valid, ids, jnp.asarray(start, jnp.int32), count=count,
                   layout=self.layout)
 
@@ -155,4 +168,4 @@ class MemoryIndexer:
 
 @jax.jit
 def _emptied(index):
-  return ivf.IVFIndex(index.centroids, index.keys, index.slots, index.count * 0)
+  return dataclasses.replace(index, count=index.count * 0)

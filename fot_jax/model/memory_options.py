@@ -18,7 +18,8 @@ class MemoryOptions:
   `streamed=False` selects the reference that materialises every memory logit (for tests). With a `mesh`, the
   memory is sharded over its axis `mem_axis` and each device reads its own part. `index="ivf"` finds each
   query's top-k among the keys of the `nprobe` of `nlist` IVF lists (per kv head, per device) whose k-means
-  centroids best match it, instead of scoring every memory key (fot_jax.model.memory_index).
+  centroids best match it, instead of scoring every memory key (fot_jax.model.memory_index); `balance` caps each
+  list at that multiple of the mean list length (keys spill to their next-nearest lists; None: uncapped).
   """
   topk: int | None = None
   approx: bool = False
@@ -29,6 +30,7 @@ class MemoryOptions:
   index: str | None = None
   nlist: int | None = None
   nprobe: int | None = None
+  balance: float | None = None
 
   def __post_init__(self):
     if self.topk is not None and (not isinstance(self.topk, int) or self.topk <= 0):
@@ -50,9 +52,9 @@ class MemoryOptions:
 
   def _check_index(self):
     if self.index is None:
-      if self.nlist is not None or self.nprobe is not None:
-        raise ValueError(f"MemoryOptions.nlist/nprobe: they configure an index, found index=None with "
-                         f"nlist={self.nlist}, nprobe={self.nprobe}")
+      if self.nlist is not None or self.nprobe is not None or self.balance is not None:
+        raise ValueError(f"MemoryOptions.nlist/nprobe/balance: they configure an index, found index=None with "
+                         f"nlist={self.nlist}, nprobe={self.nprobe}, balance={self.balance}")
       return
     if self.index != "ivf":
       raise ValueError(f"MemoryOptions.index: expected None or 'ivf', found {self.index!r}")
@@ -66,6 +68,10 @@ class MemoryOptions:
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"MemoryOptions.{name}: expected a positive integer with index='ivf', found {value!r}")
+    if self.balance is not None and (isinstance(self.balance, bool) or not isinstance(self.balance, (int, float))
+                                     or self.balance < 1):
+      raise ValueError(f"MemoryOptions.balance: expected None or a list cap of at least 1 (times the mean list "
+                       f"length), found {self.balance!r}")
     if self.nprobe > self.nlist:
       raise ValueError(f"MemoryOptions.nprobe: expected at most nlist={self.nlist} lists to probe, found "
                        f"{self.nprobe}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from absl import flags
@@ -23,16 +22,6 @@ class ConfigFileError(ValueError):
 
 class OverrideError(ConfigFileError):
   """An override names a key the config lacks, or a value the key's type cannot take."""
-
-
-def _ensure_repo_on_path(config_path: str) -> None:
-  """Config files import `configs.base`: make the repository that holds config_path importable."""
-  path = os.path.abspath(config_path.split(":", 1)[0])
-  parts = path.split(os.sep)
-  if "configs" in parts:
-    root = os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("configs")]) or os.sep
-    if root not in sys.path:
-      sys.path.insert(0, root)
 
 
 def format_value(value: Any) -> str:
@@ -93,7 +82,6 @@ def load_config(config_path: str, overrides: Mapping[str, Any] | None = None):
   file_path, _, variant = config_path.partition(":")
   if not os.path.isfile(file_path):
     raise ConfigFileError(f"--config: no config file at {file_path!r}")
-  _ensure_repo_on_path(config_path)
   try:
     base = _parse([f"--config={config_path}"])
   except flags.Error as e:
@@ -108,30 +96,22 @@ def load_config(config_path: str, overrides: Mapping[str, Any] | None = None):
     raise OverrideError(f"config overrides {dict(overrides)} for {config_path}: {_last_line(e)}") from None
 
 
-def config_argv(argv: Sequence[str], name: str = "config") -> tuple[str | None, dict[str, str]]:
-  """(`--config` value, {key: value} of `--config.key=value` flags) from an absl command line."""
-  spec, overrides = None, {}
-  args = list(argv)
-  i = 0
-  while i < len(args) and args[i] != "--":
-    flag, sep, value = args[i].partition("=")
-    if flag.startswith(f"--{name}.") or flag == f"--{name}":
-      if not sep and i + 1 < len(args):
-        i += 1
-        value = args[i]
-      if flag == f"--{name}":
-        spec = value
-      else:
-        overrides[flag[len(name) + 3:]] = value
-    i += 1
-  return spec, overrides
-
-
-def check_argv(argv: Sequence[str]) -> None:
-  """Loads the config an absl command line names (if any), so its errors are one line before absl parses it."""
-  spec, overrides = config_argv(argv)
-  if spec is not None:
-    load_config(spec, overrides)
+def split_overrides(args: Sequence[str], name: str = "config") -> tuple[dict[str, str], list[str]]:
+  """({key: value} of the `--config.key=value` (or `--config.key value`) flags in args, the other args)."""
+  overrides, others = {}, []
+  rest = list(args)
+  while rest:
+    arg = rest.pop(0)
+    flag, sep, value = arg.partition("=")
+    if not flag.startswith(f"--{name}.") or len(flag) == len(name) + 3:
+      others.append(arg)
+      continue
+    if not sep:
+      if not rest:
+        raise OverrideError(f"{flag}: expected a value ({flag}=VALUE)")
+      value = rest.pop(0)
+    overrides[flag[len(name) + 3:]] = value
+  return overrides, others
 
 
 def _parse(args: list[str]):

@@ -111,20 +111,29 @@ def build_data(config: TrainConfig, mesh: Mesh) -> DataBundle:
                                 micro_batches=d.micro_batches, seed=config.seed, process_index=pidx,
                                 process_count=pcount, data_dir=data_dir, shuffle=d.shuffle,
                                 model_vocab_size=vocab_size, align_documents=d.align_documents,
-                                subset_paths=d.subset_path_map)
-  make_eval = None
-  if config.eval.every_steps:
-    e = config.eval
-    epidx, epcount = multihost.process_split(sharding, e.batch_size, d.seq_len, e.k)
-
-    def make_eval():
-      batcher = pipeline.make_batcher(d.task, "validation", vocab, e.batch_size, d.seq_len, k=e.k, seed=config.seed,
-                                      process_index=epidx, process_count=epcount, data_dir=data_dir,
-                                      shuffle=False, model_vocab_size=vocab_size,
-                                      align_documents=d.align_documents, subset_paths=d.subset_path_map)
-      return (batcher.next_batch() for _ in range(e.num_batches))
+                                subset_paths=d.subset_path_map, cache_build_processes=d.cache_build_processes,
+                                stream_workers=d.stream_workers)
+  make_eval = _eval_batches(config, vocab, sharding) if config.eval.every_steps else None
+  if make_eval is not None:
     make_eval()  # fail now, not at the first evaluation, if the split cannot be batched
   return DataBundle(train, make_eval, sp_path, getattr(vocab, "tokenizer_file", "") or "")
+
+
+def _eval_batches(config: TrainConfig, vocab, sharding: NamedSharding):
+  """() -> a fresh iterator over this process's rows of the validation batches, for each evaluation."""
+  from fot_jax.data import multihost, pipeline
+  d, e = config.data, config.eval
+  data_dir, vocab_size = d.data_dir or None, config.model.vocab_size
+  epidx, epcount = multihost.process_split(sharding, e.batch_size, d.seq_len, e.k)
+
+  def make_eval():
+    batcher = pipeline.make_batcher(d.task, "validation", vocab, e.batch_size, d.seq_len, k=e.k, seed=config.seed,
+                                    process_index=epidx, process_count=epcount, data_dir=data_dir,
+                                    shuffle=False, model_vocab_size=vocab_size,
+                                    align_documents=d.align_documents, subset_paths=d.subset_path_map,
+                                    cache_build_processes=d.cache_build_processes, stream_workers=d.stream_workers)
+    return (batcher.next_batch() for _ in range(e.num_batches))
+  return make_eval
 
 
 def global_array(mesh_sharding: NamedSharding, value: np.ndarray, global_shape: tuple[int, ...]) -> jax.Array:

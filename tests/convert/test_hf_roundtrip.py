@@ -79,7 +79,9 @@ def test_config_json_has_longllama_fields(tmp_path):
       "tie_word_embeddings": False}
   assert {k: cfg[k] for k in expected} == expected
   assert cfg["auto_map"]["AutoModelForCausalLM"] == "modeling_longllama_fot.LongLlamaForCausalLM"
-  assert os.path.isfile(os.path.join(out, "modeling_longllama_fot.py"))
+  assert cfg["auto_map"]["AutoConfig"] == "configuration_longllama_fot.LongLlamaConfig"
+  for name in ("configuration_longllama_fot.py", "modeling_longllama_fot.py"):
+    assert os.path.isfile(os.path.join(out, name))
   assert os.path.isfile(os.path.join(out, "generation_config.json"))
   with open(os.path.join(out, "README.md")) as f:  # the model card, from the stored run config
     card = f.read()

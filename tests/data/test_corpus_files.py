@@ -88,3 +88,52 @@ def test_memory_filesystem_reads_through_the_same_code(tmp_path):
   got = [t for _, t in corpus_files.text_documents(found)]
   assert got == [r["text"] for r in texts("mem", 3, 2)]
   assert gzip.decompress(open(path, "rb").read()).count(b"\n") == 3 and os.path.getsize(path) > 0
+
+
+def _spanning_fixture():
+  """Three repositories; org/a/pkg's files lie in both data files, org/b's only in the first."""
+  first = (stack_records("org/a", {"pkg/x.py": "X = 1", "pkg/y.py": "Y = 2"})
+           + stack_records("org/b", {"lib/u.py": "U"}) + stack_records("org/a", {"top.py": "T"}))
+  second = stack_records("org/c", {"c.py": "C"}) + stack_records("org/a", {"pkg/z.py": "Z = 3"})
+  return first, second
+
+
+@pytest.mark.parametrize("second_ext", ["parquet", "jsonl"])
+def test_stack_subdirectory_spanning_two_files_is_one_document(tmp_path, second_ext):
+  first, second = _spanning_fixture()
+  write_parquet(str(tmp_path / "two" / "part0.parquet"), first)
+  writer = write_parquet if second_ext == "parquet" else write_jsonl
+  writer(str(tmp_path / "two" / f"part1.{second_ext}"), second)
+  got = list(corpus_files.stack_subdirectories(corpus_files.files("stack", str(tmp_path / "two" / "*"), "train")))
+  # each subdirectory once, as soon as its last member is read; ranks 0, 1, ...
+  assert [(rank, key) for rank, key, _ in got] == [(0, "org/b/lib"), (1, "org/a/"), (2, "org/c/"), (3, "org/a/pkg")]
+  pkg = got[3][2]
+  assert sorted(pkg.split("\n")) == sorted("# ---- pkg/x.py ----\nX = 1\n# ---- pkg/y.py ----\nY = 2\n"
+                                           "# ---- pkg/z.py ----\nZ = 3".split("\n"))
+  one = dict(corpus_files.stack_documents(write_parquet(str(tmp_path / "one.parquet"), first + second)))
+  assert one["org/a/pkg"] == pkg  # the seeded order depends on the subdirectory, not on how files split it
+  again = corpus_files.stack_subdirectories(corpus_files.files("stack", str(tmp_path / "two" / "*"), "train"))
+  assert list(again) == got  # deterministic
+
+
+def test_stack_shards_partition_the_subdirectories_and_read_only_their_files(tmp_path, monkeypatch):
+  first, second = _spanning_fixture()
+  paths = [write_parquet(str(tmp_path / "s" / "part0.parquet"), first),
+           write_jsonl(str(tmp_path / "s" / "part1.jsonl"), second)]
+  whole = list(corpus_files.sharded_documents("stack", str(tmp_path / "s" / "*"), "train"))
+  content_reads = []
+  real = corpus_files._stack_records
+
+  def recording(path, text=True, wanted=None):
+    rows = [i for i, _ in real(path, text, wanted)]
+    if text:
+      content_reads.append((path, rows))
+    return real(path, text, wanted)
+  monkeypatch.setattr(corpus_files, "_stack_records", recording)
+  shards = [list(corpus_files.sharded_documents("stack", str(tmp_path / "s" / "*"), "train", i, 2))
+            for i in range(2)]
+  assert sorted(shards[0] + shards[1]) == sorted(whole) and len(whole) == 4
+  assert [p for p, _ in shards[0]] == [0, 1] and [p for p, _ in shards[1]] == [2, 3]  # by the last member's file
+  # only the parquet row groups (2 rows each) holding a shard's rows: shard 0 its subdirectories' (rows 2, 3),
+  # shard 1 org/a/pkg's in the first file (rows 0, 1) and the whole JSONL second file
+  assert content_reads == [(paths[0], [2, 3]), (paths[0], [0, 1]), (paths[1], [0, 1])]

@@ -121,3 +121,15 @@ def test_shipped_sample_parses_with_both_formats():
     assert len(examples) >= 40
     assert any(text.startswith("User: ") for ex in examples for text, _ in ex)
     assert any(text.startswith("Question: ") for ex in examples for text, _ in ex)
+
+
+def test_compressed_files_read_through_the_corpus_reader_with_line_numbers(tmp_path):
+  from tests.data.corpus_fixtures import write_jsonl
+  path = write_jsonl(str(tmp_path / "train.jsonl.gz"), [PAIR, CHAT])
+  (tmp_path / "plain").mkdir()
+  plain = _write(tmp_path / "plain" / "train.jsonl", [PAIR, "", CHAT])
+  assert instruct.read_examples(str(tmp_path / "{split}.jsonl.gz"), "train") == \
+      instruct.read_examples(plain, "train")
+  write_jsonl(path, [PAIR, {"messages": [{"role": "bot", "content": "q"}]}])
+  with pytest.raises(instruct.InstructDataError, match=rf"{path}:2: field 'messages\[0\].role'"):
+    instruct.read_examples(path, "train")

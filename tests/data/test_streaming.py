@@ -2,6 +2,7 @@
 per-host files, and refusals (other host count, too few files)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -78,3 +79,31 @@ def test_no_document_long_enough_is_an_error(tmp_path):
   b = StreamingBatcher("jsonl", _corpus(tmp_path, files=1), "train", encode, _cfg(), min_length=10**6)
   with pytest.raises(ValueError, match="no train documents of at least min_length=1000000"):
     next(b)
+
+
+def test_worker_threads_give_the_inline_batches_and_exact_resume(tmp_path):
+  pattern = _corpus(tmp_path, files=3, per_file=7)
+  inline_seen, pooled_seen = [], []
+
+  def counting(seen, delay):
+    def encode_(text):  # with a delay varying by document, later documents finish first when several are in flight
+      seen.append(text)
+      time.sleep(delay * (len(text) % 5))
+      return encode(text)
+    return encode_
+  inline = StreamingBatcher("jsonl", pattern, "train", counting(inline_seen, 0), _cfg(), min_length=30)
+  want = [next(inline) for _ in range(5)]
+  state_inline, read_inline = json.loads(json.dumps(inline.get_state())), len(inline_seen)
+  want += [next(inline) for _ in range(9)]  # into the second epoch
+  pooled = StreamingBatcher("jsonl", pattern, "train", counting(pooled_seen, 0.002), _cfg(), min_length=30,
+                            workers=3)
+  got = [next(pooled) for _ in range(5)]
+  state = json.loads(json.dumps(pooled.get_state()))
+  assert state == state_inline and len(pooled_seen) > read_inline  # it tokenized ahead; the state does not say so
+  got += [next(pooled) for _ in range(9)]
+  _same(got, want)
+  resumed = StreamingBatcher("jsonl", pattern, "train", encode, _cfg(), min_length=30, workers=2)
+  resumed.set_state(state)
+  _same([next(resumed) for _ in range(9)], want[5:])
+  with pytest.raises(ValueError, match="stream workers: expected >= 0"):
+    StreamingBatcher("jsonl", pattern, "train", encode, _cfg(), workers=-1)

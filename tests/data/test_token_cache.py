@@ -51,6 +51,28 @@ def test_parallel_build_equals_single_process_build(task, tmp_path):
       np.testing.assert_array_equal(x[key], y[key])
 
 
+@pytest.mark.parametrize("kind", ["redpajama", "stack"])
+def test_builders_with_enough_files_read_only_their_own(kind, tmp_path, byte_vocab, monkeypatch):
+  d = tmp_path / "corpus"
+  if kind == "redpajama":
+    paths = [write_jsonl(str(d / f"part{f}.jsonl{'.gz' if f % 2 else ''}"), texts(f"p{f}", 6, 4)) for f in range(4)]
+  else:  # a subdirectory spans files 1 and 2
+    paths = [write_parquet(str(d / f"part{f}.parquet"), stack_records(f"org/r{f}", {"a/x.py": "x" * 50, "b/y.py": "y"})
+                           + stack_records("org/s", {f"c/m{f}.py": "m" * 30})) for f in range(4)]
+  task = tasks.register_text_task(f"{kind}:{d}/part*", byte_vocab, str(d), min_length=20)
+  one = cache_build.build(task, "train", str(tmp_path / "one"))
+  opened = []
+  real = fs.open_file
+  monkeypatch.setattr(fs, "open_file", lambda path, mode="rb": opened.append(path) or real(path, mode))
+  for p in (0, 1, 2):
+    opened.clear()
+    three = cache_build.build(task, "train", str(tmp_path / "three"), 3, p, 3)
+    if kind == "redpajama":  # shard p reads files p, p+3, ... only
+      assert sorted(set(opened)) == paths[p::3]
+  assert three["num_docs"] == one["num_docs"] > 0 and three["num_tokens"] == one["num_tokens"]
+  assert _docs(str(tmp_path / "one"))[1] == _docs(str(tmp_path / "three"))[1]
+
+
 def test_crashed_build_resumes_and_keeps_finished_shards(task, tmp_path, monkeypatch):
   cache = str(tmp_path / "c")
   cache_build.build(task, "train", cache, 3, 0, 3)
@@ -166,3 +188,15 @@ def test_longllama_mixture_bad_input_names_the_field_or_file(tmp_path, byte_voca
     pipeline.documents("mixture:longllama", "train", byte_vocab, data_dir, subset_paths={**paths, "c4": bad})
   assert token_cache.is_complete(cache_build.task_cache_path(
       data_dir, tasks.register_text_task(f"redpajama:{paths['arxiv']}", byte_vocab, data_dir, 0), "train"))
+
+
+@pytest.mark.slow  # each spawned builder imports TensorFlow and seqio (~2 min on one busy core)
+def test_missing_cache_is_built_by_local_processes(tmp_path, byte_vocab):
+  d = tmp_path / "rp"
+  for f in range(3):
+    write_jsonl(str(d / f"part{f}.jsonl"), texts(f"p{f}", 5, 4))
+  name = f"redpajama:{d}/*.jsonl"
+  two = pipeline.documents(name, "train", byte_vocab, str(tmp_path / "two"), cache_processes=2)
+  one = pipeline.documents(name, "train", byte_vocab, str(tmp_path / "one"))
+  assert len(two.shards) == 2 and len(one.shards) == 1
+  assert [two[i]["targets"].tolist() for i in range(len(two))] == [one[i]["targets"].tolist() for i in range(len(one))]

@@ -14,14 +14,14 @@ def _write(folder, name, result):
 def _seed_files(folder, seed, r64=(0.03, 0.05, 0.1), multi=((3.0, 3.3), (3.0, 3.1))):
   contexts = [2, 8, 64]
   for v, r in zip(claims_report.VARIANTS, r64):
-    _write(folder, f"c_code_s{seed}_distraction_{v}", {"task": "distraction", "contexts": contexts,
+    _write(folder, f"code_s{seed}_{v}.distraction", {"task": "distraction", "contexts": contexts,
                                                         "context_length": 64, "layers": {"2": {"r": [0.6, 0.3, r]}}})
   for v, (first, last) in zip(("d1", "negatives"), multi):
-    _write(folder, f"c_code_s{seed}_ppl_multi_{v}", {"task": "perplexity", "mode": "multi", "loss": [first, last],
+    _write(folder, f"code_s{seed}_{v}.ppl_multi", {"task": "perplexity", "mode": "multi", "loss": [first, last],
                                                      "memory_tokens": [0.0, 8192.0]})
     single = {"task": "perplexity", "mode": "single", "context_lengths": [32, 64, 128, 256], "tokens": [1, 1, 2, 6]}
-    _write(folder, f"d_code_s{seed}_ppl_single_{v}", {**single, "loss": [9.0, 9.0, 2.0, 3.0]})
-    _write(folder, f"d_code_s{seed}_ppl_single_{v}_off", {**single, "loss": [9.0, 9.0, 4.0, 4.0]})
+    _write(folder, f"code_s{seed}_{v}.ppl_single", {**single, "loss": [9.0, 9.0, 2.0, 3.0]})
+    _write(folder, f"code_s{seed}_{v}.ppl_single_off", {**single, "loss": [9.0, 9.0, 4.0, 4.0]})
 
 
 def test_beyond_local_weights_buckets_past_the_local_context_by_tokens():
@@ -51,4 +51,4 @@ def test_missing_seed_is_one_line_error(tmp_path, capsys):
   _seed_files(tmp_path, 0)
   assert claims_report.main([f"--results={tmp_path}", "--seeds=0,3"]) == 2
   err = capsys.readouterr().err
-  assert "c_code_s3_distraction_local.json: missing" in err and err.count("\n") == 1
+  assert "code_s3_local.distraction.json: missing" in err and err.count("\n") == 1

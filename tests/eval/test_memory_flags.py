@@ -68,6 +68,8 @@ def test_passkey_through_an_ivf_index_probing_every_list_equals_exact_top_k(tiny
     (["--topk=4", "--ivf_nlist=0", "--ivf_nprobe=1"], "--ivf_nlist"),
     (["--topk=4", "--approx_topk", "--ivf_nlist=4", "--ivf_nprobe=1"], "--approx_topk"),
     (["--topk=4", "--ivf_nlist=4", "--ivf_nprobe=1", "--mem_shards=3"], "--mem_shards"),
+    (["--topk=4", "--ivf_balance=1.25"], "--ivf_balance"),  # a cap without the index
+    (["--topk=4", "--ivf_nlist=4", "--ivf_nprobe=1", "--ivf_balance=0.5"], "--ivf_balance"),
 ])
 def test_bad_index_flags_name_the_flag_in_passkey_and_perplexity(tiny_checkpoint, tmp_path, capsys, flags, name):
   for task in (passkey, perplexity):

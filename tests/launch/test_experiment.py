@@ -2,12 +2,15 @@
 trainer and evaluator commands."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from fot_jax.launch import experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_run_specs_parse_names_parents_and_flags():
@@ -125,3 +128,61 @@ def test_a_malformed_manifest_is_named(tmp_path, text, message):
     experiment.load_manifest(str(manifest))
   with pytest.raises(ValueError, match="no manifest file"):
     experiment.load_manifest(str(tmp_path / "missing.py"))
+
+
+def _fake_seeded(tmp_path, monkeypatch):
+  """A trainer that records its seed and init_from, and an evaluator whose layer-1 r_d at d=2 passes a focus gate
+  of 1.3 only for seeds >= 1000 (a retry)."""
+  train, evaluate = tmp_path / "fake_train.py", tmp_path / "fake_evaluate.py"
+  train.write_text("""
+import json, os, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+os.makedirs(os.path.join(args["workdir"], "checkpoints", "7"), exist_ok=True)
+with open(os.path.join(args["workdir"], "metrics.jsonl"), "w") as f:
+  f.write(json.dumps({"kind": "train", "step": 7, "loss": 1.5, "seed": int(args.get("config.seed", 0)),
+                      "init_from": args.get("config.init_from", "")}))
+""")
+  evaluate.write_text("""
+import json, os, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+seed = json.loads(open(os.path.join(args["checkpoint"], "metrics.jsonl")).read())["seed"]
+r = 0.9 if seed >= 1000 else 0.4
+json.dump({"task": "distraction", "contexts": [2], "layers": {"1": {"r": [r]}}}, open(args["out"], "w"))
+""")
+  monkeypatch.setattr(experiment, "TRAIN_COMMAND", [sys.executable, str(train)])
+  monkeypatch.setattr(experiment, "EVAL_COMMAND", [sys.executable, str(evaluate)])
+
+
+GATED = ('RUNS = ["pre=configs/experiments/tiny_fot.py:quick --config.seed=3", '
+         '"ft<pre=configs/experiments/tiny_fot.py:quick"]\n'
+         'EVALS = ["pre:focus=distraction"]\n'
+         'GATES = ["pre:focus=--layer=1 --d=2 --min_focus=1.3"]\n')
+
+
+def test_a_gated_run_retries_with_a_new_seed_and_its_children_start_from_the_attempt_that_passed(
+    tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  _fake_seeded(tmp_path, monkeypatch)
+  manifest = tmp_path / "gated.py"
+  manifest.write_text(GATED + 'ATTEMPTS = 3\nREPORTS = ["fot_jax.eval.focus_gate {runs}/pre.retry1.focus.json '
+                      '--layer=1 --d=2"]\n')
+  runs = tmp_path / "runs"
+  assert experiment.main([f"--runs={runs}", f"--manifest={manifest}"]) == 0
+  seed_of = lambda name: json.loads((runs / name / "metrics.jsonl").read_text())  # noqa: E731
+  assert seed_of("pre")["seed"] == 3 and seed_of("pre.retry1")["seed"] == 1003
+  assert not (runs / "pre.retry2").exists()
+  assert seed_of("ft")["init_from"] == str(runs / "pre.retry1")
+  assert "focus_gate: pass" in (runs / "summary.txt").read_text()  # the report ran
+
+
+def test_a_run_that_never_passes_its_gate_skips_its_children(tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  _fake_seeded(tmp_path, monkeypatch)
+  manifest = tmp_path / "gated.py"
+  manifest.write_text(GATED)  # one attempt: the seed-3 run fails its gate
+  runs = tmp_path / "runs"
+  assert experiment.main([f"--runs={runs}", f"--manifest={manifest}"]) == 1
+  assert (runs / "pre").exists() and not (runs / "ft").exists()
+  (tmp_path / "bad.py").write_text(GATED.replace("pre:focus=--layer", "pre:nope=--layer"))
+  with pytest.raises(ValueError, match="no evaluation tagged 'nope' selects run pre"):
+    experiment.main([f"--runs={runs}", f"--manifest={tmp_path / 'bad.py'}", "--debug"])

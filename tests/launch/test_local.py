@@ -40,6 +40,14 @@ def test_typo_fails_before_start(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+def test_bad_value_fails_before_start_naming_the_field(tmp_path, capsys):
+  argv = [f"--config={CONFIG}", f"--workdir={tmp_path / 'w'}", "--set=optim.learning_rate=-1.0", "--quiet"]
+  assert local.main(argv) == 2
+  err = capsys.readouterr()
+  assert "config.optim.learning_rate: expected a positive number, found -1.0" in err.err
+  assert "started process" not in err.out and not (tmp_path / "w").exists()
+
+
 def test_killed_process_ends_the_group_and_is_named(tmp_path):
   workdir = str(tmp_path / "w")
   cmd = [sys.executable, "-m", "fot_jax.launch.local", f"--config={CONFIG}", f"--workdir={workdir}",

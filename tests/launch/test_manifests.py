@@ -4,6 +4,7 @@ comparison reads is one the manifest produces."""
 
 import fnmatch
 import glob
+import importlib.util
 import os
 import re
 
@@ -29,10 +30,13 @@ def _overrides(flags):
 @pytest.mark.parametrize("path", MANIFESTS, ids=os.path.basename)
 def test_a_manifest_is_runnable_as_written(path, monkeypatch):
   monkeypatch.chdir(ROOT)
-  run_specs, eval_specs = experiment.load_manifest(path)
-  runs = [experiment.parse_run(s) for s in run_specs]
-  evals = [experiment.parse_eval(s) for s in eval_specs]
+  manifest = experiment.load_manifest(path)
+  runs = [experiment.parse_run(s) for s in manifest.runs]
+  evals = [experiment.parse_eval(s) for s in manifest.evals]
   experiment.check_graph(runs)
+  experiment.check_gates([experiment.parse_gate(s) for s in manifest.gates], runs, evals)
+  for report in manifest.reports:  # a module of this package that exists
+    assert importlib.util.find_spec(report.split()[0]) is not None, report
   for run in runs:
     assert set(run.flags) == {f for f in run.flags if f.startswith("--config.")}, run.flags
     config_file.load_config(run.config, _overrides(run.flags))  # file, variant and override keys exist

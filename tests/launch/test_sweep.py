@@ -10,6 +10,7 @@ import pytest
 
 from fot_jax.launch import hyper, sweep
 from fot_jax.launch.overrides import OverrideError
+from fot_jax.train.errors import ConfigError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = "configs/experiments/tiny_fot.py"
@@ -57,6 +58,16 @@ def test_typo_fails_before_anything_runs(tmp_path):
   # Through the command line: exit 2, and no workdir was created.
   sweep_file = tmp_path / "typo.py"
   sweep_file.write_text("def get_sweep():\n  return [{'optim.learning_rate': 1e-3}, {'optim.lr': 1e-3}]\n")
+  assert sweep.main([f"--sweep={sweep_file}", f"--config={CONFIG}", f"--root={tmp_path / 'root'}"]) == 2
+  assert not (tmp_path / "root").exists()
+
+
+def test_bad_value_fails_before_anything_runs(tmp_path):
+  bad = GRID[:2] + [{"data.batch_size": 3}]
+  with pytest.raises(ConfigError, match=r"job 2 .*config.data.batch_size: expected a multiple"):
+    sweep.expand(bad, CONFIG, str(tmp_path), "s")
+  sweep_file = tmp_path / "bad.py"
+  sweep_file.write_text("def get_sweep():\n  return [{'optim.learning_rate': 1e-3}, {'optim.learning_rate': -1.0}]\n")
   assert sweep.main([f"--sweep={sweep_file}", f"--config={CONFIG}", f"--root={tmp_path / 'root'}"]) == 2
   assert not (tmp_path / "root").exists()
 

@@ -10,6 +10,8 @@ import pytest
 
 from fot_jax.train.errors import ConfigError
 from fot_jax.launch import gitinfo, tpu
+from fot_jax.launch.tpu_launcher import TpuLauncher
+from fot_jax.launch.tpu_target import LaunchError, Target
 from fot_jax.launch.shell import Runner
 from tests.launch.fakes import FakeCloud
 
@@ -47,8 +49,8 @@ def cloud(tmp_path, monkeypatch):
 
 
 def _launcher(repo, cloud, **kw):
-  target = tpu.Target("fot-v4", "us-central2-b", "proj", "v4-16", "tpu-ubuntu2204-base", **kw)
-  return tpu.TpuLauncher(target, runner=Runner(echo=False), repo=repo, python=cloud.python)
+  target = Target("fot-v4", "us-central2-b", "proj", "v4-16", "tpu-ubuntu2204-base", **kw)
+  return TpuLauncher(target, runner=Runner(echo=False), repo=repo, python=cloud.python)
 
 
 def test_create_ship_run_stop_commands(repo, cloud):
@@ -107,13 +109,13 @@ def test_commit_mismatch_refuses_to_start(repo, cloud):
   launcher.ship()
   with open(os.path.join(cloud.home(1), "fot_jax/current/COMMIT"), "w") as f:
     f.write("0123456789abcdef\n")
-  with pytest.raises(tpu.LaunchError, match=r"worker 1 has 0123456789abcdef"):
+  with pytest.raises(LaunchError, match=r"worker 1 has 0123456789abcdef"):
     launcher.run_training(CONFIG, "gs://bucket/runs/c", {}, job_name="x")
   assert cloud.train_call(0) is None and cloud.train_call(1) is None  # nothing started anywhere
   # A worker that never received the code is named too.
   fresh = _launcher(repo, cloud)
   cloud.configure(workers=3)
-  with pytest.raises(tpu.LaunchError, match="worker 2 has no shipped code"):
+  with pytest.raises(LaunchError, match="worker 2 has no shipped code"):
     fresh.verify()
 
 
@@ -126,7 +128,7 @@ def test_dirty_tree_is_refused(repo, cloud):
   rc = tpu.main(["ship", "--tpu=fot-v4", "--zone=z1", f"--repo={repo}"])
   assert rc == 2 and cloud.calls() == []
   # --allow_dirty ships the working tree as an unnamed commit, and workers agree on it.
-  launcher = tpu.TpuLauncher(tpu.Target("fot-v4", "z1"), runner=Runner(echo=False), repo=repo,
+  launcher = TpuLauncher(Target("fot-v4", "z1"), runner=Runner(echo=False), repo=repo,
                              python=cloud.python, allow_dirty=True)
   commit = launcher.ship()
   assert commit != gitinfo.repo_root(repo) and len(commit) == 40
@@ -138,7 +140,7 @@ def test_override_typo_and_local_workdir_fail_before_any_gcloud_call(repo, cloud
   launcher = _launcher(repo, cloud)
   with pytest.raises(Exception, match="optim.learning_rate"):
     launcher.run_training(CONFIG, "gs://b/r", {"optim.learnig_rate": "1e-3"})
-  with pytest.raises(tpu.LaunchError, match="gs://"):
+  with pytest.raises(LaunchError, match="gs://"):
     launcher.run_training(CONFIG, "/tmp/run", {})
   assert cloud.calls() == []
 
@@ -183,18 +185,18 @@ def test_preflight_validates_values_for_the_target_before_any_gcloud_call(repo, 
   with pytest.raises(ConfigError, match=r"data\*fsdp = 8"):  # valid on its own, not on 8 devices
     launcher.run_training(CONFIG, "gs://b/r", {"data.batch_size": "20"})
   assert cloud.calls() == []
-  assert tpu.TpuLauncher(tpu.Target("t", "z", accelerator_type="v5litepod-16"), repo=repo).device_count() == 16
+  assert TpuLauncher(Target("t", "z", accelerator_type="v5litepod-16"), repo=repo).device_count() == 16
 
 
 def test_preflight_refuses_files_git_does_not_track(repo, cloud, monkeypatch):
   monkeypatch.chdir(repo)  # relative paths mean the same locally and in the shipped release
   launcher = _launcher(repo, cloud)
   shutil.copy(os.path.join(repo, "configs/experiments/tiny_fot.py"), os.path.join(repo, "configs/mine.py"))
-  with pytest.raises(tpu.LaunchError, match=r"git does not track --config 'configs/mine.py'"):
+  with pytest.raises(LaunchError, match=r"git does not track --config 'configs/mine.py'"):
     launcher.run_training("configs/mine.py", "gs://b/r", {})
   with open(os.path.join(repo, "my.model"), "wb") as f:
     f.write(b"sentencepiece")
-  with pytest.raises(tpu.LaunchError, match=r"git does not track data.vocab 'my.model'"):
+  with pytest.raises(LaunchError, match=r"git does not track data.vocab 'my.model'"):
     launcher.run_training(CONFIG, "gs://b/r", {"data.vocab": "my.model"})
   assert cloud.calls() == []
   _git(repo, "add", "my.model")

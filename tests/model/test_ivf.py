@@ -1,5 +1,7 @@
 """IVF index: exact when every list is probed, high recall on clustered keys, lists that grow without dropping keys."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,13 +21,16 @@ def build(keys, nlist, valid=None, balance=None):
   keys = jnp.asarray(keys)[None]
   ok = jnp.ones(keys.shape[:2], bool) if valid is None else jnp.asarray(valid)[None]
   centroids = ivf.kmeans(keys, ok.astype(jnp.float32), nlist, balance=balance)
-  index = ivf.empty_index((1,), nlist, keys.shape[-1], jnp.float32)
-  index = ivf.IVFIndex(centroids, index.keys, index.slots, index.count)
+  index = dataclasses.replace(ivf.empty_index((1,), nlist, keys.shape[-1], jnp.float32), centroids=centroids)
   ids = ivf.file_lists(keys, centroids, ok, index.count, balance)
-  needed = int(ivf.capacity_needed(index, ids, ok))
-  index = ivf.grow_lists(index, ivf.list_capacity(needed, index.capacity))
+  index = _grown_for(index, ids, ok)
   slots = jnp.arange(keys.shape[1], dtype=jnp.int32)[None]
   return ivf.insert(index, keys, slots, ids, ok)
+
+
+def _grown_for(index, ids, ok):
+  pages, width = (int(n) for n in ivf.capacity_needed(index, ids, ok))
+  return ivf.grow(index, ivf.grown(pages, index.pool_pages), ivf.grown(width, index.table_width))
 
 
 def exact_top_k(queries, keys, k, valid=None):
@@ -40,7 +45,9 @@ def test_probing_every_list_is_exact():
   keys = rng.standard_normal((700, 8)).astype(np.float32)  # unclustered: lists of very different lengths
   valid = rng.random(700) > 0.1
   index = build(keys, 16, valid)
-  assert int(index.count.sum()) == valid.sum() and index.capacity % ivf.LIST_BLOCK == 0
+  assert int(index.count.sum()) == valid.sum()
+  # pages in use: exactly each list's own (an uneven list costs only its pages), within the pool
+  assert int(ivf.pages_of(index.count).sum()) <= index.pool_pages
   queries = rng.standard_normal((33, 8)).astype(np.float32)
   scores, slots = ivf.search(jnp.asarray(queries)[None], index, 10, nprobe=16, scale=0.5)
   want = exact_top_k(queries, keys, 10, valid)
@@ -68,16 +75,19 @@ def test_insert_appends_in_order_after_growing():
   index = build(keys[:100], 4)
   ids = ivf.nearest(jnp.asarray(keys[None, 100:]), index.centroids)
   ok = jnp.ones((1, 200), bool)
-  needed = int(ivf.capacity_needed(index, ids, ok))
-  assert needed == int((index.count + jnp.bincount(ids[0], length=4)).max())
-  index = ivf.grow_lists(index, ivf.list_capacity(needed, index.capacity))
+  after = index.count + jnp.bincount(ids[0], length=4)
+  pages, width = (int(n) for n in ivf.capacity_needed(index, ids, ok))
+  assert (pages, width) == (int(ivf.pages_of(after).sum()), int(ivf.pages_of(after).max()))
+  index = _grown_for(index, ids, ok)
   index = ivf.insert(index, jnp.asarray(keys[None, 100:]), jnp.arange(100, 300, dtype=jnp.int32)[None], ids, ok)
   assert int(index.count.sum()) == 300
   for lst in range(4):  # each list holds its keys' slots in ascending order and the keys themselves
-    n = int(index.count[0, lst])
-    slots = np.asarray(index.slots[0, lst, :n])
-    assert (np.diff(slots) > 0).all()
-    np.testing.assert_array_equal(np.asarray(index.keys[0, lst, :n]), keys[slots])
+    list_keys, slots = (np.asarray(a[0]) for a in ivf.list_entries(index, lst))
+    assert len(slots) == int(index.count[0, lst]) and (np.diff(slots) > 0).all()
+    np.testing.assert_array_equal(list_keys, keys[slots])
+  # every page in use belongs to exactly one list
+  used = np.concatenate([np.asarray(index.table[0, lst, :int(ivf.pages_of(index.count[0, lst]))]) for lst in range(4)])
+  assert len(set(used.tolist())) == len(used) == int(ivf.pages_of(index.count[0]).sum())
 
 
 def test_nprobe_outside_the_lists_is_an_error():
@@ -137,3 +147,10 @@ def test_capped_index_probing_every_list_is_exact():
   assert int(index.count.sum()) == 2000
   _, slots = ivf.search(jnp.asarray(queries)[None], index, 8, nprobe=16)
   np.testing.assert_array_equal(np.sort(np.asarray(slots[0]), -1), np.sort(exact_top_k(queries, keys, 8), -1))
+
+
+def test_spread_samples_distinct_indices_of_a_large_memory():
+  # 262144 picks over 16M slots: the int32 product i * n would overflow and repeat only 256 distinct slots
+  picks = ivf.spread(1 << 18, 1 << 24)
+  assert len(np.unique(picks)) == 1 << 18 and picks.min() == 0 and picks.max() == (1 << 24) - (1 << 6)
+  np.testing.assert_array_equal(np.diff(picks), 1 << 6)

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from fot_jax.model import ivf
 from fot_jax.model.inference import MemoryInference, MemoryOptions
 from tests.model.helpers import random_tokens, tiny_config, tiny_params
 
@@ -27,14 +28,12 @@ def _encode(runner, docs, valid):
   return [np.asarray(runner.encode(d, v)) for d, v in zip(docs, valid)]
 
 
-def _exact_then_ivf(topk, prepare=lambda runner: None, **ivf):
-  """(exact top-k outputs, IVF outputs, validity, the IVF runner) on the same documents; prepare(runner) runs
-  before the IVF encoding."""
+def _exact_then_ivf(topk, **index_options):
+  """(exact top-k outputs, IVF outputs, validity, the IVF runner) on the same documents."""
   config = tiny_config()
   docs, valid = _docs(config)
   exact = _encode(_runner(config, MemoryOptions(topk=topk, block=4)), docs, valid)
-  runner = _runner(config, MemoryOptions(topk=topk, block=4, index="ivf", **ivf))
-  prepare(runner)
+  runner = _runner(config, MemoryOptions(topk=topk, block=4, index="ivf", **index_options))
   return exact, _encode(runner, docs, valid), valid, runner
 
 
@@ -47,18 +46,21 @@ def _check_index_mirrors_memory(runner):
   """Every valid memory key is filed exactly once, in the list of the centroid its entry is stored with."""
   state = runner.state
   index, mem_k, mem_valid = state.index, np.asarray(state.mem_k), np.asarray(state.mem_valid)
-  count, slots, keys = np.asarray(index.count), np.asarray(index.slots), np.asarray(index.keys)
+  count = np.asarray(index.count)
+  entries = [[np.asarray(a) for a in ivf.list_entries(index, lst)] for lst in range(index.nlist)]
   for m in range(mem_k.shape[0]):
     for b in range(mem_k.shape[1]):
       for h in range(mem_k.shape[3]):
-        filed = np.concatenate([slots[m, b, h, lst, :count[m, b, h, lst]] for lst in range(index.nlist)])
+        n = count[m, b, h]
+        filed = np.concatenate([slots[m, b, h, :n[lst]] for lst, (_, slots) in enumerate(entries)])
         np.testing.assert_array_equal(np.sort(filed), np.flatnonzero(mem_valid[b]))
-        for lst in range(index.nlist):
-          n = count[m, b, h, lst]
-          np.testing.assert_array_equal(keys[m, b, h, lst, :n], mem_k[m, b, slots[m, b, h, lst, :n], h])
+        for lst, (keys, slots) in enumerate(entries):
+          np.testing.assert_array_equal(keys[m, b, h, :n[lst]], mem_k[m, b, slots[m, b, h, :n[lst]], h])
 
 
-def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding():
+def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding(monkeypatch):
+  from fot_jax.model import memory_index
+  monkeypatch.setattr(memory_index, "REFILE_CHUNK", 8)  # refiling after training in chunks of 8 slots
   exact, got, valid, runner = _exact_then_ivf(5, nlist=4, nprobe=4)
   _assert_equal_where_valid(exact, got, valid)
   # Built incrementally: trained at the first flush, retrained as the memory doubled, every key filed.
@@ -93,6 +95,8 @@ def test_index_sharded_over_8_devices_probing_every_list_equals_exact():
     (dict(topk=4, approx=True, index="ivf", nlist=4, nprobe=1), "index.*approx"),
     (dict(topk=4, streamed=False, index="ivf", nlist=4, nprobe=1), "index.*streamed"),
     (dict(topk=4, nlist=4, nprobe=1), "nlist/nprobe.*index=None"),
+    (dict(topk=4, balance=1.25), "balance.*index=None"),
+    (dict(topk=4, index="ivf", nlist=4, nprobe=1, balance=0.5), "balance.*at least 1"),
 ])
 def test_bad_index_options_name_the_field(fields, name):
   with pytest.raises(ValueError, match=name):
@@ -101,10 +105,7 @@ def test_bad_index_options_name_the_field(fields, name):
 
 @pytest.mark.slow  # 25 s; capped lists are not the default; tests/model/test_ivf.py checks the cap itself
 def test_capped_lists_probing_every_list_equal_exact_top_k():
-  from fot_jax.model.memory_index import MemoryIndexer
-
-  def capped(runner):  # every list at most the mean length where there is room
-    runner.indexer = MemoryIndexer(runner.layout, balance=1.0)
-  exact, got, valid, runner = _exact_then_ivf(4, capped, nlist=4, nprobe=4)
+  exact, got, valid, runner = _exact_then_ivf(4, nlist=4, nprobe=4, balance=1.0)  # lists at most the mean length
+  assert runner.indexer.balance == 1.0
   _assert_equal_where_valid(exact, got, valid)
   _check_index_mirrors_memory(runner)

@@ -15,6 +15,7 @@ import pytest
 from fot_jax.configs.experiments import tiny_fot
 from fot_jax import compile_check
 from fot_jax.train.config import TrainConfig
+from fot_jax.train.hlo_analysis import collective_ops
 from fot_jax.model import transformer
 from fot_jax.model.crossbatch import window_sources
 from tests.model import legacy_crossbatch as legacy
@@ -34,7 +35,7 @@ def _config(impl: str):
 def _compiled_ops(impl: str):
   built = compile_check.build(TrainConfig.from_config_dict(_config(impl)), jax.devices())
   hlo = compile_check.compile_step(built).as_text()
-  return built, compile_check.collective_ops(hlo)
+  return built, collective_ops(hlo)
 
 
 def _violations(built, ops):

@@ -138,7 +138,7 @@ def _task(value) -> str:
 
 def _subset_paths(value) -> tuple[tuple[str, str], ...]:
   """A mapping (or pairs) from LongLLaMA mixture subset names to paths."""
-  from fot_jax.data.tasks import LONGLLAMA_SUBSETS
+  from fot_jax.data.subsets import LONGLLAMA_SUBSETS
   names = {s.name for s in LONGLLAMA_SUBSETS}
   pairs = value.items() if hasattr(value, "items") else value
   try:
@@ -169,6 +169,8 @@ class DataConfig(Section):
   align_documents: bool = setting(False, boolean)  # each document starts a new group of fot.k chunks
   # mixture:longllama: a path or glob (local or fsspec URL) per subset; kept as sorted (name, path) pairs
   subset_paths: tuple[tuple[str, str], ...] = setting((), _subset_paths)
+  cache_build_processes: int = setting(1, positive_int)  # local processes building a missing token cache
+  stream_workers: int = setting(0, non_negative_int)  # 'stream:' sources: threads tokenizing ahead (0: inline)
 
   @property
   def subset_path_map(self) -> dict[str, str]:
