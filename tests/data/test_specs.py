@@ -151,3 +151,12 @@ def test_sources_without_documents_or_caches_fail_clearly():
     pipeline.documents("stream:jsonl:/x", "train", None)
   with pytest.raises(S.SpecError, match="passkey:1-8: not a corpus or seqio task"):
     pipeline.cache_task_names("passkey:1-8", None, "/tmp")
+
+
+def test_the_trainers_file_check_reads_paths_with_plus_and_at():
+  from fot_jax.train.config_paths import corpus_globs
+  from fot_jax.train.errors import ConfigError
+  assert corpus_globs("jsonl:/d/a+b@c/{split}.jsonl@0.5+stdlib@0.5", ("train",)) == ["/d/a+b@c/train.jsonl"]
+  assert corpus_globs("stream:stack:/s/x+y/*.parquet") == ["/s/x+y/*.parquet"]
+  with pytest.raises(ConfigError, match="^data.task: blend 'stdlib@x'"):
+    corpus_globs("stdlib@x")
