@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fot_jax.data import synthetic
+from fot_jax.data import specs, synthetic
 
 # Tokens of the passkey prompt outside the filler, and filler tokens per sentence, in stdlib_sp2000; only used to
 # pick a sentence count for a requested length (the real length is whatever the text tokenizes to).
@@ -33,13 +33,6 @@ class _PromptDocuments:
 
   def __len__(self) -> int:
     return self.num_docs
-
-  def _document(self, prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> dict[str, np.ndarray]:
-    prompt, answer = np.asarray(prompt_ids, np.int32), np.asarray(answer_ids, np.int32)
-    out = {"targets": np.concatenate([prompt, answer])}
-    if self.answer_only:
-      out["loss_weights"] = np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])
-    return out
 
   @property
   def lengths(self) -> np.ndarray:
@@ -73,13 +66,11 @@ class PasskeyDocuments(_PromptDocuments):
     depth = float(rng.uniform())
     length = int(rng.integers(self.min_len, self.max_len + 1))
     sentences = max(0, int((length - _FIXED_TOKENS_GUESS) / _TOKENS_PER_SENTENCE_GUESS))
-    pre = int(round(depth * sentences))
-    return synthetic.PasskeyExample(synthetic.passkey_text(key, pre, sentences - pre), key, depth, pre,
-                                    sentences - pre)
+    return synthetic.passkey_at(key, depth, sentences)
 
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     ex = self.example(i)
-    return self._document(self.encode(ex.prompt), self.encode(ex.answer))
+    return synthetic.passkey_document(self.encode, ex.prompt, ex.answer, self.answer_only)
 
 
 # Generator seeds of landmark training prompts start here: evaluations use the authors' small seeds (0, 1, ...),
@@ -122,8 +113,7 @@ class LandmarkPasskeyDocuments(_PromptDocuments):
 
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     text, key = self.prompt(i)
-    prompt_ids = list(self.encode(text))
-    return self._document(prompt_ids, synthetic.answer_in_place(self.encode, text, prompt_ids, " " + key))
+    return synthetic.passkey_document(self.encode, text, " " + key, self.answer_only)
 
 
 class RandomTokenDocuments:
@@ -203,21 +193,6 @@ class RepeatedSegments:
     return {"targets": np.tile(tokens[start:start + period], self.repeats)}
 
 
-def parse_blend(name: str) -> list[tuple[str, float]]:
-  """'a@0.5+b@0.5' -> [('a', 0.5), ('b', 0.5)]: token shares; a part without '@rate' gets share 1."""
-  parts = []
-  for part in name.split("+"):
-    src, _, rate = part.rpartition("@") if "@" in part else (part, "", "1")
-    try:
-      r = float(rate)
-    except ValueError:
-      raise ValueError(f"blend {name!r}: rate {rate!r} of {src!r} is not a number") from None
-    if not src or r <= 0:
-      raise ValueError(f"blend {name!r}: each part needs a source name and a rate > 0, got {part!r}")
-    parts.append((src, r))
-  return parts
-
-
 def document_rates(token_shares: Sequence[float], srcs: Sequence) -> list[float]:
   """Per-document draw rates giving each source its share of *tokens* (sources' mean lengths differ a lot:
   a stdlib document averages ~88k tokens, a repeated segment a few hundred)."""
@@ -225,49 +200,40 @@ def document_rates(token_shares: Sequence[float], srcs: Sequence) -> list[float]
   return [share / mean for share, mean in zip(token_shares, means)]
 
 
+def parse_blend(name: str) -> list[tuple[str, float]]:
+  """'a@0.5+b@0.5' -> [('a', 0.5), ('b', 0.5)]: token shares; a part without '@rate' gets share 1
+  (specs.blend_parts: '+' and '@' inside a path stay in it)."""
+  return [(src, 1.0 if rate is None else rate) for src, rate in specs.blend_parts(name)]
+
+
 def parse_random(name: str) -> int:
   """'random:<num_symbols>' -> num_symbols."""
-  body = name[len("random:"):]
-  if not body.isdigit() or int(body) < 2:
-    raise ValueError(f"{name!r}: expected 'random:<num_symbols>' with num_symbols >= 2, e.g. 'random:256'")
-  return int(body)
+  return _parse(name, specs.RandomSpec).num_symbols
 
 
 def parse_repeat(name: str) -> tuple[str, int, int, int]:
   """'repeat:<source>:<period>x<repeats>' or 'repeat:<source>:<min>-<max>x<repeats>' (period drawn per document)
-  -> (source, period, max_period, repeats)."""
-  body = name[len("repeat:"):]
-  src, _, shape = body.rpartition(":")
-  p, _, r = shape.partition("x")
-  lo, dash, hi = p.partition("-")
-  hi = hi if dash else lo
-  if not src or not lo.isdigit() or not hi.isdigit() or not r.isdigit() or int(hi) < int(lo):
-    raise ValueError(f"{name!r}: expected 'repeat:<source>:<period>x<repeats>' or "
-                     f"'repeat:<source>:<min_period>-<max_period>x<repeats>' (min <= max), e.g. "
-                     f"'repeat:stdlib:64x4' or 'repeat:random:64:8-24x4'")
-  return src, int(lo), int(hi), int(r)
+  -> (source, period, max_period, repeats), the source in its canonical form."""
+  spec = _parse(name, specs.RepeatSpec)
+  return (str(spec.base), *spec.periods, spec.repeats)
 
 
 def parse_passkey(name: str) -> tuple[int, int]:
   """'passkey:<max>' (lengths U[max/4, max]) or 'passkey:<min>-<max>' -> (min_len, max_len) in tokens."""
-  body = name[len("passkey:"):]
-  lo, _, hi = body.rpartition("-")
-  try:
-    hi_i = int(hi)
-    lo_i = int(lo) if lo else max(1, hi_i // 4)
-  except ValueError:
-    raise ValueError(f"{name!r}: expected 'passkey:<max_tokens>' or 'passkey:<min>-<max>', e.g. 'passkey:512'") \
-        from None
-  return lo_i, hi_i
+  spec = _parse(name, specs.PasskeySpec)
+  return spec.min_len, spec.max_len
 
 
 def parse_landmark(name: str) -> tuple[int, int, bool]:
   """'landmark:<min>-<max>' or 'landmark_answers:<min>-<max>' (answer-only loss) -> (min, max, answer_only),
   in filler characters (the authors' n_garbage)."""
-  head, _, body = name.partition(":")
-  lo, _, hi = body.partition("-")
-  if head not in ("landmark", "landmark_answers") or not lo.isdigit() or not hi.isdigit() or int(lo) < 1 \
-      or int(hi) < int(lo):
-    raise ValueError(f"{name!r}: expected 'landmark:<min_chars>-<max_chars>' or 'landmark_answers:<min>-<max>' "
-                     f"with 1 <= min <= max filler characters, e.g. 'landmark:200-900'")
-  return int(lo), int(hi), head == "landmark_answers"
+  spec = _parse(name, specs.LandmarkSpec)
+  return spec.min_garbage, spec.max_garbage, spec.answer_only
+
+
+def _parse(name: str, kind: type):
+  """The spec of a one-source name, which must be of the given kind."""
+  spec = specs.parse_single(name)
+  if not isinstance(spec, kind):
+    raise specs.SpecError(f"{name!r}: expected a {kind.__name__} name, found a {type(spec).__name__}")
+  return spec

@@ -1,7 +1,8 @@
 """Synthetic tasks (docs/BEHAVIOUR.md section 5): dictionary lookup documents and passkey prompts, both seeded.
 
 Both are indexable document sources (document i is a pure function of (seed, i)), so they feed the batcher on
-any number of processes; tasks.py wraps the same generators as seqio tasks.
+any number of processes. Every dictionary-lookup split goes through `dict_lookup_documents` and every passkey
+document (training source or evaluation case) through `passkey_document`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,20 @@ DICT_FIRST_SYMBOL = 7
 DICT_NUM_SYMBOLS = 64
 DICT_VOCAB_SIZE = DICT_FIRST_SYMBOL + DICT_NUM_SYMBOLS  # 71
 DICT_KEY_LEN = 4
+DICT_DEFAULT_DOC_LEN = 512
+DICT_MIN_DOC_LEN = 4 * (2 + 2 * DICT_KEY_LEN)  # 40: two records per half
+
+# Generator seeds of a synthetic source's splits: disjoint documents per (run seed, split).
+SYNTHETIC_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
+
+
+def split_seed(seed: int, split: str) -> int:
+  """The generator seed of a synthetic source's split (KeyError for an unknown split)."""
+  return seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split]
+
+
+def dict_doc_len_ok(doc_len: int) -> bool:
+  return doc_len >= DICT_MIN_DOC_LEN and doc_len % 2 == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,11 +45,11 @@ class DictLookupDocuments:
 
   num_docs: int
   seed: int = 0
-  doc_len: int = 512
+  doc_len: int = DICT_DEFAULT_DOC_LEN
 
   def __post_init__(self):
-    if self.doc_len < 4 * (2 + 2 * DICT_KEY_LEN) or self.doc_len % 2:
-      raise ValueError(f"DictLookupDocuments.doc_len must be even and >= 40, got {self.doc_len}")
+    if not dict_doc_len_ok(self.doc_len):
+      raise ValueError(f"DictLookupDocuments.doc_len must be even and >= {DICT_MIN_DOC_LEN}, got {self.doc_len}")
 
   def __len__(self) -> int:
     return self.num_docs
@@ -68,6 +83,12 @@ class DictLookupDocuments:
       tokens[start:start + rec] = [DICT_Q, *k[j], DICT_V, *v[j]]
       weights[start + rec - DICT_KEY_LEN:start + rec] = 1.0
     return {"targets": tokens, "loss_weights": weights}
+
+
+def dict_lookup_documents(num_docs: int, split: str, seed: int = 0,
+                          doc_len: int = DICT_DEFAULT_DOC_LEN) -> DictLookupDocuments:
+  """The dictionary-lookup documents of a split (training source, seqio task and evaluation alike)."""
+  return DictLookupDocuments(num_docs, seed=split_seed(seed, split), doc_len=doc_len)
 
 
 # --- passkey retrieval -----------------------------------------------------------------------------------------
@@ -122,6 +143,21 @@ def answer_in_place(encode: Callable[[str], Sequence[int]], prompt: str, prompt_
   return full[n:]
 
 
+def passkey_document(encode: Callable[[str], Sequence[int]], prompt: str, answer: str, answer_only: bool = True,
+                     bos: Sequence[int] = ()) -> dict[str, np.ndarray]:
+  """The one passkey document: bos + encode(prompt) + the answer's tokens where they follow the prompt.
+
+  With answer_only, 'loss_weights' are 1 on the answer tokens only (what evaluation scores); otherwise there are
+  no loss weights and every token carries loss."""
+  prompt_ids = list(encode(prompt))
+  head = np.asarray([*bos, *prompt_ids], np.int32)
+  answer_ids = np.asarray(answer_in_place(encode, prompt, prompt_ids, answer), np.int32)
+  out = {"targets": np.concatenate([head, answer_ids])}
+  if answer_only:
+    out["loss_weights"] = np.concatenate([np.zeros(len(head), np.float32), np.ones(len(answer_ids), np.float32)])
+  return out
+
+
 @dataclasses.dataclass(frozen=True)
 class PasskeyExample:
   prompt: str  # ends with PASSKEY_QUESTION; the model should continue with " <key>"
@@ -146,6 +182,12 @@ def passkey_text(key: int, prefix_sentences: int, suffix_sentences: int) -> str:
                     PASSKEY_QUESTION])
 
 
+def passkey_at(key: int, depth: float, sentences: int) -> PasskeyExample:
+  """The prompt with `sentences` filler sentences, round(depth * sentences) of them before the key line."""
+  pre = int(round(depth * sentences))
+  return PasskeyExample(passkey_text(key, pre, sentences - pre), key, depth, pre, sentences - pre)
+
+
 def passkey_example(seed: int, length: int, depth: float | None = None,
                     measure: Callable[[str], int] = len) -> PasskeyExample:
   """The longest prompt with measure(prompt) <= length (chars by default; pass a token counter for tokens).
@@ -159,12 +201,8 @@ def passkey_example(seed: int, length: int, depth: float | None = None,
   if not 0.0 <= depth <= 1.0:
     raise ValueError(f"passkey depth must be in [0, 1], got {depth}")
 
-  def split(n):
-    pre = int(round(depth * n))
-    return pre, n - pre
-
   def fits(n):
-    return measure(passkey_text(key, *split(n))) <= length
+    return measure(passkey_at(key, depth, n).prompt) <= length
 
   if not fits(0):
     raise ValueError(f"passkey length={length} is shorter than the prompt without filler "
@@ -176,5 +214,4 @@ def passkey_example(seed: int, length: int, depth: float | None = None,
   while hi - lo > 1:
     mid = (lo + hi) // 2
     lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-  pre, suf = split(lo)
-  return PasskeyExample(passkey_text(key, pre, suf), key, depth, pre, suf)
+  return passkey_at(key, depth, lo)

@@ -23,6 +23,7 @@ import numpy as np
 
 from fot_jax.data import corpora, corpus_files, synthetic
 from fot_jax.data.subsets import LONGLLAMA_SUBSETS, SUBSET_PATHS_FIELD, Subset  # noqa: F401 (re-exported)
+from fot_jax.data.synthetic import SYNTHETIC_SPLIT_SEEDS, split_seed
 
 # name -> (tfds name, text feature); used when the user has prepared these TFDS datasets in the data dir.
 TFDS_TEXT = {
@@ -121,6 +122,11 @@ def _filter_min_length(ds, min_length: int):
   return ds.filter(lambda ex: tf.size(ex["targets"]) >= min_length)
 
 
+def is_registered(name: str) -> bool:
+  """Whether seqio has a task of this name."""
+  return name in _seqio().TaskRegistry.names()
+
+
 def register_text_task(corpus: str, vocab, data_dir: str | None = None, min_length: int = 0) -> str:
   """Registers (once) the whole-document task of corpus tokenized with vocab; returns its name."""
   seqio = _seqio()
@@ -137,15 +143,7 @@ def register_text_task(corpus: str, vocab, data_dir: str | None = None, min_leng
   return name
 
 
-# --- synthetic tasks -------------------------------------------------------------------------------------------
-SYNTHETIC_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
-
-
-def split_seed(seed: int, split: str) -> int:
-  """The generator seed of a synthetic source's split: disjoint documents per (run seed, split)."""
-  return seed * 1000 + SYNTHETIC_SPLIT_SEEDS[split]
-
-
+# --- synthetic tasks (the documents of synthetic.dict_lookup_documents / synthetic.passkey_document) ------------
 def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: int = 0) -> str:
   """Dictionary lookup (docs/BEHAVIOUR.md section 5) as a seqio task with 'targets' and 'loss_weights' (1 on v1..v4)."""
   import tensorflow as tf
@@ -156,7 +154,7 @@ def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: 
 
   def dataset_fn(split, shuffle_files, seed_=None):
     del shuffle_files, seed_
-    docs = synthetic.DictLookupDocuments(num_docs, seed=split_seed(seed, split), doc_len=doc_len)
+    docs = synthetic.dict_lookup_documents(num_docs, split, seed, doc_len)
     return tf.data.Dataset.from_generator(
         lambda: (docs[i] for i in range(len(docs))),
         output_signature={"targets": tf.TensorSpec([doc_len], tf.int32),
@@ -171,14 +169,6 @@ def register_dict_lookup_task(num_docs: int = 10_000, doc_len: int = 512, seed: 
   return name
 
 
-def passkey_document(example: synthetic.PasskeyExample, vocab) -> dict[str, np.ndarray]:
-  """Tokens of prompt + answer with loss only on the answer tokens (a training/eval document)."""
-  prompt = np.asarray(vocab.encode(example.prompt), np.int32)
-  answer = np.asarray(vocab.encode(example.answer), np.int32)
-  return {"targets": np.concatenate([prompt, answer]),
-          "loss_weights": np.concatenate([np.zeros(len(prompt), np.float32), np.ones(len(answer), np.float32)])}
-
-
 def register_passkey_task(vocab, length: int, num_docs: int = 1000, seed: int = 0) -> str:
   """Passkey prompts of <= `length` tokens (answer excluded) as a seqio task with answer-only loss weights."""
   import tensorflow as tf
@@ -191,8 +181,8 @@ def register_passkey_task(vocab, length: int, num_docs: int = 1000, seed: int = 
   def dataset_fn(split, shuffle_files, seed_=None):
     del shuffle_files, seed_
     base = split_seed(seed, split)
-    gen = (passkey_document(synthetic.passkey_example(base * num_docs + i, length, measure=measure), vocab)
-           for i in range(num_docs))
+    examples = (synthetic.passkey_example(base * num_docs + i, length, measure=measure) for i in range(num_docs))
+    gen = (synthetic.passkey_document(vocab.encode, ex.prompt, ex.answer) for ex in examples)
     return tf.data.Dataset.from_generator(
         lambda: gen, output_signature={"targets": tf.TensorSpec([None], tf.int32),
                                        "loss_weights": tf.TensorSpec([None], tf.float32)})

@@ -16,15 +16,13 @@ import numpy as np
 from fot_jax.data import synthetic
 from fot_jax.eval import common
 
-TEST_SPLIT = 2  # fot_jax.data.tasks.SYNTHETIC_SPLIT_SEEDS["test"]
 BOS = 1  # the batcher starts dict_lookup documents with LLaMA's <s>
 
 
 def build_inputs(num_docs: int, n_defs: int, doc_len: int, seed: int):
   """tokens [num_docs, 1 + n_defs*half + half] and answer masks: BOS, n_defs definition halves (the target's
   at a seeded place, the others from further documents of the same split), then the target's queries."""
-  docs = synthetic.DictLookupDocuments(num_docs * n_defs + num_docs, seed=seed * 1000 + TEST_SPLIT,
-                                       doc_len=doc_len)
+  docs = synthetic.dict_lookup_documents(num_docs * n_defs + num_docs, "test", seed, doc_len)
   half = doc_len // 2
   rng = np.random.default_rng([seed, n_defs])
   rows, masks = [], []

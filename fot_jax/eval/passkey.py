@@ -14,10 +14,10 @@ Two prompt generators (--prompt):
               --prompt=depth_grid, or when --lengths/--depths/--samples are given without --prompt (so earlier
               command lines keep their meaning).
 Input: BOS (when the vocabulary has one, as in training) + the prompt's tokens; the answer is " <key>", tokenized
-in context (landmark: the tokens that follow the prompt's in encode(prompt + " " + key), which for a
-SentencePiece vocabulary is the authors' tokenizer(key)[1:]; depth_grid: encode(" <key>") on its own, as
-tasks.passkey_document). Scoring is teacher-forced greedy: a prompt is solved when the argmax at every answer
-token is that token, which is the authors' check (greedy generation of len(answer) tokens equals the answer).
+in context for both generators (synthetic.passkey_document: the tokens that follow the prompt's in
+encode(prompt + " " + key), which for a SentencePiece vocabulary is the authors' tokenizer(key)[1:]). Scoring is
+teacher-forced greedy: a prompt is solved when the argmax at every answer token is that token, which is the
+authors' check (greedy generation of len(answer) tokens equals the answer).
 Memory is reset before each prompt (single-doc). Writes a JSON result and a figure.
 
 Python API (no CLI): landmark_cases(vocab, n_garbages, seeds), n_garbage_for_tokens(vocab, tokens),
@@ -67,14 +67,11 @@ def case_seed(seed: int, sample: int, depth_index: int) -> int:
 
 def make_case(vocab, length: int, depth: float, seed: int, sample: int = 0) -> Case:
   """One prompt of at most `length` tokens (with BOS) followed by its answer tokens."""
-  from fot_jax.data import tasks
   bos = common.bos_prefix(vocab)
   measure = lambda text: len(bos) + len(vocab.encode(text))  # noqa: E731
   example = synthetic.passkey_example(seed, length, depth, measure=measure)
-  doc = tasks.passkey_document(example, vocab)
-  tokens = np.concatenate([np.asarray(bos, np.int32), doc["targets"]]).astype(np.int32)
-  mask = np.concatenate([np.zeros(len(bos), bool), doc["loss_weights"] > 0])
-  return Case(length, depth, sample, example.key, tokens, mask)
+  doc = synthetic.passkey_document(vocab.encode, example.prompt, example.answer, bos=bos)
+  return Case(length, depth, sample, example.key, doc["targets"], doc["loss_weights"] > 0)
 
 
 def make_cases(vocab, lengths, depths, samples: int, seed: int = 0) -> list[Case]:
@@ -116,14 +113,9 @@ def landmark_case(vocab, n_garbage: int, seed: int, length: int | None = None) -
   """One authors' prompt: BOS + encode(landmark_prompt(n_garbage, seed)) + the answer tokens."""
   text, key = landmark_prompt(n_garbage, seed)
   prefix = len(text.split("\n")[1])  # the filler before the key line (filler has no newlines)
-  bos = common.bos_prefix(vocab)
-  prompt_ids = list(vocab.encode(text))
-  answer = answer_tokens(vocab, text, prompt_ids, key)
-  tokens = np.concatenate([np.asarray(bos + prompt_ids, np.int32), answer]).astype(np.int32)
-  mask = np.zeros(len(tokens), bool)
-  mask[len(tokens) - len(answer):] = True
+  doc = synthetic.passkey_document(vocab.encode, text, f" {key}", bos=common.bos_prefix(vocab))
   return LandmarkCase(n_garbage if length is None else int(length), int(n_garbage), int(seed), int(key),
-                      prefix / n_garbage, len(text), tokens, mask)
+                      prefix / n_garbage, len(text), doc["targets"], doc["loss_weights"] > 0)
 
 
 def landmark_cases(vocab, n_garbages: Sequence[int], seeds: Sequence[int],

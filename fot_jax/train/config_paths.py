@@ -31,8 +31,13 @@ def vocab_is_path(name: str) -> bool:
 
 
 def _sources(task: str) -> list[str]:
-  """The source names of data.task: itself, or each part of a blend 'a@0.5+b@0.5' (without its rate)."""
-  return [part.rsplit("@", 1)[0] if "@" in part else part for part in task.split("+")]
+  """The source names of data.task: itself, or each part of a blend 'a@0.5+b@0.5' (without its rate; '+' and
+  '@' inside a path stay in it: fot_jax.data.specs.blend_parts)."""
+  from fot_jax.data.specs import SpecError, blend_parts
+  try:
+    return [source for source, _ in blend_parts(task)]
+  except SpecError as e:
+    raise ConfigError(f"data.task: {e}") from None
 
 
 def corpus_globs(task: str, splits: tuple[str, ...] = ("train",)) -> list[str]:

@@ -44,3 +44,37 @@ def test_passkey_prompt_format_and_determinism():
   assert len(words.prompt.split()) <= 3000 < len(syn.passkey_text(words.key, pre, n - pre).split())
   with pytest.raises(ValueError, match="shorter than the prompt"):
     syn.passkey_example(0, 50)
+
+
+class _SpaceVocab:
+  """SentencePiece-like: a dummy prefix, pieces are '▁'-runs plus the word after them, so encode(" 123") alone is
+  ['▁▁123'] while after "is" the text has '▁123'. BOS 1, as the evaluators expect."""
+
+  bos_id, eos_id, vocab_size = 1, 2, 10_000
+
+  def __init__(self):
+    self.ids = {}
+
+  def encode(self, text):
+    import re
+    pieces = re.findall(r"▁*[^▁]+|▁+", "▁" + text.replace(" ", "▁"))
+    return [self.ids.setdefault(p, 3 + len(self.ids)) for p in pieces]
+
+
+def test_every_passkey_document_tokenizes_its_answer_in_place():
+  """Training sources and both evaluation modes share synthetic.passkey_document: the key's tokens are those
+  that follow the prompt, never encode(" <key>") on its own."""
+  from fot_jax.data import derived
+  from fot_jax.eval import passkey
+  v = _SpaceVocab()
+  train = derived.PasskeyDocuments(v.encode, 3, 100, 300, seed=1)
+  landmark = derived.LandmarkPasskeyDocuments(v.encode, 3, 20, 80, seed=1, answer_only=True)
+  depth_case = passkey.make_case(v, 300, 0.5, seed=2)
+  landmark_case = passkey.landmark_case(v, 60, 4)
+  answers = [(train[0]["targets"][-1:], train.example(0).key),
+             (landmark[0]["targets"][landmark[0]["loss_weights"] > 0], landmark.prompt(0)[1]),
+             (depth_case.tokens[depth_case.answer_mask], depth_case.key),
+             (landmark_case.tokens[landmark_case.answer_mask], landmark_case.key)]
+  for tokens, key in answers:
+    assert tokens.tolist() == [v.ids[f"▁{key}"]] and v.encode(f" {key}") == [v.ids[f"▁▁{key}"]]
+  assert depth_case.tokens[0] == v.bos_id and not depth_case.answer_mask[:-1].any()
