@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fot_jax.data import specs, synthetic
+from fot_jax.data import source_names, specs, synthetic
 
 # Tokens of the passkey prompt outside the filler, and filler tokens per sentence, in stdlib_sp2000; only used to
 # pick a sentence count for a requested length (the real length is whatever the text tokenizes to).
@@ -202,8 +202,8 @@ def document_rates(token_shares: Sequence[float], srcs: Sequence) -> list[float]
 
 def parse_blend(name: str) -> list[tuple[str, float]]:
   """'a@0.5+b@0.5' -> [('a', 0.5), ('b', 0.5)]: token shares; a part without '@rate' gets share 1
-  (specs.blend_parts: '+' and '@' inside a path stay in it)."""
-  return [(src, 1.0 if rate is None else rate) for src, rate in specs.blend_parts(name)]
+  (source_names.blend_parts: '+' and '@' inside a path stay in it)."""
+  return [(src, 1.0 if rate is None else rate) for src, rate in source_names.blend_parts(name)]
 
 
 def parse_random(name: str) -> int:
@@ -233,7 +233,7 @@ def parse_landmark(name: str) -> tuple[int, int, bool]:
 
 def _parse(name: str, kind: type):
   """The spec of a one-source name, which must be of the given kind."""
-  spec = specs.parse_single(name)
+  spec = source_names.parse_single(name)
   if not isinstance(spec, kind):
     raise specs.SpecError(f"{name!r}: expected a {kind.__name__} name, found a {type(spec).__name__}")
   return spec

@@ -1,6 +1,6 @@
 """Entry points the trainer calls: build the vocabulary and a batcher for a source name and split.
 
-A source name (docs/DATA.md, "Source names") parses into a typed spec (fot_jax.data.specs.parse_source) and the
+A source name (docs/DATA.md, "Source names") parses into a typed spec (fot_jax.data.source_names.parse_source) and the
 spec builds the documents (fot_jax.data.build.build_documents): an offline corpus ('stdlib', 'shakespeare'), a
 user-prepared TFDS corpus ('pg19', 'c4'), file corpora 'jsonl:', 'arrayrecord:', 'redpajama:' and 'stack:<glob>'
 (fot_jax.data.corpus_files), 'dict_lookup' or 'dict_lookup:<doc_len>', 'mixture:offline' / 'mixture:longllama'
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from fot_jax.data import corpora, specs, synthetic
+from fot_jax.data import corpora, source_names, specs, synthetic
 from fot_jax.data.batcher import BatcherConfig, DocumentBatcher
 from fot_jax.data.build import LANDMARK_DOCS, MIXTURES, PASSKEY_DOCS  # noqa: F401 (re-exported)
 from fot_jax.data.build import SourceContext, build_documents, mixture_tasks, task_for
@@ -23,7 +23,7 @@ from fot_jax.data.vocab import VocabConfig, build_vocabulary, check_model_vocab,
 
 
 def _spec(source: str | specs.Spec) -> specs.Spec:
-  return specs.parse_source(source) if isinstance(source, str) else source
+  return source_names.parse_source(source) if isinstance(source, str) else source
 
 
 def _context(split: str, vocab, data_dir: str | None, min_length: int = 0, seed: int = 0,

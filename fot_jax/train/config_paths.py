@@ -32,8 +32,9 @@ def vocab_is_path(name: str) -> bool:
 
 def _sources(task: str) -> list[str]:
   """The source names of data.task: itself, or each part of a blend 'a@0.5+b@0.5' (without its rate; '+' and
-  '@' inside a path stay in it: fot_jax.data.specs.blend_parts)."""
-  from fot_jax.data.specs import SpecError, blend_parts
+  '@' inside a path stay in it: fot_jax.data.source_names.blend_parts)."""
+  from fot_jax.data.source_names import blend_parts
+  from fot_jax.data.specs import SpecError
   try:
     return [source for source, _ in blend_parts(task)]
   except SpecError as e:

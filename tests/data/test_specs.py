@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fot_jax.data import build, derived, pipeline, sources, synthetic
+from fot_jax.data import source_names as N
 from fot_jax.data import specs as S
 from fot_jax.data.vocab import IdVocabulary
 
@@ -36,32 +37,32 @@ def registered(monkeypatch):
 
 # --- grammar -------------------------------------------------------------------------------------------------------
 def test_a_jsonl_path_with_plus_and_at_is_one_source():
-  assert S.parse_source("jsonl:/data/c++/a+b@c/*.jsonl") == S.JsonlSpec("/data/c++/a+b@c/*.jsonl")
-  assert S.parse_source("jsonl:/d/x+y.jsonl") == S.JsonlSpec("/d/x+y.jsonl")  # 'y.jsonl' is not a source
-  assert S.parse_source("stream:redpajama:gs://b/a+b@2x/*.zst") == S.StreamSpec(S.RedPajamaSpec("gs://b/a+b@2x/*.zst"))
-  assert S.parse_source("repeat:jsonl:/d/a+b/*.jsonl:64x4") == S.RepeatSpec(S.JsonlSpec("/d/a+b/*.jsonl"), 64, 4)
+  assert N.parse_source("jsonl:/data/c++/a+b@c/*.jsonl") == S.JsonlSpec("/data/c++/a+b@c/*.jsonl")
+  assert N.parse_source("jsonl:/d/x+y.jsonl") == S.JsonlSpec("/d/x+y.jsonl")  # 'y.jsonl' is not a source
+  assert N.parse_source("stream:redpajama:gs://b/a+b@2x/*.zst") == S.StreamSpec(S.RedPajamaSpec("gs://b/a+b@2x/*.zst"))
+  assert N.parse_source("repeat:jsonl:/d/a+b/*.jsonl:64x4") == S.RepeatSpec(S.JsonlSpec("/d/a+b/*.jsonl"), 64, 4)
 
 
 def test_blends_split_where_a_source_starts():
-  assert S.parse_source("stdlib@0.3+shakespeare@0.7") == S.BlendSpec(
+  assert N.parse_source("stdlib@0.3+shakespeare@0.7") == S.BlendSpec(
       (S.BlendPart(S.CorpusSpec("stdlib"), 0.3), S.BlendPart(S.CorpusSpec("shakespeare"), 0.7)))
-  assert S.blend_parts("a@0.3+b@0.7") == [("a", 0.3), ("b", 0.7)]
-  path = S.parse_source("jsonl:/d/a+b@c/*.jsonl@0.25+stdlib+dict_lookup:64@2")
+  assert N.blend_parts("a@0.3+b@0.7") == [("a", 0.3), ("b", 0.7)]
+  path = N.parse_source("jsonl:/d/a+b@c/*.jsonl@0.25+stdlib+dict_lookup:64@2")
   assert path == S.BlendSpec((S.BlendPart(S.JsonlSpec("/d/a+b@c/*.jsonl"), 0.25), S.BlendPart(S.CorpusSpec("stdlib")),
                               S.BlendPart(S.DictLookupSpec(64), 2.0)))
-  assert [str(p.source) for p in S.parse_source("cache:/c/x+y+landmark:1-60@0.75").parts] == ["cache:/c/x+y",
+  assert [str(p.source) for p in N.parse_source("cache:/c/x+y+landmark:1-60@0.75").parts] == ["cache:/c/x+y",
                                                                                               "landmark:1-60"]
   # one part with a share is still a blend (a mixture over one source), as before
-  assert S.parse_source("stdlib@2") == S.BlendSpec((S.BlendPart(S.CorpusSpec("stdlib"), 2.0),))
+  assert N.parse_source("stdlib@2") == S.BlendSpec((S.BlendPart(S.CorpusSpec("stdlib"), 2.0),))
 
 
 def test_seqio_tasks_are_task_prefixed_or_registered_never_just_dotted(registered):
-  assert S.parse_source("task:other.task") == S.TaskSpec("other.task")
-  assert S.parse_source("my.task") == S.TaskSpec("my.task")
-  assert S.parse_source("jsonl:/d/a+my.task") == S.BlendSpec((S.BlendPart(S.JsonlSpec("/d/a")),
+  assert N.parse_source("task:other.task") == S.TaskSpec("other.task")
+  assert N.parse_source("my.task") == S.TaskSpec("my.task")
+  assert N.parse_source("jsonl:/d/a+my.task") == S.BlendSpec((S.BlendPart(S.JsonlSpec("/d/a")),
                                                               S.BlendPart(S.TaskSpec("my.task"))))
   with pytest.raises(S.SpecError, match="unknown data source 'fot.unregistered.byte.min0'"):
-    S.parse_source("fot.unregistered.byte.min0")
+    N.parse_source("fot.unregistered.byte.min0")
 
 
 def test_round_trips_through_the_canonical_text(registered):
@@ -75,9 +76,9 @@ def test_round_trips_through_the_canonical_text(registered):
            "stream:jsonl:/d/a+b/*.jsonl": "stream:jsonl:/d/a+b/*.jsonl",
            "jsonl:/d/a+b@c/*.jsonl@0.5+passkey:64-128@0.5": "jsonl:/d/a+b@c/*.jsonl@0.5+passkey:64-128@0.5"}
   for name, canonical in names.items():
-    spec = S.parse_source(name)
+    spec = N.parse_source(name)
     assert str(spec) == canonical, name
-    assert S.parse_source(canonical) == spec, name
+    assert N.parse_source(canonical) == spec, name
 
 
 @pytest.mark.parametrize("name,match", [
@@ -90,7 +91,7 @@ def test_round_trips_through_the_canonical_text(registered):
     ("stdlib@x", r"rate 'x' of 'stdlib' is not a number"), ("", r"expected a source name")])
 def test_bad_names_say_what_is_wrong(name, match):
   with pytest.raises(S.SpecError, match=match):
-    S.parse_source(name)
+    N.parse_source(name)
 
 
 @pytest.mark.parametrize("make,field", [
@@ -98,7 +99,7 @@ def test_bad_names_say_what_is_wrong(name, match):
     (lambda: S.LandmarkSpec(1, 5, answer_only="yes"), "LandmarkSpec.answer_only"),
     (lambda: S.RandomSpec(True), "RandomSpec.num_symbols"), (lambda: S.DictLookupSpec(30), "DictLookupSpec.doc_len"),
     (lambda: S.StreamSpec(S.ArrayRecordSpec("/x")), "StreamSpec.corpus"),
-    (lambda: S.RepeatSpec(S.parse_source("stdlib@1"), 8, 2), "RepeatSpec.base"),
+    (lambda: S.RepeatSpec(N.parse_source("stdlib@1"), 8, 2), "RepeatSpec.base"),
     (lambda: S.RepeatSpec(S.CorpusSpec("stdlib"), 0, 2), "RepeatSpec.period"),
     (lambda: S.BlendPart(S.CorpusSpec("stdlib"), float("nan")), "BlendPart.share"),
     (lambda: S.BlendPart("stdlib"), "BlendPart.source"), (lambda: S.BlendSpec(()), "BlendSpec.parts"),
