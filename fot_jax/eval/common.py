@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fot_jax.eval.outputs import (  # noqa: F401 - the tasks' output API
-    Progress, figure_path, pyplot, save_figure, write_json)
+    Progress, figure_path, finish_axes, publish, pyplot, save_figure, write_json)
 from fot_jax.eval.scoring import (  # noqa: F401 - the tasks' scoring API
     Runner, answer_match, batched_answer_hits, end_scores, stream_feed, stream_scores)
 

@@ -50,13 +50,8 @@ def plot(result: dict, path: str, compare=(), label: str = "") -> None:
   for name, res in [(label, result), *compare]:
     ax.plot([max(d, 1) for d in res["distances"]], res["accuracy"], marker="o", label=name)
   ax.axhline(1 / result["symbols"], color="gray", ls=":", label="chance (1/symbols)")
-  ax.set_xscale("log", base=2)
-  ax.set_ylim(-0.03, 1.03)
-  ax.set_xlabel("tokens between the two copies (filler)")
-  ax.set_ylabel("token accuracy on the second copy")
-  ax.set_title(f"copy at a distance ({result['segment']}-token needle)")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  common.finish_axes(ax, "tokens between the two copies (filler)", "token accuracy on the second copy",
+                     f"copy at a distance ({result['segment']}-token needle)", unit_y=True)
   common.save_figure(fig, path)
 
 
@@ -104,9 +99,7 @@ def run(args) -> dict:
     for k in ("accuracy", "exact", "documents"):
       result[k].append(scores[k])
     progress(i + 1, f"distance={distance} accuracy={scores['accuracy']:.3f} exact={scores['exact']:.3f}")
-  common.write_json(args.out, result)
-  plot(result, common.figure_path(args), compare, result["label"])
-  return result
+  return common.publish(args, result, plot, compare)
 
 
 def main(argv=None) -> int:

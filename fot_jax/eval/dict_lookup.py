@@ -52,13 +52,8 @@ def plot(result: dict, path: str, compare=(), label: str = "") -> None:
   for name, res in [(label, result), *compare]:
     ax.plot(res["memory_tokens"], res["accuracy"], marker="o", label=name)
   ax.axhline((1 / synthetic.DICT_NUM_SYMBOLS) ** synthetic.DICT_KEY_LEN, color="gray", ls=":", label="chance")
-  ax.set_xscale("log", base=2)
-  ax.set_ylim(-0.03, 1.03)
-  ax.set_xlabel("dictionary tokens in memory")
-  ax.set_ylabel("query accuracy (all 4 value tokens)")
-  ax.set_title("dictionary lookup")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  common.finish_axes(ax, "dictionary tokens in memory", "query accuracy (all 4 value tokens)", "dictionary lookup",
+                     unit_y=True)
   common.save_figure(fig, path)
 
 
@@ -101,9 +96,7 @@ def run(args) -> dict:
     for k in ("accuracy", "token_accuracy", "queries"):
       result[k].append(scores[k])
     progress(i + 1, f"memory_tokens={n_defs * half} accuracy={scores['accuracy']:.3f}")
-  common.write_json(args.out, result)
-  plot(result, common.figure_path(args), compare, result["label"])
-  return result
+  return common.publish(args, result, plot, compare)
 
 
 def main(argv=None) -> int:

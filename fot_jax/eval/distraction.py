@@ -151,13 +151,9 @@ def plot(result: dict, path: str, compare=(), label: str = "") -> None:
     for layer, v in res["layers"].items():
       suffix = f" (layer {layer})" if len(res["layers"]) > 1 else ""
       ax.errorbar(res["contexts"], v["r"], yerr=v["std"], marker="o", capsize=2, label=f"{name}{suffix}")
-  ax.set_xscale("log", base=2)
   ax.set_yscale("log", base=2)
-  ax.set_xlabel("d: contexts the memory layer sees (1 positive, d-1 negatives)")
-  ax.set_ylabel("positive attention mass r_d")
-  ax.set_title("distraction")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  common.finish_axes(ax, "d: contexts the memory layer sees (1 positive, d-1 negatives)",
+                     "positive attention mass r_d", "distraction")
   common.save_figure(fig, path)
 
 
@@ -210,9 +206,7 @@ def run(args) -> dict:
             "vocab": common.vocab_record(args, vocab),
             "corpus": args.corpus, "split": args.split, "context_length": length, "contexts": ds,
             "num_queries": int(len(sets)), "num_documents": int(len(set(ids.tolist()))), "layers": layer_results}
-  common.write_json(args.out, result)
-  plot(result, common.figure_path(args), compare, result["label"])
-  return result
+  return common.publish(args, result, plot, compare)
 
 
 def main(argv=None) -> int:

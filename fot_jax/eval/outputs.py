@@ -54,6 +54,28 @@ def pyplot():
   return plt
 
 
+def finish_axes(ax, xlabel: str, ylabel: str, title: str | None = None, *, log2_x: bool = True,
+                unit_y: bool = False) -> None:
+  """The look the evaluation figures share: a log2 x axis, a [0, 1] y axis for shares, labels, grid and legend."""
+  if log2_x:
+    ax.set_xscale("log", base=2)
+  if unit_y:
+    ax.set_ylim(-0.03, 1.03)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  if title is not None:
+    ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+
+
+def publish(args, result: dict, plot, compare=()) -> dict:
+  """Writes the result (--out) and its figure, with the --compare runs beside it; returns the result."""
+  write_json(args.out, result)
+  plot(result, figure_path(args), compare, result["label"])
+  return result
+
+
 def save_figure(fig, path: str) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.tight_layout()

@@ -233,12 +233,7 @@ def plot(result: dict, path: str, compare: list[tuple[str, dict]] = (), label: s
   for name, res in [(label, result), *compare]:
     x = res.get("mean_tokens_by_length") or res["lengths"]
     ax1.plot(x, res["accuracy_by_length"], marker="o", label=f"{name} ({res.get('mode', 'depth_grid')})")
-  ax1.set_xscale("log", base=2)
-  ax1.set_ylim(-0.03, 1.03)
-  ax1.set_xlabel("prompt tokens (mean per grid row)")
-  ax1.set_ylabel("accuracy")
-  ax1.legend(fontsize=8)
-  ax1.grid(alpha=0.3)
+  common.finish_axes(ax1, "prompt tokens (mean per grid row)", "accuracy", unit_y=True)
   common.save_figure(fig, path)
 
 
@@ -359,9 +354,7 @@ def run(args) -> dict:
   runner = common.make_runner_factory(model, options)(1)
   rows = score_cases(runner, cases, common.Progress("passkey", len(cases), args.quiet))
   result = {**head, **summarize(rows, lengths, depths), "cases": rows}
-  common.write_json(args.out, result)
-  plot(result, common.figure_path(args), compare, result["label"])
-  return result
+  return common.publish(args, result, plot, compare)
 
 
 def main(argv=None) -> int:

@@ -115,16 +115,11 @@ def plot(result: dict, path: str, compare=(), label: str = "") -> None:
       ax.plot(res["context_lengths"], res["perplexity"], marker="o", label=name)
     else:
       ax.plot(np.maximum(res["memory_tokens"], 1), res["perplexity"], marker="o", label=name)
-  ax.set_xscale("log", base=2)
   if result["mode"] == "single":
-    ax.set_xlabel("context length (tokens)")
-    ax.set_title("single-doc perplexity vs context length")
+    common.finish_axes(ax, "context length (tokens)", "perplexity", "single-doc perplexity vs context length")
   else:
-    ax.set_xlabel("distractor tokens in memory (0 plotted at 1)")
-    ax.set_title("multi-doc perplexity vs memory size")
-  ax.set_ylabel("perplexity")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+    common.finish_axes(ax, "distractor tokens in memory (0 plotted at 1)", "perplexity",
+                       "multi-doc perplexity vs memory size")
   common.save_figure(fig, path)
 
 
@@ -182,9 +177,7 @@ def run(args) -> dict:
                   **evaluate_multi(factory, targets, ids, pieces, distractors, model.config.last_context_length,
                                    args.seed, common.Progress("perplexity", len(ids) * len(distractors),
                                                               args.quiet)))
-  common.write_json(args.out, result)
-  plot(result, common.figure_path(args), compare, result["label"])
-  return result
+  return common.publish(args, result, plot, compare)
 
 
 def main(argv=None) -> int:
