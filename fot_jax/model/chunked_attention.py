@@ -22,21 +22,25 @@ import jax
 import jax.numpy as jnp
 
 from fot_jax.model import exchange
-from fot_jax.model.attention import MASK_VALUE, context_valid, crossbatch_attention_dense, gated_mix
+from fot_jax.model.attention import MASK_VALUE, context_valid, gated_mix
+from fot_jax.model.backends.training import crossbatch_attention  # noqa: F401  (the dispatcher's former home)
 
 # Logit of padding keys (beyond L): exp(PAD_VALUE - MASK_VALUE) == 0 in float32, so padding is invisible even
 # in rows whose real keys are all masked.
 PAD_VALUE = 2 * MASK_VALUE
 
 
-def crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size=512, ring=None):
+def crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size=512, ring=None,
+                                 gate=None):
   """FoT crossbatch attention (docs/BEHAVIOUR.md section 2) by online softmax over key blocks of `chunk_size` keys.
 
   q [B, L, H, hd]; k_local [B, L, K, hd] (rotated at local positions); k_mem [B, L, K, hd] (keys as additional
   contexts, unrotated); v [B, L, K, hd]; key_valid [B, L] bool; visible [B, W] bool (W may be 0); ring: see
   `attention.crossbatch_attention_dense`. Returns [B, L, H, hd] in q's dtype; logits, softmax and accumulation
-  are float32.
+  are float32. gate [H]: the Memorizing-Transformer gate ablation (a local and a memory softmax, mixed per head).
   """
+  if gate is not None:
+    return _chunked_gated(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size, ring, gate)
   window = visible.shape[1]
   ext = _windowed(k_mem, v, key_valid, window, ring)
   return _chunked(q, k_local, v, key_valid, *ext, visible, float(scale), _block_size(q, chunk_size), True)
@@ -47,44 +51,8 @@ def _windowed(k_mem, v, key_valid, window, ring):
   return tuple(exchange.window_rows(x, window, ring) for x in (k_mem, v, key_valid))
 
 
-KERNELS = ("dense", "chunked", "splash")
-
-
-def crossbatch_attention(q, k_local, k_mem, v, key_valid, visible, scale, gate=None,
-                         impl: str = "dense", chunk_size: int = 512):
-  """A memory layer's crossbatch attention through the dense, chunked or splash path (attention_impl).
-
-  Under a batch-sharded context mesh (jax.set_mesh) it runs per device on its own rows (shard_map) and the
-  window's keys/values arrive from the neighbouring devices (fot_jax.model.exchange); without one, or with W = 0
-  (nothing to exchange), it runs on the whole batch.
-  """
-  if impl not in KERNELS:
-    raise ValueError(f"attention_impl: expected 'dense', 'chunked' or 'splash', found {impl!r}")
-  b, _, heads, _ = q.shape
-  kv_heads = k_local.shape[2]
-
-  def kernel(q, k_local, k_mem, v, key_valid, visible, *gate_arg, ring, partition=False):
-    g = gate_arg[0] if gate_arg else None
-    if impl == "dense":
-      return crossbatch_attention_dense(q, k_local, k_mem, v, key_valid, visible, scale, g, ring)
-    if impl == "splash":  # TPU kernel path (imports Pallas only when chosen)
-      from fot_jax.model.splash_attention import crossbatch_attention_splash
-      return crossbatch_attention_splash(q, k_local, k_mem, v, key_valid, visible, scale, g, ring=ring,
-                                         partition=partition)
-    return _chunked_dispatch(q, k_local, k_mem, v, key_valid, visible, scale, g, chunk_size, ring)
-
-  arrays = (q, k_local, k_mem, v, key_valid, visible) + (() if gate is None else (gate,))
-  if visible.shape[1] == 0:
-    return kernel(*arrays, ring=None, partition=True)
-  layouts = ("bthd",) * 4 + ("bt", "bt") + (() if gate is None else ("h",))
-  with jax.named_scope("crossbatch"):
-    return exchange.per_shard(kernel, b, heads, kv_heads, layouts, check_vma=impl != "splash")(*arrays)
-
-
-def _chunked_dispatch(q, k_local, k_mem, v, key_valid, visible, scale, gate, chunk_size, ring):
-  if gate is None:
-    return crossbatch_attention_chunked(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size, ring)
-  # Memorizing-Transformer gate: a local-only softmax and a memory-only softmax, mixed per head.
+def _chunked_gated(q, k_local, k_mem, v, key_valid, visible, scale, chunk_size, ring, gate):
+  """Memorizing-Transformer gate: a local-only softmax and a memory-only softmax, mixed per head."""
   window = visible.shape[1]
   cs = _block_size(q, chunk_size)
   no_slots = jnp.zeros((q.shape[0], 0), bool)

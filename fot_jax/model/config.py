@@ -11,7 +11,7 @@ from typing import Any, Literal, Sequence, get_args
 from fot_jax.model.rope import RopeScaling
 
 MemPositionals = Literal["first", "none"]
-AttentionImpl = Literal["dense", "chunked", "splash"]
+AttentionImpl = str  # a registered backend name (fot_jax.model.backends): dense, chunked, splash or a user one
 DType = Literal["float32", "bfloat16", "float16"]
 
 
@@ -47,8 +47,8 @@ class ModelConfig:
   # Numerics: params are stored in param_dtype, matmuls run in dtype; norms, RoPE and softmax in float32.
   dtype: DType = "float32"
   param_dtype: DType = "float32"
-  # Crossbatch attention implementation for memory layers and its key-block size (chunked only). "splash": the
-  # Pallas splash-attention kernel (TPU; Pallas interpret mode elsewhere, tests only), model/splash_attention.py.
+  # Attention backend of memory layers (fot_jax.model.backends) and its key-block size (chunked only). "splash":
+  # the Pallas splash-attention kernel (TPU; Pallas interpret mode elsewhere, tests only), model/splash_attention.py.
   attention_impl: AttentionImpl = "dense"
   attention_chunk_size: int = 256  # fastest of 128/256/512 on CPU (bench/bench_crossbatch.py)
   initializer_range: float = 0.02
@@ -95,10 +95,14 @@ class ModelConfig:
       fail("mem_layers", f"indices in [0, {self.num_layers})", bad)
     if len(set(self.mem_layers)) != len(self.mem_layers):
       fail("mem_layers", "distinct indices", self.mem_layers)
-    for field, kind in (("mem_positionals", MemPositionals), ("attention_impl", AttentionImpl), ("dtype", DType),
-                        ("param_dtype", DType), ("mem_dtype", DType)):
+    for field, kind in (("mem_positionals", MemPositionals), ("dtype", DType), ("param_dtype", DType),
+                        ("mem_dtype", DType)):
       if getattr(self, field) not in get_args(kind):
         fail(field, f"one of {get_args(kind)}", getattr(self, field))
+    from fot_jax.model import backends  # the registry; imported here because its kernels import this module
+    if self.attention_impl not in backends.names():
+      fail("attention_impl", f"one of the registered attention backends {list(backends.names())}",
+           self.attention_impl)
     if self.rope_theta <= 0:
       fail("rope_theta", "a positive number", self.rope_theta)
     if self.rope_scaling is not None and not isinstance(self.rope_scaling, RopeScaling):

@@ -19,7 +19,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from fot_jax.model import attention, memory_attention
+from fot_jax.model import attention
+from fot_jax.model.backends import inference as backends
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.layers import rms_norm
 from fot_jax.model.memory import InferenceState, flush_cache, grow_memory, init_state
@@ -63,18 +64,8 @@ def _infer_layer(lp, x, layer: int, state: InferenceState, new_valid, cache_empt
   if is_mem:
     m = config.mem_layers.index(layer)
     gate = lp.get("mem_gate") if config.mem_gate else None
-    if config.attention_impl == "splash" and options.topk is None:  # top-k selects per query: no mask kernel
-      from fot_jax.model.splash_attention import memory_attention_splash
-      out = memory_attention_splash(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
-                                    state.mem_valid, scale, None, False, gate)
-    elif options.streamed:
-      out = memory_attention.memory_attention(
-          q_r, local_k_r, local_v, local_mask, state.mem_k, state.mem_v, state.mem_valid, state.mem_fill, scale,
-          topk=options.topk, approx=options.approx, block=options.block, gate=gate, mesh=options.mesh,
-          axis=options.mem_axis, layer=m, index=state.index, nprobe=options.nprobe)
-    else:
-      out = attention.memory_attention(q_r, local_k_r, local_v, local_mask, state.mem_k[m], state.mem_v[m],
-                                       state.mem_valid, scale, options.topk, options.approx, gate)
+    out = backends.memory_read(config.attention_impl, q_r, local_k_r, local_v, local_mask, state, m, scale, gate,
+                               options)
   else:
     out = attention.attend(q_r, local_k_r, local_v, local_mask, scale)
   return finish_layer(lp, x, out, config), k, v

@@ -150,7 +150,8 @@ def format_report(r: Report) -> str:
 def implied_trip_counts(config, model, d: int) -> dict[int, str]:
   """Loop lengths the config implies, to cross-check the trip counts read from the HLO: the layer scans (one per
   run of ordinary layers between memory layers), the micro-batch scan, the chunked attention's block scans
-  (local: L / chunk blocks; crossbatch: d * L / chunk)."""
+  (local: L / chunk blocks; crossbatch: d * L / chunk), as the attention backend reports them."""
+  from fot_jax.model import backends
   from fot_jax.model.config import layer_runs
   out: dict[int, str] = {}
   if config.mesh.scan_layers:
@@ -159,11 +160,9 @@ def implied_trip_counts(config, model, d: int) -> dict[int, str]:
         out.setdefault(stop - start, "layer scan")
   if config.data.micro_batches > 1:
     out.setdefault(config.data.micro_batches, "micro-batches")
-  if model.attention_impl == "chunked":
-    n_sub = -(-config.data.seq_len // model.attention_chunk_size)
-    out.setdefault(n_sub, "local attention blocks")
-    if d:
-      out.setdefault(d * n_sub, "crossbatch attention blocks")
+  block_loops = backends.get(model.attention_impl).block_loops
+  for trips, why in (block_loops(config.data.seq_len, model.attention_chunk_size, d) if block_loops else {}).items():
+    out.setdefault(trips, why)
   return out
 
 
