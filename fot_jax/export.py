@@ -64,8 +64,10 @@ def export(workdir: str, out: str, step: int | None = None, dtype: str = "float3
   hf.check_exportable(ModelConfig.from_dict(run_config["model"]))
   recorded_file(run_config, "sentencepiece_model")  # a vanished tokenizer fails before the weights are read
   recorded_file(run_config, "hf_tokenizer")
+  from fot_jax.model.modules import FoTLlama
   params, config, _ = checkpoint.load_params(workdir, step)
-  return write_export(out, params, config, run_config, step, dtype, max_shard_size)
+  model = FoTLlama.from_params(config, params)  # names and shapes checked against the config
+  return write_export(out, model.params(), model.config, run_config, step, dtype, max_shard_size)
 
 
 def main(argv=None) -> int:

@@ -97,7 +97,9 @@ def run(args) -> str:
   from fot_jax.train.checkpoint import checkpoint_dir, save_params_checkpoint
   if args.overwrite and os.path.isdir(checkpoint_dir(args.out)):
     shutil.rmtree(checkpoint_dir(args.out))
-  return save_params_checkpoint(args.out, to_device(params), config, step=0, extra_config=extra)
+  from fot_jax.model.modules import FoTLlama
+  model = FoTLlama.from_params(config, to_device(params))  # names and shapes checked against the config
+  return save_params_checkpoint(args.out, model.params(), model.config, step=0, extra_config=extra)
 
 
 def to_device(tree: dict[str, Any]) -> dict[str, Any]:

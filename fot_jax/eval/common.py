@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 from typing import Any, Callable
@@ -167,6 +168,12 @@ class Model:
   source: str
   no_memory: bool = False  # memory layers keep nothing (--no_memory)
 
+  @functools.cached_property
+  def module(self):
+    """The FoTLlama module over params and config (the evaluators' entry to the model)."""
+    from fot_jax.model.modules import FoTLlama
+    return FoTLlama.from_params(self.config, self.params)
+
 
 def load(args) -> Model:
   """Loads --checkpoint with the inference overrides; validates W and LCL."""
@@ -190,11 +197,10 @@ def load(args) -> Model:
 
 
 def make_runner_factory(model: Model, options) -> Callable[[int], Runner]:
-  """batch -> a fresh MemoryInference over the model (compiled functions are shared between runners)."""
-  from fot_jax.model.inference import MemoryInference
+  """batch -> a fresh InferenceMemory over the model's module (compiled functions are shared between runners)."""
 
   def factory(batch: int = 1) -> Runner:
-    runner = MemoryInference(model.params, model.config, batch, options=options)
+    runner = model.module.memory(batch, options=options)
     return WithoutMemory(runner) if model.no_memory else runner
   return factory
 

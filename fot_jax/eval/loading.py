@@ -10,14 +10,23 @@ import jax
 import jax.numpy as jnp
 
 from fot_jax.model.config import ModelConfig
+from fot_jax.model.modules import FoTLlama
 
 
 @dataclasses.dataclass
 class LoadedModel:
-  params: Any  # the fot_jax parameter tree (jax arrays)
-  config: ModelConfig
+  model: FoTLlama  # the module over the loaded parameters, with the overridden config
   source: str  # "orbax" or "hf"
   step: int | None = None
+
+  @property
+  def params(self) -> Any:
+    """The fot_jax parameter tree (jax arrays)."""
+    return self.model.params()
+
+  @property
+  def config(self) -> ModelConfig:
+    return self.model.config
 
 
 def mem_layers_flag(value: str | None) -> tuple[int, ...] | None:
@@ -45,7 +54,8 @@ def checkpoint_kind(path: str) -> str:
 
 
 def load_model(path: str, step: int | None = None, **config_overrides) -> LoadedModel:
-  """Loads params and config; config_overrides (None values ignored) replace ModelConfig fields (validated)."""
+  """Loads the model (an FoTLlama module); config_overrides (None values ignored) replace ModelConfig fields
+  (validated)."""
   kind = checkpoint_kind(path)
   overrides = {k: v for k, v in config_overrides.items() if v is not None}
   if kind == "orbax":
@@ -55,4 +65,4 @@ def load_model(path: str, step: int | None = None, **config_overrides) -> Loaded
     from fot_jax.convert.hf import load_hf_folder
     numpy_params, config = load_hf_folder(path)
     params = jax.tree.map(jnp.asarray, numpy_params)
-  return LoadedModel(params, config.replace(**overrides) if overrides else config, kind, step)
+  return LoadedModel(FoTLlama.from_params(config.replace(**overrides) if overrides else config, params), kind, step)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fot_jax.model.config import ModelConfig
-from fot_jax.model.inference import MemoryInference
+from fot_jax.model.modules import FoTLlama
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,10 +60,11 @@ def token_logprobs(params, config: ModelConfig, tokens: np.ndarray, batch_size: 
   window = config.max_position_embeddings
   # Memory never holds more than the input: size it once so it is not regrown (and recompiled) per window.
   capacity = max(-(-tokens.shape[1] // window) * window, window)
+  model = FoTLlama.from_params(config, params)
   out = []
   for start in range(0, tokens.shape[0], batch_size):
     rows = tokens[start:start + batch_size]
-    runner = MemoryInference(params, config, rows.shape[0], mem_dtype=mem_dtype, initial_capacity=capacity)
+    runner = model.memory(rows.shape[0], mem_dtype=mem_dtype, initial_capacity=capacity)
     logits = runner.encode(rows)  # [b, L, V] float32
     out.append(np.asarray(_gather_logprobs(logits, jnp.asarray(rows))))
   return np.concatenate(out, axis=0)

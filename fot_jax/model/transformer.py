@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from fot_jax.model import attention
-from fot_jax.model.chunked_attention import crossbatch_attention
+from fot_jax.model.backends.training import crossbatch_attention
 from fot_jax.model.config import ModelConfig, layer_runs
 from fot_jax.model.layers import l2_normalize, rms_norm, swiglu_mlp
 from fot_jax.model.params import Params, layer_slice
@@ -55,23 +55,40 @@ def finish_layer(lp: Params, x: jax.Array, attn_out: jax.Array, config: ModelCon
   return x + swiglu_mlp(h, lp["gate_proj"], lp["up_proj"], lp["down_proj"])
 
 
-def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, visible: jax.Array, is_mem: bool,
-                config: ModelConfig) -> jax.Array:
-  """One decoder layer on [B, L, D]; memory layers attend crossbatch to the plan's window of earlier entries."""
-  length = x.shape[1]
+def memory_layer_attention(lp: Params, q: jax.Array, k: jax.Array, v: jax.Array, key_valid: jax.Array,
+                           visible: jax.Array, config: ModelConfig) -> jax.Array:
+  """A memory layer's attention with crossbatch negatives: q/k normalisation, positions, then the backend
+  `config.attention_impl` over the local context and the plan's window of earlier entries. -> [B, L, H, hd]."""
+  length = q.shape[1]
   positions = jnp.arange(length)
+  q, k, scale = memory_qk(lp, q, k, config)
+  if config.mem_positionals == "first":
+    q_pos, k_local = rope_queries(q, positions, config, length), rope_keys(k, positions, config, length)
+  else:
+    q_pos, k_local = q, k
+  gate = lp.get("mem_gate") if config.mem_gate else None
+  return crossbatch_attention(q_pos, k_local, k, v, key_valid, visible, scale, gate, config.attention_impl,
+                              config.attention_chunk_size)
+
+
+# (layer params, q, k, v, key_valid, visible) -> [B, L, H, hd]: what memory layers attend with.
+MemoryAttentionFn = Callable[[Params, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def train_layer(lp: Params, x: jax.Array, key_valid: jax.Array, visible: jax.Array, is_mem: bool,
+                config: ModelConfig, mem_attention: MemoryAttentionFn | None = None) -> jax.Array:
+  """One decoder layer on [B, L, D]; memory layers attend crossbatch to the plan's window of earlier entries
+  (through mem_attention, default memory_layer_attention)."""
+  length = x.shape[1]
   h = rms_norm(x, lp["input_layernorm"], config.norm_eps)
   q, k, v = project_qkv(lp, h, config)
   if is_mem:
-    q, k, scale = memory_qk(lp, q, k, config)
-    if config.mem_positionals == "first":
-      q_pos, k_local = rope_queries(q, positions, config, length), rope_keys(k, positions, config, length)
+    if mem_attention is None:
+      out = memory_layer_attention(lp, q, k, v, key_valid, visible, config)
     else:
-      q_pos, k_local = q, k
-    gate = lp.get("mem_gate") if config.mem_gate else None
-    out = crossbatch_attention(q_pos, k_local, k, v, key_valid, visible, scale, gate, config.attention_impl,
-                               config.attention_chunk_size)
+      out = mem_attention(lp, q, k, v, key_valid, visible)
   else:
+    positions = jnp.arange(length)
     q = rope_queries(q, positions, config, length)
     k = rope_keys(k, positions, config, length)
     out = attention.causal_attention(q, k, v, key_valid, 1.0 / math.sqrt(config.head_dim))
@@ -100,7 +117,23 @@ def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mas
   neighbouring devices (fot_jax.model.exchange). activation_sharding [B, L, D] pins each layer's input and
   output (batch over the data axes), so XLA gathers weights rather than activations.
   """
-  b, length = tokens.shape
+  x = embed(params, tokens, config)
+  x = run_layers(params["layers"], x, config, input_mask, visible, scan_layers=scan_layers, remat=remat,
+                 activation_sharding=activation_sharding)
+  logits = unembed(params, x, config)
+  return (logits, x) if return_hidden else logits
+
+
+def run_layers(layers: Params, x: jax.Array, config: ModelConfig, input_mask: jax.Array | None = None,
+               visible: jax.Array | None = None, *, scan_layers: bool = True, remat: str = "none",
+               activation_sharding: jax.sharding.Sharding | None = None,
+               mem_attention: MemoryAttentionFn | None = None) -> jax.Array:
+  """The decoder stack on embeddings x [B, L, D] with the stacked layer params; arguments as forward.
+
+  Each run of identical ordinary layers is one lax.scan over its slice of the stacked params (memory layers
+  break the runs); mem_attention replaces the memory layers' attention (default memory_layer_attention).
+  """
+  b, length = x.shape[:2]
   if input_mask is None:
     input_mask = jnp.ones((b, length), bool)
   if visible is None:
@@ -109,7 +142,7 @@ def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mas
     raise ValueError(f"remat: expected one of {sorted(REMAT_POLICIES)}, found {remat!r}")
 
   def make_layer(is_mem: bool):
-    fn = lambda lp, x: train_layer(lp, x, input_mask, visible, is_mem, config)
+    fn = lambda lp, x: train_layer(lp, x, input_mask, visible, is_mem, config, mem_attention)
     if remat != "none":
       fn = jax.checkpoint(fn, policy=REMAT_POLICIES[remat])
     if activation_sharding is None:
@@ -117,8 +150,6 @@ def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mas
     pin = lambda x: jax.lax.with_sharding_constraint(x, activation_sharding)
     return lambda lp, x: pin(fn(lp, pin(x)))
 
-  x = embed(params, tokens, config)
-  layers = params["layers"]
   for start, stop, is_mem in layer_runs(config):
     fn = make_layer(is_mem)
     if scan_layers and stop - start > 1:
@@ -126,5 +157,4 @@ def forward(params: Params, tokens: jax.Array, config: ModelConfig, *, input_mas
     else:
       for i in range(start, stop):
         x = fn(layer_slice(layers, i), x)
-  logits = unembed(params, x, config)
-  return (logits, x) if return_hidden else logits
+  return x

@@ -11,7 +11,7 @@ from typing import Any
 
 import jax
 
-from fot_jax.model.params import init_params
+from fot_jax.model.modules import FoTLlama
 from fot_jax.train import checkpoint as ckpt
 from fot_jax.train import step as step_lib
 from fot_jax.train.config import TrainConfig
@@ -126,7 +126,8 @@ def init_or_restore(config: TrainConfig, workdir, manager, optimizer, abstract, 
   """(train state, first step): resumed from the workdir's checkpoints, else fresh (or init_from's params)."""
   if manager.all_steps():
     return _resume(config_json, workdir, manager, abstract, shardings, data)
-  init = jax.jit(lambda key: step_lib.init_state(init_params(config.model, key), optimizer), out_shardings=shardings)
+  init = jax.jit(lambda key: step_lib.init_state(FoTLlama(config.model, seed=key).params(), optimizer),
+                 out_shardings=shardings)
   state = init(jax.random.key(config.seed))
   if config.init_from:
     params, loaded_model, loaded_step = ckpt.load_params(config.init_from, sharding=shardings["params"])

@@ -13,7 +13,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fot_jax.model.config import ModelConfig
-from fot_jax.model.params import init_params, logical_axes
+from fot_jax.model.modules import FoTLlama
 from fot_jax.train import step as step_lib
 from fot_jax.train.config import DistributedConfig, TrainConfig
 from fot_jax.train.errors import TrainingError
@@ -80,8 +80,8 @@ def _fit(sharding: NamedSharding, shape: tuple[int, ...], mesh: Mesh) -> NamedSh
 
 def state_layout(model: ModelConfig, optimizer: optax.GradientTransformation, mesh: Mesh) -> tuple[Any, Any]:
   """(abstract train state, its shardings): params by the logical rules, optimizer state like its params."""
-  abstract = jax.eval_shape(lambda: step_lib.init_state(init_params(model, jax.random.key(0)), optimizer))
-  param_sh = tree_shardings(abstract["params"], logical_axes(model), mesh)
+  abstract = jax.eval_shape(lambda: step_lib.init_state(FoTLlama(model, seed=jax.random.key(0)).params(), optimizer))
+  param_sh = tree_shardings(abstract["params"], FoTLlama.abstract(model).logical_axes(), mesh)
   is_sh = lambda x: isinstance(x, NamedSharding)
   opt_sh = optax.tree_map_params(optimizer, lambda _, s: s, abstract["opt_state"], param_sh,
                                  transform_non_params=lambda _: replicated(mesh), is_leaf=is_sh)

@@ -17,7 +17,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fot_jax.model.config import ModelConfig
-from fot_jax.model.transformer import forward
+from fot_jax.model.modules import FoTLlama
 
 State = dict[str, Any]
 Batch = dict[str, jax.Array]
@@ -34,9 +34,11 @@ def token_stats(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array) -> 
 
 def summed_loss(params, batch: Batch, visible, model: ModelConfig, scan_layers: bool = True,
                 remat: str = "none", activation_sharding: NamedSharding | None = None):
-  """Sum of token CE over a (micro-)batch, with the summed correct count as aux."""
-  logits = forward(params, batch["inputs"], model, input_mask=batch["input_mask"], visible=visible,
-                   scan_layers=scan_layers, remat=remat, activation_sharding=activation_sharding)
+  """Sum of token CE over a (micro-)batch, with the summed correct count as aux. The model is the FoTLlama
+  module over the (traced) parameter tree: built while tracing, nothing added to the compiled step."""
+  logits = FoTLlama.from_params(model, params)(batch["inputs"], input_mask=batch["input_mask"], visible=visible,
+                                               scan_layers=scan_layers, remat=remat,
+                                               activation_sharding=activation_sharding)
   ce, correct = token_stats(logits, batch["targets"], batch["loss_mask"])
   return ce, correct
 
