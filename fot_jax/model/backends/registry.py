@@ -16,9 +16,9 @@ class AttentionBackend:
   crossbatch(q, k_local, k_mem, v, key_valid, visible, scale, gate, *, ring, partition, chunk_size) -> [B, L, H, hd]:
     training attention over the local context and the window's additional contexts (the arguments of
     `attention.crossbatch_attention_dense`; partition: True when called on the whole, unsharded batch).
-  memory_read(q, k_local, v_local, local_mask, state, layer, scale, gate, options) -> [B, T, H, hd] or None:
-    inference attention of memory layer `layer` over [local | memory]; None keeps the default streamed read
-    (`backends.inference.default_memory_read`).
+  memory_read(q, k_local, v_local, local_mask, state, layer, scale, gate, options) -> [B, T, H, hd]:
+    inference attention of memory layer `layer` over [local | memory]; left None, the default streamed read
+    (`backends.inference.default_memory_read`) serves it.
   check_vma: shard_map's varying-manual-axes check (Pallas kernels opt out).
   block_loops(seq_len, chunk_size, d) -> {trip count: why}: the loops the kernel adds to a compiled step (for
     compile_check's cross-check); None when it adds none.

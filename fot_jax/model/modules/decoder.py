@@ -29,6 +29,12 @@ class DecoderLayers(nnx.Module):
       setattr(self, name, nnx.Param(layers[name], logical_axes=axes[name]))
     self.memory_attention = MemoryAttention(config)
 
+  def __getitem__(self, name: str) -> nnx.Param:
+    """The stacked Param of one HF name (layers["q_proj"])."""
+    if name not in self.names:
+      raise KeyError(f"layers: no parameter {name!r}; expected one of {list(self.names)}")
+    return getattr(self, name)
+
   def tree(self) -> Params:
     """The plain stacked layer tree."""
     return {name: getattr(self, name).get_value() for name in self.names}
