@@ -18,7 +18,7 @@ USER_ERRORS = (
     "fot_jax.train.errors.ConfigError",
     "fot_jax.train.errors.TrainingError",
     "fot_jax.train.config_file.ConfigFileError",
-    "fot_jax.eval.common.EvalError",
+    "fot_jax.eval.flag_values.EvalError",
     "fot_jax.convert.checks.ConversionError",
     "fot_jax.launch.tpu_target.LaunchError",
     "fot_jax.launch.gitinfo.GitError",
