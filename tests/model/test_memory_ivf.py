@@ -66,8 +66,11 @@ def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding(monkeypatc
   # Built incrementally: trained at the first flush, retrained as the memory doubled, every key filed.
   assert runner.memory_size == 45 - 6 + 30 and runner.indexer.trained_fill >= 32
   _check_index_mirrors_memory(runner)
+  runner.forget()
+  assert int(np.asarray(runner.state.index.count).sum()) == 0 and runner.indexer.trained_fill == 0
 
 
+@pytest.mark.slow  # 30-55 s; tests/model/test_ivf.py checks few-list probing on one index
 def test_probing_few_lists_reads_the_index_and_forget_empties_it():
   exact, got, _, runner = _exact_then_ivf(3, nlist=8, nprobe=1)
   _check_index_mirrors_memory(runner)
