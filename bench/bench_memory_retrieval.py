@@ -212,7 +212,6 @@ def sharded_normal(seed, size: int, head_dim: int, mesh, dtype, chunk: int = 1 <
 
 
 def one_device_fns(args, size):
-  import jax
   import jax.numpy as jnp
   from fot_jax.model import memory_attention as ma
   from fot_jax.model.step_jit import MemoryStepJit
@@ -231,7 +230,6 @@ def one_device_fns(args, size):
 
 def sharded_fns(args, size, mesh):
   """The full memory-layer attention with memory sharded over the mesh (one masked local key)."""
-  import jax
   import jax.numpy as jnp
   from fot_jax.model import memory_attention as ma
   from fot_jax.model.step_jit import MemoryStepJit
@@ -253,19 +251,16 @@ def sharded_topk_slots(args, size, mesh, approx: bool):
   """Top-k memory slots of each query over the sharded memory: every device's running top-k (exact or bin-max
   approximate, as the memory layers select), merged across devices by value."""
   import jax
-  import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   from fot_jax.model import memory_attention as ma
   from fot_jax.model.step_jit import MemoryStepJit
   local = size // args.shards
 
-  def per_device(qg, keys, valid):
-    logits, slots = ma.topk_memory_logits(qg, keys, valid, local, args.head_dim ** -0.5, args.k,
-                                          min(args.block, local), approx)
-    slots = slots + jax.lax.axis_index("memory") * local
-    everyone = jax.lax.all_gather(logits, "memory", axis=-1, tiled=True)
-    best = jax.lax.top_k(everyone, args.k)[1]
-    return jnp.take_along_axis(jax.lax.all_gather(slots, "memory", axis=-1, tiled=True), best, axis=-1)
+  def select(qg, keys, valid):
+    return ma.topk_memory_logits(qg, keys, valid, local, args.head_dim ** -0.5, args.k, min(args.block, local),
+                                 approx)
+
+  per_device = _sibling("ivf_comparison").merged_across_devices(select, local=local, k=args.k)
 
   return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, "memory"), P(None, "memory")),
                                out_specs=P(), check_vma=False))

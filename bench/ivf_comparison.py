@@ -28,7 +28,6 @@ def centres_and_queries(args):
 def one_device_data(args, size: int):
   """Keys [1, size, 1, hd] (--mem_dtype) and queries [1, Q, 1, hd] (f32) of --keys; queries from the keys' law."""
   import jax
-  import jax.numpy as jnp
   hd, q = args.head_dim, args.queries
 
   def make(seed):
@@ -98,10 +97,24 @@ def build_index(mem_k, valid, nlist: int, balance, layout):
   return MemoryIndexer(layout, balance).after_flush(state, 0, mem_k.shape[2] // layout.shards)
 
 
+def merged_across_devices(select, *, local: int, k: int):
+  """The per-device body (under shard_map over axis "memory") that runs select(qg, *rest) -> (logits, local slots)
+  on this device's memory, makes the slots global, and keeps the top-k of all devices' selections: slots [..., k]."""
+  import jax
+  import jax.numpy as jnp
+
+  def per_device(qg, *rest):
+    logits, slots = select(qg, *rest)
+    slots = slots + jax.lax.axis_index("memory") * local
+    everyone = jax.lax.all_gather(logits, "memory", axis=-1, tiled=True)
+    best = jax.lax.top_k(everyone, k)[1]
+    return jnp.take_along_axis(jax.lax.all_gather(slots, "memory", axis=-1, tiled=True), best, axis=-1)
+  return per_device
+
+
 def selection_fns(args, local: int, mesh):
   """(exact(qg, mem_k, valid), ivf(qg, index, nprobe)) -> top-k memory slots [Q, k] of the whole memory."""
   import jax
-  import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   from fot_jax.model import memory_attention as ma
   from fot_jax.model.memory_index import index_spec
@@ -115,15 +128,7 @@ def selection_fns(args, local: int, mesh):
   def ivf(qg, index, nprobe):
     return ma.ivf_memory_logits(qg, index, scale, k, nprobe)
 
-  def merged(select):  # each device's selection, its slots made global, then the top-k of all devices
-    def per_device(qg, *rest):
-      logits, slots = select(qg, *rest)
-      slots = slots + jax.lax.axis_index("memory") * local
-      everyone = jax.lax.all_gather(logits, "memory", axis=-1, tiled=True)
-      best = jax.lax.top_k(everyone, k)[1]
-      return jnp.take_along_axis(jax.lax.all_gather(slots, "memory", axis=-1, tiled=True), best, axis=-1)
-    return per_device
-
+  merged = functools.partial(merged_across_devices, local=local, k=k)
   slots_of = lambda out: out.reshape(-1, k)
   if mesh is None:
     return (MemoryStepJit(lambda qg, m, v: slots_of(exact(qg, m, v)[1])),
@@ -210,7 +215,7 @@ def report_ivf(table: dict) -> None:
           f"{r['exact']:>13.3f} {r['ivf']:>11.3f} {r['speedup']:>9.2f}x {r['recall']:>9.3f} {r['build']:>8.1f} "
           f"{r['list_mean']:>7.0f}/{r['list_max']:<6} {r['mem_exact']:>10.1f} {r['mem_ivf']:>8.1f} "
           f"{r['index_mib']:>9.1f}")
-  print(f"(nlist per device; MiB per device: compiled exact / IVF search, and the index itself)")
+  print("(nlist per device; MiB per device: compiled exact / IVF search, and the index itself)")
   print(f"process peak resident memory: {table['peak_rss_mib']:.0f} MiB")
   largest = max(r["size"] for r in rows)
   meets = [r for r in rows if r["size"] == largest and r["recall"] >= 0.95 and r["speedup"] >= 3.0]

@@ -162,10 +162,15 @@ def _parse_landmark(kind: str, body: str) -> LandmarkSpec:
   return LandmarkSpec(*_int_range(body, "filler range"), answer_only=kind == "landmark_answers")
 
 
-def _parse_random(kind: str, body: str) -> RandomSpec:
+def _whole_number(body: str, what: str) -> int:
+  """body as a non-negative integer, or the syntax error naming `what`."""
   if not body.isdigit():
-    raise _bad("num_symbols", body)
-  return RandomSpec(int(body))
+    raise _bad(what, body)
+  return int(body)
+
+
+def _parse_random(kind: str, body: str) -> RandomSpec:
+  return RandomSpec(_whole_number(body, "num_symbols"))
 
 
 def _parse_repeat(kind: str, body: str) -> RepeatSpec:
@@ -178,9 +183,7 @@ def _parse_repeat(kind: str, body: str) -> RepeatSpec:
 
 
 def _parse_dict_lookup(kind: str, body: str) -> DictLookupSpec:
-  if not body.isdigit():
-    raise _bad("doc_len", body)
-  return DictLookupSpec(int(body))
+  return DictLookupSpec(_whole_number(body, "doc_len"))
 
 
 def _parse_stream(kind: str, body: str) -> StreamSpec:

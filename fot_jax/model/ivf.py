@@ -294,9 +294,10 @@ def search(queries: jax.Array, index: IVFIndex, k: int, nprobe: int, scale: floa
     """The s-th page of each query's sequence: (pool page [G, Q], entries in use [G, Q, PAGE])."""
     p = jnp.minimum(jnp.sum(ends <= s[..., None], axis=-1), nprobe - 1)[..., None]  # probed list [G, Q, 1]
     lst = jnp.take_along_axis(probes, p, axis=-1)
-    j = s[..., None] - (jnp.take_along_axis(ends, p, axis=-1) - pages_of(jnp.take_along_axis(probe_count, p, -1)))
+    count = jnp.take_along_axis(probe_count, p, axis=-1)
+    j = s[..., None] - (jnp.take_along_axis(ends, p, axis=-1) - pages_of(count))  # page within the list
     pool_page = index.table[at_q + (lst, jnp.minimum(j, index.table_width - 1))][..., 0]  # [G, Q]
-    in_use = (j * PAGE + entry < jnp.take_along_axis(probe_count, p, axis=-1)) & (s < total)[..., None]
+    in_use = (j * PAGE + entry < count) & (s < total)[..., None]
     return pool_page, in_use
 
   def body(step, carry):
