@@ -202,12 +202,12 @@ def sharded_normal(seed, size: int, head_dim: int, mesh, dtype, chunk: int = 1 <
     base = jax.lax.axis_index("memory").astype(jnp.uint32) * jnp.uint32(local)
 
     def body(i, buf):
-      part = hashed_normal(seed + base + jnp.uint32(i * chunk), (1, chunk, 1, head_dim)).astype(dtype)
-      return jax.lax.dynamic_update_slice(buf, part[None], (0, 0, i * chunk, 0, 0))
+      part = hashed_normal(seed + base + jnp.uint32(i * chunk), (1, 1, chunk, head_dim)).astype(dtype)
+      return jax.lax.dynamic_update_slice(buf, part[None], (0, 0, 0, i * chunk, 0))
 
-    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, 1, local, 1, head_dim), dtype))
+    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, 1, 1, local, head_dim), dtype))
 
-  return jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, None, "memory"), check_vma=False)(
+  return jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, None, None, "memory"), check_vma=False)(
       jnp.uint32(seed))
 
 
@@ -262,7 +262,7 @@ def sharded_topk_slots(args, size, mesh, approx: bool):
 
   per_device = _sibling("ivf_comparison").merged_across_devices(select, local=local, k=args.k)
 
-  return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, "memory"), P(None, "memory")),
+  return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, None, "memory"), P(None, "memory")),
                                out_specs=P(), check_vma=False))
 
 
@@ -298,7 +298,7 @@ def run(args) -> dict:
     # Keys and values as --mem_dtype (bf16: LongLLaMA's), generated in place (sharded when --shards > 1).
     shard = None if mesh is None else NamedSharding(mesh, P(None, "memory"))
     if mesh is None:
-      make = jax.jit(lambda seed: jax.random.normal(jax.random.key(seed, impl="rbg"), (1, size, 1, args.head_dim),
+      make = jax.jit(lambda seed: jax.random.normal(jax.random.key(seed, impl="rbg"), (1, 1, size, args.head_dim),
                                                     args.mem_dtype))
     else:  # each device fills its part chunk by chunk: no temporaries of the whole memory (100M keys)
       make = jax.jit(functools.partial(sharded_normal, size=size, head_dim=args.head_dim, mesh=mesh,

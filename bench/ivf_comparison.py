@@ -26,7 +26,7 @@ def centres_and_queries(args):
 
 
 def one_device_data(args, size: int):
-  """Keys [1, size, 1, hd] (--mem_dtype) and queries [1, Q, 1, hd] (f32) of --keys; queries from the keys' law."""
+  """Keys [1, 1, size, hd] (--mem_dtype, head-major) and queries [1, Q, 1, hd] (f32) of --keys; queries from the keys' law."""
   import jax
   hd, q = args.head_dim, args.queries
 
@@ -39,7 +39,7 @@ def one_device_data(args, size: int):
       draw = lambda kind, knoise, n: (centres[jax.random.randint(kind, (n,), 0, args.clusters)] +
                                       args.spread * jax.random.normal(knoise, (n, hd)))
       keys, queries = draw(kk, kn, size), draw(kq, kqn, q)
-    return keys.astype(args.mem_dtype).reshape(1, size, 1, hd), queries.reshape(1, q, 1, hd)
+    return keys.astype(args.mem_dtype).reshape(1, 1, size, hd), queries.reshape(1, q, 1, hd)
 
   return jax.jit(make)(0)
 
@@ -79,22 +79,22 @@ def sharded_keys(args, size: int, centres, mesh, chunk: int = 1 << 16):
       else:
         label = _hash(position ^ jnp.uint32(0x9E3779B9)) % jnp.uint32(args.clusters)
         part = centres[label] + args.spread * noise(position)
-      return jax.lax.dynamic_update_slice(buf, part.astype(args.mem_dtype)[None, None, :, None], (0, 0, i * chunk, 0, 0))
+      return jax.lax.dynamic_update_slice(buf, part.astype(args.mem_dtype)[None, None, None], (0, 0, 0, i * chunk, 0))
 
-    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, 1, local, 1, hd), args.mem_dtype))
+    return jax.lax.fori_loop(0, local // chunk, body, jnp.zeros((1, 1, 1, local, hd), args.mem_dtype))
 
-  return jax.jit(jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, None, "memory"),
+  return jax.jit(jax.shard_map(fill, mesh=mesh, in_specs=P(), out_specs=P(None, None, None, "memory"),
                                check_vma=False))(centres)
 
 
 def build_index(mem_k, valid, nlist: int, balance, layout):
   """The product's index upkeep after one flush of every slot (per device): k-means, then every key filed.
-  mem_k [1, 1, C, 1, hd] (one layer, batch row and kv head), valid [1, C]; nlist lists per device."""
+  mem_k [1, 1, 1, C, hd] (one layer, batch row and kv head), valid [1, C]; nlist lists per device."""
   import jax.numpy as jnp
   from fot_jax.model.memory_index import MemoryIndexer, empty_memory_index
   index = empty_memory_index(1, 1, 1, mem_k.shape[-1], nlist, jnp.dtype(mem_k.dtype), layout)
   state = types.SimpleNamespace(index=index, mem_k=mem_k, mem_valid=valid)
-  return MemoryIndexer(layout, balance).after_flush(state, 0, mem_k.shape[2] // layout.shards)
+  return MemoryIndexer(layout, balance).after_flush(state, 0, mem_k.shape[3] // layout.shards)
 
 
 def merged_across_devices(select, *, local: int, k: int):
@@ -133,7 +133,7 @@ def selection_fns(args, local: int, mesh):
   if mesh is None:
     return (MemoryStepJit(lambda qg, m, v: slots_of(exact(qg, m, v)[1])),
             MemoryStepJit(lambda qg, index, nprobe: slots_of(ivf(qg, index, nprobe)[1]), static_argnums=2))
-  mem_spec, valid_spec = P(None, None, "memory"), P(None, "memory")
+  mem_spec, valid_spec = P(None, None, None, "memory"), P(None, "memory")
   spec = index_spec(MemoryLayout(mesh, "memory"))
   sharded_exact = jax.shard_map(merged(exact), mesh=mesh, in_specs=(P(), mem_spec, valid_spec), out_specs=P(),
                                 check_vma=False)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import ivf
-from fot_jax.model.memory import MemoryLayout, _per_shard
+from fot_jax.model.memory import MEM_SLOT_AXIS, MemoryLayout, _per_shard
 
 REFILE_CHUNK = 1 << 20  # slots per device filed at a time when every key is refiled after training
 
@@ -33,9 +33,9 @@ def index_spec(layout: MemoryLayout) -> P:
 
 def _flat_keys(mem_k, mem_valid, start, count: int):
   """Memory slots [start, start + count) as the index's rows: keys [G, n, hd], slots [G, n], valid [G, n]."""
-  nm, b, _, kh, hd = mem_k.shape
-  keys = jax.lax.dynamic_slice_in_dim(mem_k, start, count, axis=2)  # [Nm, B, n, K, hd]
-  keys = jnp.moveaxis(keys, 3, 2).reshape(nm * b * kh, count, hd)
+  nm, b, kh, _, hd = mem_k.shape
+  keys = jax.lax.dynamic_slice_in_dim(mem_k, start, count, axis=3)  # [Nm, B, K, n, hd]
+  keys = keys.reshape(nm * b * kh, count, hd)
   valid = jax.lax.dynamic_slice_in_dim(mem_valid, start, count, axis=1)  # [B, n]
   valid = jnp.broadcast_to(valid[None, :, None], (nm, b, kh, count)).reshape(nm * b * kh, count)
   slots = jnp.broadcast_to(start + jnp.arange(count, dtype=jnp.int32), valid.shape)
@@ -81,7 +81,7 @@ def _train(index, mem_k, mem_valid, *, fill: int, balance):
   flat, lead = _flat(index)
   sample = min(fill, ivf.TRAIN_PER_LIST * flat.nlist)
   picks = jnp.asarray(ivf.spread(sample, fill))
-  keys = jnp.moveaxis(mem_k[:, :, picks], 3, 2).reshape(flat.count.shape[0], sample, -1)
+  keys = mem_k[:, :, :, picks].reshape(flat.count.shape[0], sample, -1)
   weight = jnp.broadcast_to(mem_valid[None, :, None, picks], lead + (sample,)).reshape(-1, sample)
   centroids = ivf.kmeans(keys, weight.astype(jnp.float32), flat.nlist, balance=balance)
   return _unflat(dataclasses.replace(flat, centroids=centroids, count=jnp.zeros_like(flat.count)), lead)
@@ -99,7 +99,7 @@ def assign(index, mem_k, mem_valid, start, *, count: int, layout: MemoryLayout, 
   insert)."""
   s = index_spec(layout)
   fn = _per_shard(layout, functools.partial(_assign, count=count, axis=layout.axis, balance=balance),
-                  (s, P(None, None, layout.axis), P(None, layout.axis), P()), (P(layout.axis), P()))
+                  (s, layout.spec(5, MEM_SLOT_AXIS), P(None, layout.axis), P()), (P(layout.axis), P()))
   return fn(index, mem_k, mem_valid, start)
 
 
@@ -108,7 +108,7 @@ def insert(index, mem_k, mem_valid, ids, start, *, count: int, layout: MemoryLay
   """Files memory slots [start, start + count) in their lists (ids from `assign` or `train`)."""
   s = index_spec(layout)
   fn = _per_shard(layout, functools.partial(_insert, count=count),
-                  (s, P(None, None, layout.axis), P(None, layout.axis), P(layout.axis), P()), s)
+                  (s, layout.spec(5, MEM_SLOT_AXIS), P(None, layout.axis), P(layout.axis), P()), s)
   return fn(index, mem_k, mem_valid, ids, start)
 
 
@@ -117,7 +117,7 @@ def train(index, mem_k, mem_valid, *, fill: int, layout: MemoryLayout, balance: 
   """Retrains the centroids on slots [0, fill) of every device and empties the lists."""
   s = index_spec(layout)
   fn = _per_shard(layout, functools.partial(_train, fill=fill, balance=balance),
-                  (s, P(None, None, layout.axis), P(None, layout.axis)), s)
+                  (s, layout.spec(5, MEM_SLOT_AXIS), P(None, layout.axis)), s)
   return fn(index, mem_k, mem_valid)
 
 

@@ -50,12 +50,12 @@ def _check_index_mirrors_memory(runner):
   entries = [[np.asarray(a) for a in ivf.list_entries(index, lst)] for lst in range(index.nlist)]
   for m in range(mem_k.shape[0]):
     for b in range(mem_k.shape[1]):
-      for h in range(mem_k.shape[3]):
+      for h in range(mem_k.shape[2]):
         n = count[m, b, h]
         filed = np.concatenate([slots[m, b, h, :n[lst]] for lst, (_, slots) in enumerate(entries)])
         np.testing.assert_array_equal(np.sort(filed), np.flatnonzero(mem_valid[b]))
         for lst, (keys, slots) in enumerate(entries):
-          np.testing.assert_array_equal(keys[m, b, h, :n[lst]], mem_k[m, b, slots[m, b, h, :n[lst]], h])
+          np.testing.assert_array_equal(keys[m, b, h, :n[lst]], mem_k[m, b, h, slots[m, b, h, :n[lst]]])
 
 
 def test_probing_every_list_equals_exact_top_k_multi_doc_with_padding(monkeypatch):

@@ -107,8 +107,8 @@ def test_memory_sharded_over_8_devices_equals_one_device(topk):
   # The memory grew under jit and stays sharded: every device holds an equal share of the slots.
   mem_k = sharded.state.mem_k
   assert sharded.memory_size == one.memory_size == 54 - 6 + 22
-  assert len(mem_k.sharding.device_set) == 8 and mem_k.addressable_shards[0].data.shape[2] == mem_k.shape[2] // 8
-  assert sharded.mem_fill * 8 >= sharded.memory_size and mem_k.shape[2] > 64
+  assert len(mem_k.sharding.device_set) == 8 and mem_k.addressable_shards[0].data.shape[3] == mem_k.shape[3] // 8
+  assert sharded.mem_fill * 8 >= sharded.memory_size and mem_k.shape[3] > 64
   np.testing.assert_array_equal(sharded.generate(docs[1], 12), one.generate(docs[1], 12))
 
 

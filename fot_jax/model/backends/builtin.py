@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fot_jax.model.attention import crossbatch_attention_dense
-from fot_jax.model.backends.inference import default_memory_read
+from fot_jax.model.backends.inference import default_memory_read, token_major
 from fot_jax.model.backends.registry import AttentionBackend, register
 from fot_jax.model.chunked_attention import crossbatch_attention_chunked
 
@@ -34,8 +34,8 @@ def _splash_memory_read(q, k_local, v_local, local_mask, state, layer, scale, ga
   if options.topk is not None:
     return default_memory_read(q, k_local, v_local, local_mask, state, layer, scale, gate, options)
   from fot_jax.model.splash_attention import memory_attention_splash
-  return memory_attention_splash(q, k_local, v_local, local_mask, state.mem_k[layer], state.mem_v[layer],
-                                 state.mem_valid, scale, None, False, gate)
+  return memory_attention_splash(q, k_local, v_local, local_mask, token_major(state.mem_k, layer),
+                                 token_major(state.mem_v, layer), state.mem_valid, scale, None, False, gate)
 
 
 register(AttentionBackend("dense", _dense))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from fot_jax.model import attention, memory_attention
 from fot_jax.model.backends.registry import get
 
@@ -14,8 +16,14 @@ def default_memory_read(q, k_local, v_local, local_mask, state, layer: int, scal
         q, k_local, v_local, local_mask, state.mem_k, state.mem_v, state.mem_valid, state.mem_fill, scale,
         topk=options.topk, approx=options.approx, block=options.block, gate=gate, mesh=options.mesh,
         axis=options.mem_axis, layer=layer, index=state.index, nprobe=options.nprobe)
-  return attention.memory_attention(q, k_local, v_local, local_mask, state.mem_k[layer], state.mem_v[layer],
-                                    state.mem_valid, scale, options.topk, options.approx, gate)
+  mem_k, mem_v = token_major(state.mem_k, layer), token_major(state.mem_v, layer)
+  return attention.memory_attention(q, k_local, v_local, local_mask, mem_k, mem_v, state.mem_valid, scale,
+                                    options.topk, options.approx, gate)
+
+
+def token_major(memory, layer: int):
+  """Layer `layer` of head-major memory [Nm, B, K, C, hd] as [B, C, K, hd], the layout of keys elsewhere."""
+  return jnp.swapaxes(memory[layer], 1, 2)
 
 
 def memory_read(impl: str, q, k_local, v_local, local_mask, state, layer: int, scale, gate, options):
