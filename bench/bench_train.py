@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from fot_jax.configs import base
+from fot_jax.model import backends
 from fot_jax.model.config import ModelConfig
 from fot_jax.model.crossbatch import released_plan
 from fot_jax.model.params import init_params
@@ -39,8 +40,8 @@ def parse_args():
   p.add_argument("--batch_size", type=int, default=16)
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--remat", default="none")
-  p.add_argument("--attention_impl", default="dense", choices=("dense", "chunked"),
-                 help="crossbatch path of the memory layer")
+  p.add_argument("--attention_impl", default="dense", choices=backends.names(),
+                 help="crossbatch path of the memory layer (a registered attention backend)")
   return p.parse_args()
 
 

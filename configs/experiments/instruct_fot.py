@@ -12,10 +12,12 @@ Run: python -m fot_jax.train --config=configs/experiments/instruct_fot.py --work
 
 import os
 
+import fot_jax
 from fot_jax.configs import base
 
 VARIANTS = ("", "quick")
-SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "fot_jax", "data", "samples", "instruct_{split}.jsonl")
+# Found through the package, so it resolves the same in a source checkout and an installed wheel.
+SAMPLE = os.path.join(os.path.dirname(fot_jax.__file__), "data", "samples", "instruct_{split}.jsonl")
 
 
 def get_config(variant: str = ""):

@@ -16,10 +16,11 @@ import sys
 
 import numpy as np
 
+from fot_jax.data.synthetic import SYNTHETIC_SPLIT_SEEDS
 from fot_jax.eval import common
 
 BOS, FIRST_SYMBOL = 1, 3  # as the batcher and fot_jax.data.derived.RandomTokenDocuments
-TEST_SPLIT = 2  # fot_jax.data.tasks.SYNTHETIC_SPLIT_SEEDS["test"]
+TEST_SPLIT = SYNTHETIC_SPLIT_SEEDS["test"]  # the synthetic sources' test split, never a training draw
 
 
 def aligned_distance(distance: int, window: int, segment: int) -> int:
