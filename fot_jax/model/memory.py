@@ -6,8 +6,8 @@ positions relative to the oldest cached token, memory keys stay at position 0. M
 axis along its slots (MemoryLayout); the local cache is replicated.
 
 Memory is stored head-major, [Nm, B, K, C, hd]: a block of one kv head's slots is contiguous, so the streamed
-read multiplies it in place (a token-major [.., C, K, hd] block has to be transposed first: measured 2.2x slower
-for a 512-query window on CPU).
+read multiplies it in place (a token-major [.., C, K, hd] block has to be transposed first: about 2x slower for a
+512-query window on CPU, bench/bench_memory_layout.py).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ each device's statistics merge by a log-sum-exp reduction. Only one block of mem
 
 Shapes: B batch, T queries, S local keys, H query heads, K kv heads (G = H / K), hd head dim, C memory slots
 (per device when sharded). Memory is head-major, [Nm, B, K, C, hd] (memory.InferenceState), and the queries are
-read as qh [B, K, G, T, hd], so a block's products need no transposes. Masked logits are MASK_VALUE (-1e6) exactly as in attention.memory_attention, which
-materialises all [B, K, G, T, C] logits and stays as the reference.
+read as qh [B, K, G, T, hd], so a block's products need no transposes. Masked logits are MASK_VALUE (-1e6) exactly
+as in attention.memory_attention, which materialises all [B, K, G, T, C] logits and stays as the reference.
 """
 
 from __future__ import annotations
