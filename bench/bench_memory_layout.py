@@ -99,14 +99,15 @@ def cell(args, slots: int, queries: int) -> dict:
   valid = jnp.ones((1, slots), bool)
   block = ma.widened_block(args.block, queries, slots)
 
-  def product(qg, mem_k, mem_v, valid):
-    return ma.finish(ma.dense_memory_stats(qg, mem_k, mem_v, valid, slots, scale, block, jnp.float32))
+  def product():  # a new function object each time: jit caches traces per function, and the two forms differ
+    return lambda qg, mem_k, mem_v, valid: ma.finish(
+        ma.dense_memory_stats(qg, mem_k, mem_v, valid, slots, scale, block, jnp.float32))
 
   def old(qg, mem_k, mem_v, valid):
     return ma.finish(token_major_stats(qg, mem_k, mem_v, valid, slots, scale, block))
 
-  fns = {"head-major": (MemoryStepJit(product), head_major), "token-major": (MemoryStepJit(old), token_major),
-         "batched": (MemoryStepJit(product), head_major)}
+  fns = {"head-major": (MemoryStepJit(product()), head_major), "token-major": (MemoryStepJit(old), token_major),
+         "batched": (MemoryStepJit(product()), head_major)}
   reference = np.asarray(fns["head-major"][0](qg, *head_major, valid))  # compiled with the product's dot form
   saved, ma.PER_HEAD_DOTS = ma.PER_HEAD_DOTS, 0
   try:  # a jitted function is traced at its first call: this one keeps the batched form
