@@ -27,6 +27,8 @@ def test_the_forms_agree_and_the_table_is_written(tmp_path):
     assert set(row["ms"]) == {"head-major", "token-major", "batched"}
     assert max(row["max_abs_diff"].values()) < 1e-5, row
   assert table["rows"][1]["block"] == 1024  # one query reads widened blocks
+  one_query = table["rows"][1]["batched_dots"]  # the forms are what they are named
+  assert one_query["head-major"] == 0 and one_query["batched"] > 0 and one_query["token-major"] > 0, one_query
   assert ma.PER_HEAD_DOTS == 64  # the bench restores the product's setting
 
 
