@@ -262,8 +262,8 @@ def sharded_topk_slots(args, size, mesh, approx: bool):
 
   per_device = _sibling("ivf_comparison").merged_across_devices(select, local=local, k=args.k)
 
-  return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, None, None, "memory"), P(None, "memory")),
-                               out_specs=P(), check_vma=False))
+  in_specs = (P(), P(None, None, None, "memory"), P(None, "memory"))
+  return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False))
 
 
 def result_table(rows: list, args) -> dict:

@@ -26,7 +26,8 @@ def centres_and_queries(args):
 
 
 def one_device_data(args, size: int):
-  """Keys [1, 1, size, hd] (--mem_dtype, head-major) and queries [1, Q, 1, hd] (f32) of --keys; queries from the keys' law."""
+  """Keys [1, 1, size, hd] (--mem_dtype, head-major) and queries [1, Q, 1, hd] (f32) of --keys; queries from the
+  keys' law."""
   import jax
   hd, q = args.head_dim, args.queries
 

@@ -101,8 +101,9 @@ PER_HEAD_DOTS = 64  # the most (batch row, kv head) pairs whose few-query produc
 
 def _per_head(qh: jax.Array) -> bool:
   """Whether each (batch row, kv head) multiplies as its own 2-D dot. On CPU, XLA's batched matrix-vector product
-  reads memory at under half the speed of a plain one (bench/bench_memory_layout.py: 14.3 vs 5.2 ms for 32k float32
-  slots x 4 heads of keys and values), and generation is such a product. Larger batches and other backends keep one batched dot."""
+  reads memory at under half the speed of a plain one (bench/bench_memory_layout.py: 14.3 vs 5.2 ms for 32k
+  float32 slots x 4 heads of keys and values), and generation is such a product. Larger batches and other
+  backends keep one batched dot."""
   b, kh, g, t, _ = qh.shape
   return g * t <= FEW_QUERIES and b * kh <= PER_HEAD_DOTS and jax.default_backend() == "cpu"
 
