@@ -26,14 +26,11 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/ is a folder of scripts, not a package
+from bench_sizes import parse_size  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 2.0 ** 20
-
-
-def parse_size(text: str) -> int:
-  text = text.strip().lower()
-  scale = {"k": 1 << 10, "m": 1 << 20}.get(text[-1], 1)
-  return int(float(text.rstrip("km")) * scale)
 
 
 def model_config(args):

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
-
-def parse_size(text: str) -> int:
-  text = text.strip().lower()
-  scale = {"k": 1 << 10, "m": 1 << 20}.get(text[-1], 1)
-  return int(float(text.rstrip("km")) * scale)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/ is a folder of scripts, not a package
+from bench_sizes import parse_size  # noqa: E402
 
 
 def parse_args(argv=None):

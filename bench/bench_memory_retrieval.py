@@ -39,7 +39,11 @@ import json
 import os
 import resource
 import statistics
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/ is a folder of scripts, not a package
+from bench_sizes import parse_size  # noqa: E402
 
 BALANCE_DEFAULT = None  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
 
@@ -57,12 +61,6 @@ def _sibling(name: str):
 def default_nlist(size: int, nlist: int | None) -> int:
   """--nlist, or the power of two nearest sqrt(size) (the usual IVF balance of coarse and fine scoring)."""
   return nlist or 1 << round((size.bit_length() - 1) / 2)
-
-
-def parse_size(text: str) -> int:
-  text = text.strip().lower()
-  scale = {"k": 1 << 10, "m": 1 << 20}.get(text[-1], 1)
-  return int(float(text.rstrip("km")) * scale)
 
 
 def parse_args(argv=None):
