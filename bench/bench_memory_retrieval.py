@@ -48,16 +48,6 @@ from bench_sizes import parse_size  # noqa: E402
 BALANCE_DEFAULT = None  # fot_jax.model.ivf.BALANCE (not imported: parsing the flags stays free of JAX)
 
 
-def _sibling(name: str):
-  """The module bench/NAME.py, loaded by path (bench/ is a folder of scripts, not a package)."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                   f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def default_nlist(size: int, nlist: int | None) -> int:
   """--nlist, or the power of two nearest sqrt(size) (the usual IVF balance of coarse and fine scoring)."""
   return nlist or 1 << round((size.bit_length() - 1) / 2)
@@ -258,7 +248,8 @@ def sharded_topk_slots(args, size, mesh, approx: bool):
     return ma.topk_memory_logits(qg, keys, valid, local, args.head_dim ** -0.5, args.k, min(args.block, local),
                                  approx)
 
-  per_device = _sibling("ivf_comparison").merged_across_devices(select, local=local, k=args.k)
+  import ivf_comparison
+  per_device = ivf_comparison.merged_across_devices(select, local=local, k=args.k)
 
   in_specs = (P(), P(None, None, None, "memory"), P(None, "memory"))
   return MemoryStepJit(jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False))
@@ -361,7 +352,7 @@ def main(argv=None) -> None:
     result = run(args)
     report(result)
   else:
-    ivf = _sibling("ivf_comparison")
+    import ivf_comparison as ivf
     result = ivf.run_ivf(args, timed, peak_mib, result_table, default_nlist)
     ivf.report_ivf(result)
   if args.json:

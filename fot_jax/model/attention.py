@@ -31,10 +31,15 @@ def _heads_major(x: jax.Array) -> jax.Array:
   return jnp.transpose(x, (0, 2, 1, 3))
 
 
+def heads_first(qg: jax.Array) -> jax.Array:
+  """Grouped queries [B, T, K, G, hd] -> [B, K, G, T, hd]: each kv head's queries together."""
+  return jnp.transpose(qg, (0, 2, 3, 1, 4))
+
+
 def _grouped_queries(q: jax.Array, kv_heads: int) -> jax.Array:
   """[B, T, H, hd] -> [B, K, G*T, hd]: the G query heads sharing a kv head become rows of one matmul."""
   b, t, h, hd = q.shape
-  return jnp.transpose(_group(q, kv_heads), (0, 2, 3, 1, 4)).reshape(b, kv_heads, (h // kv_heads) * t, hd)
+  return heads_first(_group(q, kv_heads)).reshape(b, kv_heads, (h // kv_heads) * t, hd)
 
 
 def attention_logits(q: jax.Array, k: jax.Array, scale: float) -> jax.Array:

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from fot_jax.model import exchange
-from fot_jax.model.attention import MASK_VALUE, context_valid, gated_mix
+from fot_jax.model.attention import MASK_VALUE, context_valid, gated_mix, heads_first
 from fot_jax.model.backends.training import crossbatch_attention  # noqa: F401  (the dispatcher's former home)
 
 # Logit of padding keys (beyond L): exp(PAD_VALUE - MASK_VALUE) == 0 in float32, so padding is invisible even
@@ -136,7 +136,7 @@ def _rows(x, groups):
 def _to_heads_first(q, kv_heads):
   """[B, L, H, hd] -> [B, K, G, L, hd]."""
   b, length, h, hd = q.shape
-  return q.reshape(b, length, kv_heads, h // kv_heads, hd).transpose(0, 2, 3, 1, 4)
+  return heads_first(q.reshape(b, length, kv_heads, h // kv_heads, hd))
 
 
 def _from_heads_first(x):

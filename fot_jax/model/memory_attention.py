@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from fot_jax.model import ivf, retrieval
-from fot_jax.model.attention import MASK_VALUE, attention_logits, gated_mix
+from fot_jax.model.attention import MASK_VALUE, attention_logits, gated_mix, heads_first
 
 
 @jax.tree_util.register_dataclass
@@ -38,10 +38,15 @@ def empty_stats(b, kh, g, t, hd) -> Stats:
                jnp.zeros((b, kh, g, t, hd), jnp.float32))
 
 
+def softmax_terms(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """logits [..., S] -> (m [...] the max, p [..., S] = exp(logits - m)); a row of -inf only gives p = 0."""
+  m = logits.max(axis=-1)
+  return m, jnp.exp(logits - jnp.where(jnp.isfinite(m), m, 0.0)[..., None])
+
+
 def stats_of(logits: jax.Array, values: jax.Array) -> Stats:
   """logits [B, K, G, T, S] (masked already), values [B, S, K, hd] -> Stats."""
-  m = logits.max(axis=-1)
-  p = jnp.exp(logits - jnp.where(jnp.isfinite(m), m, 0.0)[..., None])
+  m, p = softmax_terms(logits)
   acc = jnp.einsum("bkgts,bskd->bkgtd", p.astype(values.dtype), values, preferred_element_type=jnp.float32)
   return Stats(m, p.sum(axis=-1), acc)
 
@@ -88,11 +93,6 @@ def _layer_block(a: jax.Array, layer: int, i, block: int) -> jax.Array:
 
 def _num_blocks(fill, block: int):
   return (fill + block - 1) // block
-
-
-def heads_first(qg: jax.Array) -> jax.Array:
-  """Queries qg [B, T, K, G, hd] -> qh [B, K, G, T, hd], the layout the block products read."""
-  return jnp.transpose(qg, (0, 2, 3, 1, 4))
 
 
 FEW_QUERIES = 16  # queries per kv head (G * T) up to which a step counts as few-query (generation)
@@ -147,9 +147,7 @@ def dense_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, block: i
   qh = heads_first(qg)
 
   def body(i, carry):
-    logits = _block_logits(qh, mem_k, layer, mem_valid, i, block, scale)
-    m = logits.max(axis=-1)
-    p = jnp.exp(logits - jnp.where(jnp.isfinite(m), m, 0.0)[..., None])
+    m, p = softmax_terms(_block_logits(qh, mem_k, layer, mem_valid, i, block, scale))
     values = _layer_block(mem_v, layer, i, block).astype(value_dtype)
     return merge(carry, Stats(m, p.sum(axis=-1), block_weighted_values(qh, p.astype(value_dtype), values)))
 
@@ -232,8 +230,7 @@ def topk_memory_stats(qg, mem_k, mem_v, mem_valid, fill, scale: float, k: int, b
   if axis is not None:
     logits = jnp.where(_globally_selected(logits, k, axis), logits, -jnp.inf)
   values = gather_values(mem_v, layer, slots).astype(value_dtype)  # [B, K, G, T, k, hd]
-  m = logits.max(axis=-1)
-  p = jnp.exp(logits - jnp.where(jnp.isfinite(m), m, 0.0)[..., None])
+  m, p = softmax_terms(logits)
   acc = jnp.einsum("bkgtj,bkgtjd->bkgtd", p.astype(values.dtype), values, preferred_element_type=jnp.float32)
   return Stats(m, p.sum(axis=-1), acc)
 
